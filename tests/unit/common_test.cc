@@ -1,0 +1,59 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/digest.h"
+#include "common/fs.h"
+#include "common/status.h"
+
+namespace berth {
+namespace {
+
+TEST(DigestTest, ParsesValidSha256) {
+  auto d = Digest::Parse("sha256:" + std::string(64, 'a'));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->hex(), std::string(64, 'a'));
+}
+
+TEST(DigestTest, RejectsBadDigests) {
+  EXPECT_EQ(Digest::Parse("md5:abc").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Digest::Parse("sha256:abc").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Digest::Parse("sha256:" + std::string(64, 'G')).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(Sha256Test, KnownVector) {
+  EXPECT_EQ(Sha256::Of("abc").str(),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  Sha256 h;
+  h.Update("a");
+  h.Update("bc");
+  EXPECT_EQ(h.Finish(), Sha256::Of("abc"));
+}
+
+TEST(StatusTest, AnnotateKeepsCode) {
+  Status s = Annotate(NotFoundError("gone"), "image busybox");
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_EQ(s.message(), "image busybox: gone");
+  EXPECT_TRUE(Annotate(OkStatus(), "x").ok());
+}
+
+TEST(FsTest, AtomicWriteAndRead) {
+  auto dir = std::filesystem::temp_directory_path() / ("berth-fs-" + RandomHex(4));
+  ASSERT_TRUE(MakeDirs(dir).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir / "f", "one").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir / "f", "two").ok());
+  auto content = ReadFile(dir / "f");
+  ASSERT_TRUE(content.ok());
+  EXPECT_EQ(*content, "two");
+  EXPECT_EQ(ReadFile(dir / "missing").status().code(), StatusCode::kNotFound);
+  auto usage = MeasureDiskUsage(dir);
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->inodes, 2u);  // the directory and one file; no temp file left
+  ASSERT_TRUE(RemoveAll(dir).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  EXPECT_TRUE(RemoveAll(dir).ok());
+}
+
+}  // namespace
+}  // namespace berth
