@@ -1,0 +1,180 @@
+#include "config/config.h"
+
+#include <algorithm>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "common/fs.h"
+
+namespace berth::config {
+
+namespace {
+
+Status SetString(const toml::node& node, std::string_view key, std::string& out) {
+  auto v = node.value<std::string>();
+  if (!v) return InvalidArgumentError(StrCat("setting ", key, " must be a string"));
+  out = *v;
+  return OkStatus();
+}
+
+Status SetInt(const toml::node& node, std::string_view key, int& out) {
+  auto v = node.value<int64_t>();
+  if (!v) return InvalidArgumentError(StrCat("setting ", key, " must be an integer"));
+  out = static_cast<int>(*v);
+  return OkStatus();
+}
+
+Status SetStringList(const toml::node& node, std::string_view key, std::vector<std::string>& out) {
+  const toml::array* arr = node.as_array();
+  if (arr == nullptr) return InvalidArgumentError(StrCat("setting ", key, " must be a list"));
+  std::vector<std::string> values;
+  for (const auto& el : *arr) {
+    auto v = el.value<std::string>();
+    if (!v) return InvalidArgumentError(StrCat("setting ", key, " must list strings"));
+    values.push_back(*v);
+  }
+  out = std::move(values);
+  return OkStatus();
+}
+
+}  // namespace
+
+std::vector<std::string> SplitColonList(std::string_view s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find(':', start);
+    if (end == std::string_view::npos) end = s.size();
+    if (end > start) out.emplace_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+Status MergeToml(std::string_view toml_text, std::string_view source_name, Config& cfg) {
+  toml::table doc;
+  try {
+    doc = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream where;
+    where << e.source().begin;
+    return InvalidArgumentError(
+        StrCat("config ", source_name, " ", where.str(), ": ", e.description()));
+  }
+  Config next = cfg;
+  for (const auto& [section_key, section_node] : doc) {
+    std::string section(section_key.str());
+    const toml::table* table = section_node.as_table();
+    if (table == nullptr) {
+      return InvalidArgumentError(
+          StrCat("config ", source_name, ": top-level key ", section, " must be a [section]"));
+    }
+    for (const auto& [k, node] : *table) {
+      std::string key = StrCat(section, ".", k.str());
+      Status s;
+      if (key == "grpc.socket") s = SetString(node, key, next.socket);
+      else if (key == "paths.root") s = SetString(node, key, next.root);
+      else if (key == "paths.state") s = SetString(node, key, next.state);
+      else if (key == "registry.config_dir") s = SetString(node, key, next.registry_config_dir);
+      else if (key == "registry.auth_files") s = SetStringList(node, key, next.registry_auth_files);
+      else if (key == "registry.max_concurrent_downloads")
+        s = SetInt(node, key, next.max_concurrent_downloads);
+      else if (key == "registry.pull_progress_timeout_seconds")
+        s = SetInt(node, key, next.pull_progress_timeout_seconds);
+      else if (key == "cni.conf_dir") s = SetString(node, key, next.cni_conf_dir);
+      else if (key == "cni.bin_dirs") s = SetStringList(node, key, next.cni_bin_dirs);
+      else if (key == "stream.address") s = SetString(node, key, next.stream_address);
+      else if (key == "metrics.address") s = SetString(node, key, next.metrics_address);
+      else if (key == "log.level") s = SetString(node, key, next.log_level);
+      else if (key == "runtime.cgroup_driver") s = SetString(node, key, next.cgroup_driver);
+      else s = InvalidArgumentError(StrCat("unknown setting ", key));
+      if (!s.ok()) return Annotate(s, StrCat("config ", source_name));
+    }
+  }
+  cfg = std::move(next);
+  return OkStatus();
+}
+
+Status LoadFiles(const std::filesystem::path& file, bool file_required,
+                 const std::filesystem::path& dropin_dir, Config& cfg) {
+  std::error_code ec;
+  if (std::filesystem::exists(file, ec)) {
+    ASSIGN_OR_RETURN(std::string text, ReadFile(file));
+    RETURN_IF_ERROR(MergeToml(text, file.string(), cfg));
+  } else if (file_required) {
+    return NotFoundError(StrCat("config file ", file.string(), " does not exist"));
+  }
+  if (!dropin_dir.empty() && std::filesystem::is_directory(dropin_dir, ec)) {
+    std::vector<std::filesystem::path> dropins;
+    for (const auto& entry : std::filesystem::directory_iterator(dropin_dir, ec)) {
+      if (entry.path().extension() == ".toml") dropins.push_back(entry.path());
+    }
+    std::sort(dropins.begin(), dropins.end());
+    for (const auto& p : dropins) {
+      ASSIGN_OR_RETURN(std::string text, ReadFile(p));
+      RETURN_IF_ERROR(MergeToml(text, p.string(), cfg));
+    }
+  }
+  return OkStatus();
+}
+
+Status Config::Validate() const {
+  auto require_abs = [](std::string_view key, const std::string& path) -> Status {
+    if (path.empty() || path[0] != '/') {
+      return InvalidArgumentError(StrCat(key, " must be an absolute path, got \"", path, "\""));
+    }
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(require_abs("grpc.socket", socket));
+  RETURN_IF_ERROR(require_abs("paths.root", root));
+  RETURN_IF_ERROR(require_abs("paths.state", state));
+  RETURN_IF_ERROR(require_abs("registry.config_dir", registry_config_dir));
+  RETURN_IF_ERROR(require_abs("cni.conf_dir", cni_conf_dir));
+  if (socket.size() >= 108) {
+    return InvalidArgumentError(
+        StrCat("grpc.socket path is too long for a Unix socket (", socket.size(), " >= 108)"));
+  }
+  if (max_concurrent_downloads < 1 || max_concurrent_downloads > 64) {
+    return InvalidArgumentError("registry.max_concurrent_downloads must be between 1 and 64");
+  }
+  if (pull_progress_timeout_seconds < 1) {
+    return InvalidArgumentError("registry.pull_progress_timeout_seconds must be at least 1");
+  }
+  static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
+  if (std::find(std::begin(kLevels), std::end(kLevels), log_level) == std::end(kLevels)) {
+    return InvalidArgumentError(
+        StrCat("log.level \"", log_level, "\" is not one of trace, debug, info, warn, error"));
+  }
+  if (cgroup_driver != "cgroupfs" && cgroup_driver != "systemd") {
+    return InvalidArgumentError(
+        StrCat("runtime.cgroup_driver \"", cgroup_driver, "\" is not cgroupfs or systemd"));
+  }
+  if (root == state) return InvalidArgumentError("paths.root and paths.state must differ");
+  return OkStatus();
+}
+
+std::string Config::ToToml() const {
+  auto list = [](const std::vector<std::string>& v) {
+    toml::array a;
+    for (const auto& s : v) a.push_back(s);
+    return a;
+  };
+  toml::table doc{
+      {"grpc", toml::table{{"socket", socket}}},
+      {"paths", toml::table{{"root", root}, {"state", state}}},
+      {"registry", toml::table{{"config_dir", registry_config_dir},
+                               {"auth_files", list(registry_auth_files)},
+                               {"max_concurrent_downloads", max_concurrent_downloads},
+                               {"pull_progress_timeout_seconds", pull_progress_timeout_seconds}}},
+      {"cni", toml::table{{"conf_dir", cni_conf_dir}, {"bin_dirs", list(cni_bin_dirs)}}},
+      {"stream", toml::table{{"address", stream_address}}},
+      {"metrics", toml::table{{"address", metrics_address}}},
+      {"log", toml::table{{"level", log_level}}},
+      {"runtime", toml::table{{"cgroup_driver", cgroup_driver}}},
+  };
+  std::ostringstream out;
+  out << doc << "\n";
+  return out.str();
+}
+
+}  // namespace berth::config

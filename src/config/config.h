@@ -1,0 +1,58 @@
+// berthd's configuration: embedded defaults, an optional TOML file plus
+// drop-ins, then command-line flags, in that order of precedence (last wins).
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace berth::config {
+
+struct Config {
+  // [grpc]
+  std::string socket = "/run/berth/berth.sock";
+  // [paths]
+  std::string root = "/var/lib/berth";  // persistent: images, content, metadata
+  std::string state = "/run/berth";     // runtime state, gone at reboot
+  // [registry]
+  std::string registry_config_dir = "/etc/berth/certs.d";  // containerd hosts.toml layout
+  std::vector<std::string> registry_auth_files = {"/root/.docker/config.json",
+                                                  "/var/lib/kubelet/config.json"};
+  int max_concurrent_downloads = 3;
+  int pull_progress_timeout_seconds = 60;  // a pull with no progress this long fails
+  // [cni]
+  std::string cni_conf_dir = "/etc/cni/net.d";
+  std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
+  // [stream]
+  std::string stream_address = "127.0.0.1:0";
+  // [metrics]
+  std::string metrics_address;  // empty: no metrics endpoint
+  // [log]
+  std::string log_level = "info";
+  // [runtime]
+  std::string cgroup_driver = "cgroupfs";
+
+  static Config Defaults() { return Config(); }
+  // Checks values a person could get wrong; names the setting in the error.
+  Status Validate() const;
+  // The effective configuration as TOML, loadable again by LoadFile.
+  std::string ToToml() const;
+};
+
+// Overlays the settings present in a TOML document onto `cfg`. Unknown keys
+// are INVALID_ARGUMENT, so typos do not go unnoticed.
+Status MergeToml(std::string_view toml_text, std::string_view source_name, Config& cfg);
+
+// Applies `file` (if it exists; a missing default file is fine, a missing
+// explicitly named file is NOT_FOUND) and then every `*.toml` in `dropin_dir`
+// in lexical order.
+Status LoadFiles(const std::filesystem::path& file, bool file_required,
+                 const std::filesystem::path& dropin_dir, Config& cfg);
+
+// Splits a colon-separated list, dropping empty elements.
+std::vector<std::string> SplitColonList(std::string_view s);
+
+}  // namespace berth::config

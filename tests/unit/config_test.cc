@@ -1,0 +1,82 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/fs.h"
+
+namespace berth::config {
+namespace {
+
+TEST(ConfigTest, DefaultsAreValid) {
+  Config cfg = Config::Defaults();
+  EXPECT_TRUE(cfg.Validate().ok());
+  EXPECT_EQ(cfg.socket, "/run/berth/berth.sock");
+  EXPECT_EQ(cfg.cni_bin_dirs, (std::vector<std::string>{"/opt/cni/bin", "/usr/lib/cni"}));
+}
+
+TEST(ConfigTest, TomlRoundTrip) {
+  Config cfg;
+  cfg.socket = "/tmp/x.sock";
+  cfg.cni_bin_dirs = {"/a", "/b"};
+  cfg.max_concurrent_downloads = 7;
+  Config again;
+  ASSERT_TRUE(MergeToml(cfg.ToToml(), "roundtrip", again).ok());
+  EXPECT_EQ(again.socket, "/tmp/x.sock");
+  EXPECT_EQ(again.cni_bin_dirs, cfg.cni_bin_dirs);
+  EXPECT_EQ(again.max_concurrent_downloads, 7);
+  EXPECT_EQ(again.ToToml(), cfg.ToToml());
+}
+
+TEST(ConfigTest, UnknownKeyAndBadTypeRejected) {
+  Config cfg;
+  Status s = MergeToml("[grpc]\nsokcet = \"/x\"\n", "f.toml", cfg);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("grpc.sokcet"), std::string::npos);
+  s = MergeToml("[registry]\nmax_concurrent_downloads = \"many\"\n", "f.toml", cfg);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  s = MergeToml("[grpc\n", "broken.toml", cfg);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("broken.toml"), std::string::npos);
+  EXPECT_EQ(cfg.socket, Config().socket);  // nothing half-applied
+}
+
+TEST(ConfigTest, FileThenDropinsInOrder) {
+  auto dir = std::filesystem::temp_directory_path() / ("berth-cfg-" + RandomHex(4));
+  ASSERT_TRUE(MakeDirs(dir / "d").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir / "main.toml", "[log]\nlevel = \"debug\"\n").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir / "d" / "20-b.toml", "[log]\nlevel = \"warn\"\n").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir / "d" / "10-a.toml", "[log]\nlevel = \"error\"\n[paths]\nroot = \"/r\"\n").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir / "d" / "ignored.conf", "garbage").ok());
+  Config cfg;
+  ASSERT_TRUE(LoadFiles(dir / "main.toml", true, dir / "d", cfg).ok());
+  EXPECT_EQ(cfg.log_level, "warn");
+  EXPECT_EQ(cfg.root, "/r");
+  Config other;
+  EXPECT_EQ(LoadFiles(dir / "missing.toml", true, "", other).code(), StatusCode::kNotFound);
+  EXPECT_TRUE(LoadFiles(dir / "missing.toml", false, "", other).ok());
+  ASSERT_TRUE(RemoveAll(dir).ok());
+}
+
+TEST(ConfigTest, ValidateNamesTheSetting) {
+  Config cfg;
+  cfg.root = "relative";
+  Status s = cfg.Validate();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("paths.root"), std::string::npos);
+  cfg = Config();
+  cfg.log_level = "loud";
+  EXPECT_FALSE(cfg.Validate().ok());
+  cfg = Config();
+  cfg.cgroup_driver = "upstart";
+  EXPECT_FALSE(cfg.Validate().ok());
+}
+
+TEST(ConfigTest, SplitColonList) {
+  EXPECT_EQ(SplitColonList("/a::/b:"), (std::vector<std::string>{"/a", "/b"}));
+  EXPECT_TRUE(SplitColonList("").empty());
+}
+
+}  // namespace
+}  // namespace berth::config
