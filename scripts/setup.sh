@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every Debian package Berth needs to build, test and run. Idempotent:
+# the only set-up step on a fresh Debian 12 machine.
+set -euo pipefail
+
+packages=(
+  # toolchain and libraries
+  build-essential cmake pkg-config git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev libzstd-dev
+  nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
+  libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # what berthd drives at run time
+  runc crun containernetworking-plugins iproute2 iptables ca-certificates
+  # what the tests and benchmarks run against
+  docker-registry busybox-static apache2-utils containerd curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# Debian's post-install scripts start no services here (PID 1 is not systemd),
+# and the tests start their own registry and containerd; nothing else to do.
+echo "setup: all packages present"
