@@ -1,0 +1,73 @@
+// berthd: the Berth CRI daemon.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <optional>
+
+#include "config/config.h"
+#include "server/daemon.h"
+
+int main(int argc, char** argv) {
+  using berth::config::Config;
+  CLI::App app{"berthd: a Kubernetes container runtime (CRI v1)"};
+  app.set_version_flag("--version", "berthd 0.1.0");
+  std::string config_file = "/etc/berth/berth.toml";
+  std::string dropin_dir = "/etc/berth/berth.d";
+  std::optional<std::string> socket, root, state, registry_dir, cni_conf, cni_bin, stream_addr,
+      metrics_addr, log_level, cgroup_driver;
+  std::optional<int> max_downloads, pull_timeout;
+  auto* config_opt = app.add_option("--config", config_file, "TOML configuration file");
+  app.add_option("--config-dropin-dir", dropin_dir, "directory of *.toml drop-ins, applied in name order");
+  app.add_option("--socket", socket, "CRI gRPC Unix socket (default /run/berth/berth.sock)");
+  app.add_option("--root", root, "persistent data directory (default /var/lib/berth)");
+  app.add_option("--state", state, "runtime state directory (default /run/berth)");
+  app.add_option("--registry-config-dir", registry_dir,
+                 "registry hosts in containerd's hosts.toml layout (default /etc/berth/certs.d)");
+  app.add_option("--cni-conf-dir", cni_conf, "CNI network configs (default /etc/cni/net.d)");
+  app.add_option("--cni-bin-dir", cni_bin,
+                 "colon-separated CNI plugin directories (default /opt/cni/bin:/usr/lib/cni)");
+  app.add_option("--stream-address", stream_addr, "streaming server address (default 127.0.0.1:0)");
+  app.add_option("--metrics-address", metrics_addr, "Prometheus metrics address (default: off)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error (default info)");
+  app.add_option("--cgroup-driver", cgroup_driver, "cgroupfs or systemd (default cgroupfs)");
+  app.add_option("--max-concurrent-downloads", max_downloads, "layer downloads at once (default 3)");
+  app.add_option("--pull-progress-timeout", pull_timeout,
+                 "seconds without progress before a pull fails (default 60)");
+  auto* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");
+  CLI11_PARSE(app, argc, argv);
+
+  Config cfg = Config::Defaults();
+  berth::Status s = berth::config::LoadFiles(config_file, config_opt->count() > 0, dropin_dir, cfg);
+  if (!s.ok()) {
+    std::cerr << "berthd: " << s.message() << "\n";
+    return 2;
+  }
+  if (socket) cfg.socket = *socket;
+  if (root) cfg.root = *root;
+  if (state) cfg.state = *state;
+  if (registry_dir) cfg.registry_config_dir = *registry_dir;
+  if (cni_conf) cfg.cni_conf_dir = *cni_conf;
+  if (cni_bin) cfg.cni_bin_dirs = berth::config::SplitColonList(*cni_bin);
+  if (stream_addr) cfg.stream_address = *stream_addr;
+  if (metrics_addr) cfg.metrics_address = *metrics_addr;
+  if (log_level) cfg.log_level = *log_level;
+  if (cgroup_driver) cfg.cgroup_driver = *cgroup_driver;
+  if (max_downloads) cfg.max_concurrent_downloads = *max_downloads;
+  if (pull_timeout) cfg.pull_progress_timeout_seconds = *pull_timeout;
+  if (s = cfg.Validate(); !s.ok()) {
+    std::cerr << "berthd: invalid configuration: " << s.message() << "\n";
+    return 2;
+  }
+  if (config_cmd->parsed()) {
+    std::cout << cfg.ToToml();
+    return 0;
+  }
+  berth::server::BlockShutdownSignals();
+  berth::server::SetupLogging(cfg.log_level);
+  s = berth::server::RunDaemon(cfg);
+  if (!s.ok()) {
+    std::cerr << "berthd: " << s.ToString() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,93 @@
+// The gRPC side of berthctl: one lazily opened channel per endpoint and the
+// CRI calls the commands make, with crictl's deadlines and its checks on the
+// responses. Errors carry the gRPC code and read like Go's gRPC errors
+// ("rpc error: code = NotFound desc = ..."), since that is what crictl users
+// grep for.
+//
+// Not thread-safe: one CriClient per command invocation.
+#pragma once
+
+// The CRI headers come first: their Signal enum has constants named like the
+// <signal.h> macros, which must not be defined yet.
+// clang-format off
+#include "runtime/v1/api.grpc.pb.h"
+#include "runtime/v1/api.pb.h"
+// clang-format on
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+#include "ctl/endpoint.h"
+#include "ctl/log.h"
+
+namespace berth::ctl {
+
+namespace cri = ::runtime::v1;
+
+// "rpc error: code = <GoName> desc = <message>", keeping the code.
+Status FromGrpcStatus(const grpc::Status& s);
+
+// Go's name of a gRPC code: "NotFound", "Canceled", "DeadlineExceeded"...
+std::string_view GoCodeName(grpc::StatusCode code);
+
+class CriClient {
+ public:
+  // Nothing is connected until the first call. `log` must outlive this.
+  CriClient(Settings settings, Logger& log);
+
+  const Settings& settings() const { return settings_; }
+  Logger& log() { return log_; }
+
+  // The stubs (channels open on first use; an unusable endpoint fails here).
+  StatusOr<cri::RuntimeService::Stub*> runtime();
+  StatusOr<cri::ImageService::Stub*> images();
+
+  // Runs one unary call. `deadline` is the call timeout; nullopt means none
+  // (crictl sets none for PullImage and ImageFsInfo). The request and the
+  // response are logged at debug level under `name`.
+  template <typename Stub, typename Req, typename Resp>
+  Status Call(Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+              std::string_view name, const Req& req, Resp* resp,
+              std::optional<std::chrono::milliseconds> deadline) {
+    grpc::ClientContext ctx;
+    if (deadline) ctx.set_deadline(std::chrono::system_clock::now() + *deadline);
+    LogMessage(name, "Request", req);
+    grpc::Status s = (stub->*method)(&ctx, req, resp);
+    if (!s.ok()) return FromGrpcStatus(s);
+    LogMessage(name, "Response", *resp);
+    return OkStatus();
+  }
+
+  std::chrono::milliseconds timeout() const { return settings_.timeout; }
+
+ private:
+  void LogMessage(std::string_view name, std::string_view kind, const google::protobuf::Message& m);
+  StatusOr<std::shared_ptr<grpc::Channel>> Channel(const std::string& endpoint);
+
+  Settings settings_;
+  Logger& log_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;  // by endpoint
+  std::unique_ptr<cri::RuntimeService::Stub> runtime_;
+  std::unique_ptr<cri::ImageService::Stub> images_;
+};
+
+// The CRI calls, each with crictl's deadline and response checks.
+StatusOr<cri::VersionResponse> Version(CriClient& c, const std::string& api_version);
+StatusOr<cri::StatusResponse> RuntimeStatus(CriClient& c, bool verbose);
+StatusOr<cri::ListContainersResponse> ListContainers(CriClient& c,
+                                                     const cri::ContainerFilter* filter);
+StatusOr<cri::ListImagesResponse> ListImages(CriClient& c, const std::string& image_filter);
+// Fails when the runtime returns an image without id or size, as crictl does.
+StatusOr<cri::ImageStatusResponse> ImageStatus(CriClient& c, const std::string& image,
+                                               bool verbose);
+StatusOr<cri::PullImageResponse> PullImage(CriClient& c, const cri::PullImageRequest& req);
+Status RemoveImage(CriClient& c, const std::string& image);
+StatusOr<cri::ImageFsInfoResponse> ImageFsInfo(CriClient& c);
+
+}  // namespace berth::ctl

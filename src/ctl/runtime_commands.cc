@@ -1,0 +1,61 @@
+// version, info: the runtime-wide commands.
+#include <memory>
+
+#include "ctl/commands.h"
+#include "ctl/go_json.h"
+#include "ctl/output.h"
+
+namespace berth::ctl {
+namespace {
+
+// The CRI API version crictl v1.26 asks for.
+constexpr char kCriApiVersion[] = "v1";
+
+Status RunVersion(CommandEnv& env) {
+  // Like crictl, an unusable endpoint is reported before any RPC context.
+  RETURN_IF_ERROR(env.client.runtime().status());
+  StatusOr<cri::VersionResponse> r = Version(env.client, kCriApiVersion);
+  if (!r.ok()) return Annotate(r.status(), "getting the runtime version");
+  // Go's Println puts a space between its operands, hence two spaces.
+  env.out << "Version:  " << r->version() << "\n"
+          << "RuntimeName:  " << r->runtime_name() << "\n"
+          << "RuntimeVersion:  " << r->runtime_version() << "\n"
+          << "RuntimeApiVersion:  " << r->runtime_api_version() << "\n";
+  return OkStatus();
+}
+
+struct InfoOptions {
+  std::string output = "json";
+  bool quiet = false;
+  std::string tmpl;
+};
+
+Status RunInfo(CommandEnv& env, const InfoOptions& o) {
+  RETURN_IF_ERROR(env.client.runtime().status());
+  StatusOr<cri::StatusResponse> r = RuntimeStatus(env.client, !o.quiet);
+  if (!r.ok()) return Annotate(r.status(), "getting status of runtime");
+  StatusOr<std::string> text =
+      StatusInfoOutput(MarshalProtoJson(r->status()), ToStdMap(r->info()), o.output);
+  if (!text.ok()) return Annotate(text.status(), "getting status of runtime");
+  env.out << *text;
+  return OkStatus();
+}
+
+}  // namespace
+
+void AddRuntimeCommands(CLI::App& app, CommandSink& sink) {
+  CLI::App* version = app.add_subcommand("version", "Display runtime version information");
+  sink.Bind(version, RunVersion);
+
+  auto info_opts = std::make_shared<InfoOptions>();
+  CLI::App* info = app.add_subcommand("info", "Display information of the container runtime");
+  info->add_option("-o,--output", info_opts->output, "Output format, One of: json|yaml|go-template")
+      ->capture_default_str();
+  info->add_flag("-q,--quiet", info_opts->quiet, "Do not show verbose information");
+  info->add_option("--template", info_opts->tmpl,
+                   "The template string is only used when output is go-template (not supported "
+                   "by berthctl)");
+  sink.Bind(info, [info_opts](CommandEnv& env) { return RunInfo(env, *info_opts); });
+}
+
+}  // namespace berth::ctl

@@ -1,0 +1,116 @@
+// The image domain: pull, list, inspect and remove images, and report the
+// disk they use. It owns the pull pipeline (registry -> content store ->
+// layer store -> image record) and garbage collection of content no image
+// refers to. The gRPC layer (server/) maps CRI messages onto these calls.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "content/content_store.h"
+#include "image/image_store.h"
+#include "image/manifest.h"
+#include "image/reference.h"
+#include "registry/client.h"
+#include "snapshot/layer_store.h"
+#include "store/metadata_store.h"
+
+namespace berth::image {
+
+struct ImageServiceOptions {
+  std::filesystem::path root;  // <root>/content, <root>/snapshots
+  int max_concurrent_downloads = 3;
+  registry::ClientOptions registry;
+};
+
+struct FsUsage {
+  std::string mountpoint;
+  uint64_t used_bytes = 0;
+  uint64_t inodes_used = 0;
+  int64_t timestamp_unix_nanos = 0;
+};
+
+// Thread-safe. Concurrent pulls of one reference share one download, and a
+// layer shared by images being pulled at once is downloaded once.
+class ImageService {
+ public:
+  // Opens the stores under options.root, removes what an interrupted pull
+  // left behind, and collects content no image refers to.
+  static StatusOr<std::unique_ptr<ImageService>> Open(ImageServiceOptions options,
+                                                      store::MetadataStore* db);
+
+  // Pulls `image` (any reference form) and returns its record. The record's
+  // id is what PullImage returns as image_ref.
+  StatusOr<ImageRecord> Pull(std::string_view image,
+                             const std::optional<registry::AuthConfig>& auth);
+
+  // By ID, ID prefix, tag or digest reference. NOT_FOUND when absent.
+  StatusOr<ImageRecord> Find(std::string_view image) const;
+  std::vector<ImageRecord> List() const;
+  // Removes the image `image` resolves to, with all its names, and the
+  // content only it used. An absent image is success (RemoveImage is
+  // idempotent per the CRI spec).
+  Status Remove(std::string_view image);
+  // The raw image config JSON of a stored image (for verbose status).
+  StatusOr<std::string> ConfigJson(const ImageRecord& record) const;
+  StatusOr<ImageConfig> Config(const ImageRecord& record) const;
+
+  StatusOr<FsUsage> ImageFsUsage() const;
+
+  const snapshot::LayerStore& layers() const { return layers_; }
+
+ private:
+  ImageService(ImageServiceOptions options, store::MetadataStore* db);
+
+  StatusOr<ImageRecord> PullUncoalesced(const Reference& ref,
+                                        const std::optional<registry::AuthConfig>& auth);
+  // Downloads one layer blob and unpacks it while it streams.
+  Status FetchLayer(const Reference& ref, const Descriptor& layer, const Digest& diff_id,
+                    const std::optional<registry::AuthConfig>& auth);
+  Status FetchLayerUncoalesced(const Reference& ref, const Descriptor& layer,
+                               const Digest& diff_id,
+                               const std::optional<registry::AuthConfig>& auth);
+  StatusOr<std::string> FetchSmallBlob(const Reference& ref, const Descriptor& d,
+                                       const std::optional<registry::AuthConfig>& auth);
+  // Removes blobs and layers that no image record and no pull in flight uses.
+  Status CollectGarbage();
+
+  // Keeps content of a pull in flight safe from garbage collection.
+  class Lease;
+
+  ImageServiceOptions options_;
+  content::ContentStore content_;
+  snapshot::LayerStore layers_;
+  std::unique_ptr<ImageStore> images_;
+  std::unique_ptr<registry::Client> registry_;
+
+  // Serialises garbage collection against record changes.
+  mutable std::mutex gc_mu_;
+  std::multiset<std::string> leased_;  // digests (blobs and diff_ids) in use by pulls
+
+  // Single-flight: callers of one key wait for the first caller's result.
+  template <typename T>
+  struct Flight {
+    bool done = false;
+    StatusOr<T> result = UnknownError("pull in progress");
+    std::condition_variable cv;
+  };
+  std::mutex flights_mu_;
+  std::map<std::string, std::shared_ptr<Flight<ImageRecord>>> pull_flights_;
+  std::map<std::string, std::shared_ptr<Flight<bool>>> layer_flights_;
+
+  // Bounds the number of layer downloads running at once across all pulls.
+  std::mutex download_mu_;
+  std::condition_variable download_cv_;
+  int downloads_running_ = 0;
+};
+
+}  // namespace berth::image

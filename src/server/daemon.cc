@@ -1,0 +1,157 @@
+// The CRI headers come first: see server/signals.h.
+#include "server/cri_services.h"
+// (blank line keeps clang-format from reordering)
+
+#include "server/daemon.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "common/fs.h"
+#include "image/image_service.h"
+#include "server/signals.h"
+#include "store/metadata_store.h"
+
+namespace berth::server {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string FindInPath(std::string_view name) {
+  const char* path = ::getenv("PATH");
+  std::string p = path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const auto& dir : config::SplitColonList(p)) {
+    fs::path candidate = fs::path(dir) / name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  return "";
+}
+
+// crun is the faster runtime but cannot run on hybrid cgroup hosts; runc
+// runs everywhere. The full probe (running a container) comes with the
+// runtime handlers; until then the cgroup layout decides.
+RuntimeInfo DetectRuntime() {
+  RuntimeInfo info;
+  info.version = "0.1.0";
+  bool unified_only = fs::exists("/sys/fs/cgroup/cgroup.controllers");
+  std::string crun = FindInPath("crun");
+  std::string runc = FindInPath("runc");
+  if (unified_only && !crun.empty()) {
+    info.oci_runtime = crun;
+    info.oci_runtime_name = "crun";
+  } else if (!runc.empty()) {
+    info.oci_runtime = runc;
+    info.oci_runtime_name = "runc";
+  }
+  return info;
+}
+
+// Replaces a stale socket file, but refuses to steal the socket of a live
+// daemon.
+Status PrepareSocket(const fs::path& path) {
+  RETURN_IF_ERROR(MakeDirs(path.parent_path(), 0711));
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return OkStatus();
+  if (!S_ISSOCK(st.st_mode)) {
+    return FailedPreconditionError(
+        StrCat(path.string(), " exists and is not a socket; remove it or choose --socket"));
+  }
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    return AlreadyExistsError(
+        StrCat("another process is serving ", path.string(), "; is berthd already running?"));
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, StrCat("remove stale socket ", path.string()));
+  }
+  return OkStatus();
+}
+
+// Owns what the handlers use once recovery has finished. Declared before
+// the services so that it outlives them.
+struct Domain {
+  std::unique_ptr<store::MetadataStore> db;
+  std::unique_ptr<image::ImageService> images;
+};
+
+}  // namespace
+
+void SetupLogging(const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt("berth");
+  logger->set_pattern("time=%Y-%m-%dT%H:%M:%S.%fZ level=%l %v", spdlog::pattern_time_type::utc);
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::flush_on(spdlog::level::info);
+}
+
+Status RunDaemon(const config::Config& config) {
+  RETURN_IF_ERROR(config.Validate());
+  RETURN_IF_ERROR(MakeDirs(config.root, 0711));
+  RETURN_IF_ERROR(MakeDirs(config.state, 0711));
+  RETURN_IF_ERROR(MakeDirs(fs::path(config.root) / "containers", 0711));
+  RETURN_IF_ERROR(PrepareSocket(config.socket));
+
+  RuntimeInfo runtime_info = DetectRuntime();
+  RpcDecorator rpc;
+  Domain domain;
+  RuntimeServiceImpl runtime_svc(config, runtime_info, rpc);
+  ImageServiceImpl image_svc(domain.images, rpc);
+
+  // Listen first: clients get a clear UNAVAILABLE from the decorator while
+  // recovery runs, rather than a refused connection.
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(StrCat("unix://", config.socket), grpc::InsecureServerCredentials());
+  builder.RegisterService(&runtime_svc);
+  builder.RegisterService(&image_svc);
+  builder.SetMaxReceiveMessageSize(16 << 20);
+  builder.SetMaxSendMessageSize(32 << 20);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) return UnavailableError(StrCat("cannot listen on ", config.socket));
+  ScopeGuard stop_server([&] {
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    server->Wait();
+    ::unlink(config.socket.c_str());
+  });
+  if (::chmod(config.socket.c_str(), 0660) != 0) {
+    return ErrnoStatus(errno, StrCat("chmod ", config.socket));
+  }
+
+  // Recovery: open the stores and collect what interrupted pulls left.
+  ASSIGN_OR_RETURN(domain.db, store::MetadataStore::Open(fs::path(config.root) / "meta.db"));
+  image::ImageServiceOptions image_opts;
+  image_opts.root = config.root;
+  image_opts.max_concurrent_downloads = config.max_concurrent_downloads;
+  image_opts.registry.hosts_dir = config.registry_config_dir;
+  for (const auto& f : config.registry_auth_files) {
+    image_opts.registry.docker_config_paths.push_back(f);
+  }
+  image_opts.registry.stall_timeout = std::chrono::seconds(config.pull_progress_timeout_seconds);
+  image_opts.registry.user_agent = StrCat("berth/", runtime_info.version);
+  ASSIGN_OR_RETURN(domain.images, image::ImageService::Open(image_opts, domain.db.get()));
+  rpc.MarkReady();
+  spdlog::info("event=ready socket={} root={} state={} runtime={} version={}", config.socket,
+               config.root, config.state,
+               runtime_info.oci_runtime_name.empty() ? "none" : runtime_info.oci_runtime_name,
+               runtime_info.version);
+
+  spdlog::info("event=shutdown signal={}", WaitForShutdownSignal());
+  stop_server.Cancel();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server->Wait();
+  ::unlink(config.socket.c_str());
+  spdlog::info("event=stopped");
+  return OkStatus();
+}
+
+}  // namespace berth::server

@@ -1,0 +1,35 @@
+#include "server/cri_services.h"
+
+namespace berth::server {
+
+namespace {
+std::optional<registry::AuthConfig> ToAuth(const runtime::v1::PullImageRequest& req) {
+  if (!req.has_auth()) return std::nullopt;
+  const auto& a = req.auth();
+  if (a.username().empty() && a.password().empty() && a.auth().empty() &&
+      a.identity_token().empty() && a.registry_token().empty()) {
+    return std::nullopt;
+  }
+  registry::AuthConfig out;
+  out.username = a.username();
+  out.password = a.password();
+  out.auth = a.auth();
+  out.identity_token = a.identity_token();
+  out.registry_token = a.registry_token();
+  return out;
+}
+}  // namespace
+
+grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*,
+                                         const runtime::v1::PullImageRequest* req,
+                                         runtime::v1::PullImageResponse* resp) {
+  return rpc_.Run("PullImage", [&]() -> Status {
+    const std::string& name = req->image().image();
+    if (name.empty()) return InvalidArgumentError("PullImage: image.image must name an image");
+    ASSIGN_OR_RETURN(image::ImageRecord record, images().Pull(name, ToAuth(*req)));
+    resp->set_image_ref(record.id);
+    return OkStatus();
+  });
+}
+
+}  // namespace berth::server

@@ -1,0 +1,1 @@
+berth_add_test(ctl_test SOURCES ctl_test.cc LIBS berth_ctl LABELS unit)
