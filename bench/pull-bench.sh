@@ -33,7 +33,7 @@ YML
 docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
-"$build/tests/bench/make_bench_image" --registry "$reg" --repository bench/pull --tag 100m
+"$build/bin/make_bench_image" --registry "$reg" --repository bench/pull --tag 100m
 image="$reg/bench/pull:100m"
 cat > "$work/certs.d/$reg/hosts.toml" <<TOML
 server = "http://$reg"
@@ -41,7 +41,7 @@ server = "http://$reg"
   capabilities = ["pull", "resolve"]
 TOML
 
-"$build/src/cmd/berthd" --socket "$work/berth.sock" --root "$work/berth-root" --state "$work/berth-state" \
+"$build/bin/berthd" --socket "$work/berth.sock" --root "$work/berth-root" --state "$work/berth-state" \
   --registry-config-dir "$work/certs.d" --cni-conf-dir "$work/cni" >"$work/berthd.log" 2>&1 &
 pids+=($!)
 
@@ -62,7 +62,7 @@ for _ in $(seq 1 100); do [ -S "$work/berth.sock" ] && [ -S "$work/containerd.so
 sleep 1
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores; image $image; $runs runs each, alternating"
-bench="$build/src/cmd/berth-bench"
+bench="$build/bin/berth-bench"
 # Alternate the runtimes so that neither benefits from a warmer page cache.
 for round in 1 2; do
   "$bench" pull -r "unix://$work/berth.sock" --image "$image" -n "$runs" --label "berth(round$round)"

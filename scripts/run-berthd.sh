@@ -14,12 +14,12 @@ if [ -f /run/berth/berthd.pid ] && kill -0 "$(cat /run/berth/berthd.pid)" 2>/dev
   kill "$(cat /run/berth/berthd.pid)"
   sleep 1
 fi
-nohup "$top/build/src/cmd/berthd" >>/var/log/berthd.log 2>&1 &
+nohup "$top/build/bin/berthd" >>/var/log/berthd.log 2>&1 &
 echo $! > /run/berth/berthd.pid
 for _ in $(seq 1 50); do
-  [ -S /run/berth/berth.sock ] && "$top/build/src/cmd/berthctl" version >/dev/null 2>&1 && break
+  [ -S /run/berth/berth.sock ] && "$top/build/bin/berthctl" version >/dev/null 2>&1 && break
   sleep 0.1
 done
-"$top/build/src/cmd/berthctl" version
-"$top/build/src/cmd/berthctl" info | head -40
+"$top/build/bin/berthctl" version
+"$top/build/bin/berthctl" info | head -40
 echo "berthd is running (pid $(cat /run/berth/berthd.pid)), log in /var/log/berthd.log"

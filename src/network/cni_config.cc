@@ -20,13 +20,14 @@ StatusOr<NetworkConfigList> ParseNetworkConfig(const fs::path& file, std::string
   out.file = file;
   if (file.extension() != ".conflist") {
     // A single plugin config: libcni wraps it into a list of one.
-    nlohmann::json list{{"cniVersion", j.value("cniVersion", "")},
-                        {"name", j.value("name", "")},
+    nlohmann::json list{{"cniVersion", j.contains("cniVersion") ? j["cniVersion"] : ""},
+                        {"name", j.contains("name") ? j["name"] : ""},
                         {"plugins", nlohmann::json::array({j})}};
     j = std::move(list);
   }
-  out.name = j.value("name", "");
-  out.cni_version = j.value("cniVersion", "");
+  // Fields of the wrong type are treated as absent rather than throwing.
+  if (j.contains("name") && j["name"].is_string()) out.name = j["name"];
+  if (j.contains("cniVersion") && j["cniVersion"].is_string()) out.cni_version = j["cniVersion"];
   if (out.name.empty()) {
     return InvalidArgumentError(StrCat("CNI config ", file.string(), " has no network name"));
   }

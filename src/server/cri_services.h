@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "image/image_service.h"
 #include "runtime/v1/api.grpc.pb.h"
+#include "server/domain.h"
 #include "server/rpc_decorator.h"
 
 namespace berth::server {
@@ -22,9 +23,9 @@ struct RuntimeInfo {
 
 class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
  public:
-  RuntimeServiceImpl(const config::Config& config, const RuntimeInfo& info,
+  RuntimeServiceImpl(const config::Config& config, const RuntimeInfo& info, Domain& domain,
                      const RpcDecorator& rpc)
-      : config_(config), info_(info), rpc_(rpc) {}
+      : config_(config), info_(info), domain_(domain), rpc_(rpc) {}
 
   grpc::Status Version(grpc::ServerContext*, const runtime::v1::VersionRequest*,
                        runtime::v1::VersionResponse*) override;
@@ -33,9 +34,41 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
   grpc::Status RuntimeConfig(grpc::ServerContext*, const runtime::v1::RuntimeConfigRequest*,
                              runtime::v1::RuntimeConfigResponse*) override;
 
+  grpc::Status RunPodSandbox(grpc::ServerContext*, const runtime::v1::RunPodSandboxRequest*,
+                             runtime::v1::RunPodSandboxResponse*) override;
+  grpc::Status StopPodSandbox(grpc::ServerContext*, const runtime::v1::StopPodSandboxRequest*,
+                              runtime::v1::StopPodSandboxResponse*) override;
+  grpc::Status RemovePodSandbox(grpc::ServerContext*, const runtime::v1::RemovePodSandboxRequest*,
+                                runtime::v1::RemovePodSandboxResponse*) override;
+  grpc::Status PodSandboxStatus(grpc::ServerContext*, const runtime::v1::PodSandboxStatusRequest*,
+                                runtime::v1::PodSandboxStatusResponse*) override;
+  grpc::Status ListPodSandbox(grpc::ServerContext*, const runtime::v1::ListPodSandboxRequest*,
+                              runtime::v1::ListPodSandboxResponse*) override;
+  grpc::Status CreateContainer(grpc::ServerContext*, const runtime::v1::CreateContainerRequest*,
+                               runtime::v1::CreateContainerResponse*) override;
+  grpc::Status StartContainer(grpc::ServerContext*, const runtime::v1::StartContainerRequest*,
+                              runtime::v1::StartContainerResponse*) override;
+  grpc::Status StopContainer(grpc::ServerContext*, const runtime::v1::StopContainerRequest*,
+                             runtime::v1::StopContainerResponse*) override;
+  grpc::Status RemoveContainer(grpc::ServerContext*, const runtime::v1::RemoveContainerRequest*,
+                               runtime::v1::RemoveContainerResponse*) override;
+  grpc::Status ListContainers(grpc::ServerContext*, const runtime::v1::ListContainersRequest*,
+                              runtime::v1::ListContainersResponse*) override;
+  grpc::Status ContainerStatus(grpc::ServerContext*, const runtime::v1::ContainerStatusRequest*,
+                               runtime::v1::ContainerStatusResponse*) override;
+  grpc::Status UpdateContainerResources(grpc::ServerContext*,
+                                        const runtime::v1::UpdateContainerResourcesRequest*,
+                                        runtime::v1::UpdateContainerResourcesResponse*) override;
+  grpc::Status ReopenContainerLog(grpc::ServerContext*,
+                                  const runtime::v1::ReopenContainerLogRequest*,
+                                  runtime::v1::ReopenContainerLogResponse*) override;
+  grpc::Status ExecSync(grpc::ServerContext*, const runtime::v1::ExecSyncRequest*,
+                        runtime::v1::ExecSyncResponse*) override;
+
  private:
   const config::Config& config_;
   const RuntimeInfo& info_;
+  Domain& domain_;
   const RpcDecorator& rpc_;
 };
 

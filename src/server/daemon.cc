@@ -16,6 +16,7 @@
 
 #include "common/fs.h"
 #include "image/image_service.h"
+#include "server/domain.h"
 #include "server/signals.h"
 #include "store/metadata_store.h"
 
@@ -78,12 +79,44 @@ Status PrepareSocket(const fs::path& path) {
   return OkStatus();
 }
 
-// Owns what the handlers use once recovery has finished. Declared before
-// the services so that it outlives them.
-struct Domain {
-  std::unique_ptr<store::MetadataStore> db;
-  std::unique_ptr<image::ImageService> images;
-};
+// The directory of berthd's own executable: helper binaries (berth-monitor)
+// are looked up there first, then in PATH.
+std::string FindHelper(std::string_view name) {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    fs::path beside = self.parent_path() / name;
+    if (::access(beside.c_str(), X_OK) == 0) return beside.string();
+  }
+  return FindInPath(name);
+}
+
+// What the OCI spec builder must know about this host.
+oci::HostCaps DetectHostCaps() {
+  oci::HostCaps caps;
+  caps.cgroup_v2 = fs::exists("/sys/fs/cgroup/cgroup.controllers");
+  auto last_cap = ReadFile("/proc/sys/kernel/cap_last_cap");
+  if (last_cap.ok()) caps.last_cap = std::atoi(last_cap->c_str());
+  auto status = ReadFile("/proc/self/status");
+  if (status.ok()) {
+    auto pos = status->find("CapEff:\t");
+    if (pos != std::string::npos) {
+      caps.current_caps = std::stoull(status->substr(pos + 8, 16), nullptr, 16);
+    }
+  }
+  auto adj = ReadFile("/proc/self/oom_score_adj");
+  if (adj.ok()) caps.current_oom_score_adj = std::atoi(adj->c_str());
+  // Lowering oom_score_adj needs CAP_SYS_RESOURCE (bit 24).
+  caps.can_lower_oom_score_adj = caps.current_caps && ((*caps.current_caps >> 24) & 1);
+  if (!caps.can_lower_oom_score_adj) {
+    spdlog::info("event=host_quirk detail=\"no CAP_SYS_RESOURCE: container oom_score_adj is "
+                 "clamped to {}\"", caps.current_oom_score_adj);
+  }
+  caps.swap_controller_available =
+      caps.cgroup_v2 || fs::exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");
+  caps.hugetlb_available = fs::exists("/sys/fs/cgroup/hugetlb") || caps.cgroup_v2;
+  return caps;
+}
 
 }  // namespace
 
@@ -105,8 +138,10 @@ Status RunDaemon(const config::Config& config) {
   RuntimeInfo runtime_info = DetectRuntime();
   RpcDecorator rpc;
   Domain domain;
-  RuntimeServiceImpl runtime_svc(config, runtime_info, rpc);
+  RuntimeServiceImpl runtime_svc(config, runtime_info, domain, rpc);
   ImageServiceImpl image_svc(domain.images, rpc);
+  // Containers keep running when berthd stops: the domain is torn down
+  // without touching them.
 
   // Listen first: clients get a clear UNAVAILABLE from the decorator while
   // recovery runs, rather than a refused connection.
@@ -139,6 +174,42 @@ Status RunDaemon(const config::Config& config) {
   image_opts.registry.stall_timeout = std::chrono::seconds(config.pull_progress_timeout_seconds);
   image_opts.registry.user_agent = StrCat("berth/", runtime_info.version);
   ASSIGN_OR_RETURN(domain.images, image::ImageService::Open(image_opts, domain.db.get()));
+
+  network::CniOptions cni_opts;
+  cni_opts.conf_dir = config.cni_conf_dir;
+  cni_opts.bin_dirs = config.cni_bin_dirs;
+  cni_opts.cache_dir = fs::path(config.root) / "cni";
+  domain.cni = std::make_unique<network::CniManager>(cni_opts);
+  std::map<std::string, oci::OciRuntime*> runtimes;
+  for (const auto& [name, binary] : {std::pair{"runc", FindInPath("runc")},
+                                     std::pair{"crun", FindInPath("crun")}}) {
+    if (binary.empty()) continue;
+    fs::path runtime_root = fs::path(config.state) / name;
+    RETURN_IF_ERROR(MakeDirs(runtime_root, 0700));
+    domain.runtimes[name] = oci::NewCliRuntime(name, binary, runtime_root.string());
+    runtimes[name] = domain.runtimes[name].get();
+  }
+  sandbox::SandboxManagerOptions sb_opts;
+  sb_opts.state_dir = fs::path(config.state) / "sandboxes";
+  sb_opts.netns_dir = fs::path(config.state) / "netns";
+  sb_opts.pause_binary = FindHelper("berth-pause");
+  ASSIGN_OR_RETURN(domain.sandboxes,
+                   sandbox::SandboxManager::Open(sb_opts, domain.db.get(), domain.cni.get()));
+  container::ContainerManagerOptions ct_opts;
+  ct_opts.root_dir = fs::path(config.root) / "containers";
+  ct_opts.state_dir = fs::path(config.state) / "containers";
+  ct_opts.monitor_binary = FindHelper("berth-monitor");
+  ct_opts.cgroup_driver =
+      config.cgroup_driver == "systemd" ? oci::CgroupDriver::kSystemd : oci::CgroupDriver::kCgroupfs;
+  ct_opts.host = DetectHostCaps();
+  if (ct_opts.monitor_binary.empty()) {
+    spdlog::warn("event=monitor_missing detail=\"berth-monitor not found beside berthd or in "
+                 "PATH: containers cannot be created\"");
+  }
+  ASSIGN_OR_RETURN(domain.containers,
+                   container::ContainerManager::Open(ct_opts, domain.db.get(), domain.images.get(),
+                                                     domain.sandboxes.get(), runtimes,
+                                                     runtime_info.oci_runtime_name));
   rpc.MarkReady();
   spdlog::info("event=ready socket={} root={} state={} runtime={} version={}", config.socket,
                config.root, config.state,

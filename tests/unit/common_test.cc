@@ -57,3 +57,51 @@ TEST(FsTest, AtomicWriteAndRead) {
 
 }  // namespace
 }  // namespace berth
+
+#include "common/process.h"
+
+namespace berth {
+namespace {
+
+TEST(ProcessTest, CapturesOutputAndExitCode) {
+  auto r = RunProcess({"/bin/sh", "-c", "echo out; echo err >&2; exit 3"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 3);
+  EXPECT_EQ(r->out, "out\n");
+  EXPECT_EQ(r->err, "err\n");
+}
+
+TEST(ProcessTest, FeedsStdinAndAppliesEnv) {
+  RunOptions opts;
+  opts.stdin_data = std::string(200000, 'x');
+  opts.env = {"GREETING=hi"};
+  auto r = RunProcess({"/bin/sh", "-c", "wc -c; echo $GREETING"}, opts);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->out, "200000\nhi\n");
+}
+
+TEST(ProcessTest, TimeoutKills) {
+  RunOptions opts;
+  opts.timeout = std::chrono::milliseconds(200);
+  auto r = RunProcess({"/bin/sleep", "10"}, opts);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_EQ(r->exit_code, 128 + 9);
+}
+
+TEST(ProcessTest, MissingProgramIsNotFound) {
+  auto r = RunProcess({"/nonexistent/berth-program"});
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+}
+
+TEST(ProcessTest, OutputIsCapped) {
+  RunOptions opts;
+  opts.max_output = 1000;
+  auto r = RunProcess({"/bin/sh", "-c", "head -c 100000 /dev/zero"}, opts);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out.size(), 1000u);
+  EXPECT_EQ(r->exit_code, 0);
+}
+
+}  // namespace
+}  // namespace berth

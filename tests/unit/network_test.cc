@@ -66,3 +66,16 @@ TEST_F(CniConfigTest, SingleConfIsWrapped) {
 
 }  // namespace
 }  // namespace berth::network
+
+namespace berth::network {
+namespace {
+
+TEST(CniConfigParseTest, WrongTypesAreErrorsNotCrashes) {
+  auto cfg = ParseNetworkConfig("/x/10.conflist", R"({"cniVersion":1,"name":7,"plugins":[{"type":"bridge"}]})");
+  EXPECT_EQ(cfg.status().code(), StatusCode::kInvalidArgument);
+  cfg = ParseNetworkConfig("/x/10.conf", R"({"cniVersion":1,"name":["a"],"type":"bridge"})");
+  EXPECT_FALSE(cfg.ok());
+}
+
+}  // namespace
+}  // namespace berth::network

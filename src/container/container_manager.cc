@@ -1,0 +1,678 @@
+#include "container/container_manager.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/fs.h"
+#include "common/safe_path.h"
+#include "monitor/client.h"
+
+namespace berth::container {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::string_view kBucket = "containers";
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const char* StateName(ContainerState s) {
+  switch (s) {
+    case ContainerState::kCreated: return "CREATED";
+    case ContainerState::kRunning: return "RUNNING";
+    case ContainerState::kExited: return "EXITED";
+    case ContainerState::kUnknown: return "UNKNOWN";
+  }
+  return "UNKNOWN";
+}
+
+ContainerState StateFromName(const std::string& s) {
+  if (s == "CREATED") return ContainerState::kCreated;
+  if (s == "RUNNING") return ContainerState::kRunning;
+  if (s == "EXITED") return ContainerState::kExited;
+  return ContainerState::kUnknown;
+}
+
+json ResourcesJson(const oci::Resources& r) {
+  json h = json::array();
+  for (const auto& l : r.hugepage_limits) h.push_back({{"page_size", l.page_size}, {"limit", l.limit}});
+  json j{{"cpu_period", r.cpu_period},   {"cpu_quota", r.cpu_quota},
+         {"cpu_shares", r.cpu_shares},   {"memory_limit_in_bytes", r.memory_limit_in_bytes},
+         {"cpuset_cpus", r.cpuset_cpus}, {"cpuset_mems", r.cpuset_mems},
+         {"hugepage_limits", h},         {"unified", r.unified},
+         {"memory_swap_limit_in_bytes", r.memory_swap_limit_in_bytes}};
+  if (r.oom_score_adj) j["oom_score_adj"] = *r.oom_score_adj;
+  return j;
+}
+
+oci::Resources ResourcesFromJson(const json& j) {
+  oci::Resources r;
+  r.cpu_period = j.value("cpu_period", int64_t{0});
+  r.cpu_quota = j.value("cpu_quota", int64_t{0});
+  r.cpu_shares = j.value("cpu_shares", int64_t{0});
+  r.memory_limit_in_bytes = j.value("memory_limit_in_bytes", int64_t{0});
+  r.cpuset_cpus = j.value("cpuset_cpus", "");
+  r.cpuset_mems = j.value("cpuset_mems", "");
+  for (const auto& h : j.value("hugepage_limits", json::array())) {
+    r.hugepage_limits.push_back({h.at("page_size"), h.at("limit")});
+  }
+  r.unified = j.value("unified", std::map<std::string, std::string>{});
+  r.memory_swap_limit_in_bytes = j.value("memory_swap_limit_in_bytes", int64_t{0});
+  if (j.contains("oom_score_adj")) r.oom_score_adj = j["oom_score_adj"].get<int64_t>();
+  return r;
+}
+
+std::string ReservedName(const oci::ContainerConfig& c, const sandbox::SandboxRecord& s) {
+  return StrCat(c.name, "_", s.config.name, "_", s.config.namespace_, "_", s.config.uid, "_",
+                c.attempt);
+}
+
+}  // namespace
+
+StatusOr<int> ParseSignal(std::string_view name) {
+  static const std::map<std::string, int, std::less<>> kSignals = {
+      {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+      {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},   {"BUS", SIGBUS},   {"FPE", SIGFPE},
+      {"KILL", SIGKILL}, {"USR1", SIGUSR1},   {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
+      {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},   {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT},
+      {"CHLD", SIGCHLD}, {"CONT", SIGCONT},   {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
+      {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},   {"URG", SIGURG},   {"XCPU", SIGXCPU},
+      {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
+      {"IO", SIGIO},     {"PWR", SIGPWR},     {"SYS", SIGSYS}};
+  std::string_view s = name;
+  if (s.starts_with("SIG")) s.remove_prefix(3);
+  if (auto it = kSignals.find(s); it != kSignals.end()) return it->second;
+  int n = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return InvalidArgumentError(StrCat("unknown signal \"", name, "\""));
+    n = n * 10 + (c - '0');
+    if (n > 64) break;
+  }
+  if (s.empty() || n < 1 || n > 64) return InvalidArgumentError(StrCat("unknown signal \"", name, "\""));
+  return n;
+}
+
+std::string ContainerRecord::ToJson() const {
+  json mj = json::array();
+  for (const auto& m : mounts) {
+    mj.push_back({{"container_path", m.container_path}, {"host_path", m.host_path},
+                  {"readonly", m.readonly}, {"propagation", m.propagation}});
+  }
+  return json{{"id", id},
+              {"sandbox_id", sandbox_id},
+              {"name", name},
+              {"attempt", attempt},
+              {"labels", labels},
+              {"annotations", annotations},
+              {"image", image},
+              {"image_id", image_id},
+              {"image_ref", image_ref},
+              {"log_path", log_path},
+              {"runtime_handler", runtime_handler},
+              {"stop_signal", stop_signal},
+              {"mounts", mj},
+              {"resources", ResourcesJson(resources)},
+              {"tty", tty},
+              {"stdin_open", stdin_open},
+              {"stdin_once", stdin_once},
+              {"state", StateName(state)},
+              {"created_at_ns", created_at_ns},
+              {"started_at_ns", started_at_ns},
+              {"finished_at_ns", finished_at_ns},
+              {"exit_code", exit_code},
+              {"reason", reason},
+              {"message", message},
+              {"pid", pid},
+              {"monitor_pid", monitor_pid},
+              {"bundle", bundle},
+              {"rootfs", rootfs},
+              {"layer_dir", layer_dir},
+              {"uid", uid},
+              {"username", username}}
+      .dump();
+}
+
+StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
+  try {
+    json j = json::parse(text);
+    ContainerRecord r;
+    r.id = j.at("id");
+    r.sandbox_id = j.at("sandbox_id");
+    r.name = j.at("name");
+    r.attempt = j.at("attempt");
+    r.labels = j.at("labels").get<std::map<std::string, std::string>>();
+    r.annotations = j.at("annotations").get<std::map<std::string, std::string>>();
+    r.image = j.at("image");
+    r.image_id = j.at("image_id");
+    r.image_ref = j.at("image_ref");
+    r.log_path = j.at("log_path");
+    r.runtime_handler = j.at("runtime_handler");
+    r.stop_signal = j.at("stop_signal");
+    for (const auto& m : j.at("mounts")) {
+      r.mounts.push_back({m.at("container_path"), m.at("host_path"), m.at("readonly"),
+                          m.at("propagation")});
+    }
+    r.resources = ResourcesFromJson(j.at("resources"));
+    r.tty = j.at("tty");
+    r.stdin_open = j.at("stdin_open");
+    r.stdin_once = j.at("stdin_once");
+    r.state = StateFromName(j.at("state"));
+    r.created_at_ns = j.at("created_at_ns");
+    r.started_at_ns = j.at("started_at_ns");
+    r.finished_at_ns = j.at("finished_at_ns");
+    r.exit_code = j.at("exit_code");
+    r.reason = j.at("reason");
+    r.message = j.at("message");
+    r.pid = j.at("pid");
+    r.monitor_pid = j.at("monitor_pid");
+    r.bundle = j.at("bundle");
+    r.rootfs = j.at("rootfs");
+    r.layer_dir = j.at("layer_dir");
+    r.uid = j.at("uid");
+    r.username = j.at("username");
+    return r;
+  } catch (const json::exception& e) {
+    return DataLossError(StrCat("corrupt container record: ", e.what()));
+  }
+}
+
+ContainerManager::ContainerManager(ContainerManagerOptions options, store::MetadataStore* db,
+                                   image::ImageService* images,
+                                   sandbox::SandboxManager* sandboxes,
+                                   std::map<std::string, oci::OciRuntime*> runtimes,
+                                   std::string default_handler)
+    : options_(std::move(options)),
+      db_(db),
+      images_(images),
+      sandboxes_(sandboxes),
+      runtimes_(std::move(runtimes)),
+      default_handler_(std::move(default_handler)) {}
+
+StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
+    ContainerManagerOptions options, store::MetadataStore* db, image::ImageService* images,
+    sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes,
+    std::string default_handler) {
+  std::unique_ptr<ContainerManager> m(new ContainerManager(
+      std::move(options), db, images, sandboxes, std::move(runtimes), std::move(default_handler)));
+  RETURN_IF_ERROR(MakeDirs(m->options_.root_dir, 0711));
+  RETURN_IF_ERROR(MakeDirs(m->options_.state_dir, 0711));
+  ASSIGN_OR_RETURN(auto rows, db->List(kBucket));
+  for (const auto& [key, value] : rows) {
+    ASSIGN_OR_RETURN(ContainerRecord r, ContainerRecord::FromJson(value));
+    // Exits that happened while berthd was down are in the exit files.
+    m->RefreshLocked(r);
+    if (r.state == ContainerState::kCreated || r.state == ContainerState::kRunning) {
+      if (!fs::exists(r.bundle)) {
+        // State directory lost (reboot): the container is gone.
+        r.state = ContainerState::kExited;
+        r.exit_code = 255;
+        r.reason = "Unknown";
+        r.message = "container state was lost (host rebooted?)";
+        r.finished_at_ns = NowNs();
+      }
+    }
+    RETURN_IF_ERROR(db->Put(kBucket, r.id, r.ToJson()));
+    auto sb = sandboxes->Get(r.sandbox_id);
+    if (sb.ok()) {
+      m->names_[StrCat(r.name, "_", sb->config.name, "_", sb->config.namespace_, "_",
+                       sb->config.uid, "_", r.attempt)] = r.id;
+    }
+    m->containers_[r.id] = r;
+  }
+  return m;
+}
+
+Status ContainerManager::Save(const ContainerRecord& r) {
+  RETURN_IF_ERROR(db_->Put(kBucket, r.id, r.ToJson()));
+  std::lock_guard lock(mu_);
+  containers_[r.id] = r;
+  return OkStatus();
+}
+
+std::shared_ptr<std::mutex> ContainerManager::LockFor(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto& l = locks_[id];
+  if (!l) l = std::make_shared<std::mutex>();
+  return l;
+}
+
+StatusOr<oci::OciRuntime*> ContainerManager::RuntimeFor(const std::string& handler) {
+  const std::string& h = handler.empty() ? default_handler_ : handler;
+  auto it = runtimes_.find(h);
+  if (it == runtimes_.end()) {
+    return InvalidArgumentError(StrCat("unknown runtime handler \"", h, "\""));
+  }
+  return it->second;
+}
+
+StatusOr<ContainerRecord> ContainerManager::Create(const CreateRequest& req) {
+  if (req.config.name.empty()) return InvalidArgumentError("container metadata needs a name");
+  if (req.image.empty()) return InvalidArgumentError("container config needs an image");
+  ASSIGN_OR_RETURN(sandbox::SandboxRecord sb, sandboxes_->Get(req.sandbox_id));
+  if (sb.state != sandbox::SandboxState::kReady) {
+    return FailedPreconditionError(StrCat("pod sandbox ", sb.id, " is not ready"));
+  }
+  const std::string reserved = ReservedName(req.config, sb);
+  std::shared_ptr<std::mutex> name_lock;
+  {
+    std::lock_guard lock(mu_);
+    auto& l = name_locks_[reserved];
+    if (!l) l = std::make_shared<std::mutex>();
+    name_lock = l;
+  }
+  // A kubelet retry of a create still in flight waits for it and gets its
+  // result; a later create with a taken name is ALREADY_EXISTS.
+  std::unique_lock hold(*name_lock, std::try_to_lock);
+  const bool waited = !hold.owns_lock();
+  if (waited) hold.lock();
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = names_.find(reserved); it != names_.end()) {
+      if (waited) return containers_.at(it->second);
+      return AlreadyExistsError(
+          StrCat("container name ", reserved, " is reserved by ", it->second));
+    }
+  }
+  return CreateLocked(req, sb);
+}
+
+StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& req,
+                                                         const sandbox::SandboxRecord& sb) {
+  ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(sb.runtime_handler));
+  auto found = images_->Find(req.image);
+  if (!found.ok()) {
+    return NotFoundError(StrCat("image \"", req.image, "\" is not present; pull it first"));
+  }
+  const image::ImageRecord& img = *found;
+  ASSIGN_OR_RETURN(image::ImageConfig img_config, images_->Config(img));
+
+  // Bind mount sources must exist; a symlinked source is resolved here so the
+  // runtime mounts what the path points at on the host.
+  oci::ContainerConfig config = req.config;
+  for (auto& m : config.mounts) {
+    if (m.host_path.empty() || m.host_path[0] != '/') {
+      return InvalidArgumentError(
+          StrCat("mount ", m.container_path, ": host path \"", m.host_path, "\" is not absolute"));
+    }
+    std::error_code ec;
+    fs::path real = fs::canonical(m.host_path, ec);
+    if (ec) {
+      return NotFoundError(StrCat("mount ", m.container_path, ": host path ", m.host_path,
+                                  " does not exist or cannot be resolved: ", ec.message()));
+    }
+    m.host_path = real.string();
+  }
+
+  ContainerRecord r;
+  r.id = RandomHex(32);
+  r.sandbox_id = sb.id;
+  r.name = req.config.name;
+  r.attempt = req.config.attempt;
+  r.labels = req.config.labels;
+  r.annotations = req.config.annotations;
+  r.image = req.image;
+  r.image_id = img.id;
+  r.image_ref = img.repo_digests.empty() ? img.id : img.repo_digests.front();
+  r.runtime_handler = runtime->handler_name();
+  r.stop_signal = img_config.config.stop_signal;
+  r.resources = req.config.resources;
+  r.tty = req.config.tty;
+  r.stdin_open = req.config.stdin;
+  r.stdin_once = req.config.stdin_once;
+  for (const auto& m : req.config.mounts) {
+    r.mounts.push_back({m.container_path, m.host_path, m.readonly, static_cast<int>(m.propagation)});
+  }
+  if (!req.log_path.empty()) {
+    if (sb.config.log_directory.empty()) {
+      return InvalidArgumentError("log_path is set but the pod sandbox has no log_directory");
+    }
+    r.log_path = (fs::path(sb.config.log_directory) / req.log_path).lexically_normal().string();
+  }
+  r.created_at_ns = NowNs();
+  r.bundle = (options_.state_dir / r.id).string();
+  r.rootfs = (fs::path(r.bundle) / "rootfs").string();
+  r.layer_dir = (options_.root_dir / r.id).string();
+
+  // Rollback, in reverse order of acquisition; cancelled at the end.
+  ScopeGuard remove_dirs([&] {
+    (void)RemoveAll(r.bundle);
+    (void)RemoveAll(r.layer_dir);
+  });
+  RETURN_IF_ERROR(MakeDirs(fs::path(r.layer_dir) / "upper", 0755));
+  RETURN_IF_ERROR(MakeDirs(fs::path(r.layer_dir) / "work", 0700));
+  RETURN_IF_ERROR(MakeDirs(r.rootfs, 0755));
+  for (const auto& d : img.diff_ids) {
+    if (!images_->layers().Has(d)) {
+      return FailedPreconditionError(StrCat("layer ", d.str(), " of image ", img.id,
+                                            " is missing; pull the image again"));
+    }
+  }
+  std::string opts = StrCat("lowerdir=", images_->layers().LowerDirOption(img.diff_ids),
+                            ",upperdir=", r.layer_dir, "/upper,workdir=", r.layer_dir, "/work");
+  if (img.diff_ids.empty()) return FailedPreconditionError(StrCat("image ", img.id, " has no layers"));
+  if (::mount("overlay", r.rootfs.c_str(), "overlay", 0, opts.c_str()) != 0) {
+    return ErrnoStatus(errno, StrCat("mount rootfs of container ", r.id));
+  }
+  ScopeGuard umount_rootfs([&] { ::umount2(r.rootfs.c_str(), MNT_DETACH); });
+
+  oci::SpecInputs in;
+  in.container_id = r.id;
+  in.rootfs_path = r.rootfs;
+  in.image_name = req.image;
+  in.container = config;
+  // Network and IPC belong to the pod: a container cannot choose differently
+  // (crictl leaves the container's options at their POD default even in a
+  // host-network pod). A container asking for the pod's PID namespace in a
+  // pod that has none gets its own, as in CRI-O.
+  auto& ns = in.container.security_context.namespace_options;
+  ns.network = sb.config.network_mode == oci::NamespaceMode::kNode ? oci::NamespaceMode::kNode
+                                                                     : oci::NamespaceMode::kPod;
+  ns.ipc = sb.config.ipc_mode == oci::NamespaceMode::kNode ? oci::NamespaceMode::kNode
+                                                             : oci::NamespaceMode::kPod;
+  if (ns.pid == oci::NamespaceMode::kPod && sb.pid_ns_path.empty()) {
+    ns.pid = sb.config.pid_mode == oci::NamespaceMode::kNode ? oci::NamespaceMode::kNode
+                                                               : oci::NamespaceMode::kContainer;
+  }
+  if (ns.pid == oci::NamespaceMode::kTarget) {
+    std::lock_guard lock(mu_);
+    auto target = containers_.find(ns.target_id);
+    if (target == containers_.end() || target->second.pid <= 0) {
+      return NotFoundError(
+          StrCat("target container ", ns.target_id, " for pid mode TARGET not found"));
+    }
+    in.sandbox.target_pid_ns_paths[ns.target_id] = StrCat("/proc/", target->second.pid, "/ns/pid");
+  }
+  in.image.user = img_config.config.user;
+  in.image.env = img_config.config.env;
+  in.image.entrypoint = img_config.config.entrypoint;
+  in.image.cmd = img_config.config.cmd;
+  in.image.working_dir = img_config.config.working_dir;
+  in.image.stop_signal = img_config.config.stop_signal;
+  in.sandbox = sb.Info();
+  in.host = options_.host;
+  in.cgroup_driver = options_.cgroup_driver;
+  auto passwd = ReadFileInRoot(r.rootfs, "etc/passwd");
+  if (passwd.ok()) in.etc_passwd = *passwd;
+  auto group = ReadFileInRoot(r.rootfs, "etc/group");
+  if (group.ok()) in.etc_group = *group;
+  if (auto path = oci::SeccompLocalhostPath(req.config.security_context)) {
+    auto content = ReadFile(*path);
+    if (!content.ok()) {
+      return Annotate(content.status(), StrCat("seccomp profile of container ", r.name));
+    }
+    in.seccomp_localhost_content = *content;
+  }
+  oci::SpecNotes notes;
+  ASSIGN_OR_RETURN(nlohmann::json spec, oci::BuildSpec(in, &notes));
+  if (notes.oom_score_adj_clamped) {
+    spdlog::info("event=oom_score_adj_clamped container={} requested={} applied={}", r.id,
+                 notes.oom_score_adj_clamped->requested, notes.oom_score_adj_clamped->applied);
+  }
+  r.uid = spec["process"]["user"].value("uid", 0u);
+  RETURN_IF_ERROR(WriteFileAtomic(fs::path(r.bundle) / "config.json", spec.dump(), 0600));
+  if (!r.log_path.empty()) RETURN_IF_ERROR(MakeDirs(fs::path(r.log_path).parent_path(), 0755));
+
+  monitor::MonitorSpec ms;
+  ms.monitor_binary = options_.monitor_binary;
+  ms.container_id = r.id;
+  ms.bundle = r.bundle;
+  ms.runtime = runtime->binary();
+  ms.runtime_root = runtime->state_root();
+  ms.log_path = r.log_path.empty() ? (fs::path(r.bundle) / "console.log").string() : r.log_path;
+  ms.terminal = r.tty;
+  ms.stdin_open = r.stdin_open;
+  ms.stdin_once = r.stdin_once;
+  ms.monitor_log = fs::path(r.bundle) / "monitor.log";
+  ScopeGuard delete_runtime([&] { (void)runtime->Delete(r.id, true); });
+  auto handle = monitor::SpawnMonitor(ms);
+  if (!handle.ok()) return Annotate(handle.status(), StrCat("create container ", r.name));
+  r.pid = handle->container_pid;
+  r.monitor_pid = handle->monitor_pid;
+  r.state = ContainerState::kCreated;
+  RETURN_IF_ERROR(Save(r));
+  {
+    std::lock_guard lock(mu_);
+    names_[ReservedName(req.config, sb)] = r.id;
+  }
+  delete_runtime.Cancel();
+  umount_rootfs.Cancel();
+  remove_dirs.Cancel();
+  spdlog::info("event=container_created id={} name={} sandbox={} image={}", r.id, r.name, sb.id,
+               img.id);
+  return r;
+}
+
+void ContainerManager::RefreshLocked(ContainerRecord& r) {
+  if (r.state != ContainerState::kCreated && r.state != ContainerState::kRunning) return;
+  auto exit = monitor::ReadExitFile(fs::path(r.bundle) / "exit");
+  if (!exit.ok()) return;
+  r.state = ContainerState::kExited;
+  r.exit_code = exit->exit_code;
+  r.finished_at_ns = exit->exit_time_ns;
+  if (exit->oom_killed) {
+    r.reason = "OOMKilled";
+  } else {
+    r.reason = exit->exit_code == 0 ? "Completed" : "Error";
+  }
+}
+
+Status ContainerManager::Start(const std::string& id) {
+  ASSIGN_OR_RETURN(ContainerRecord r, Get(id));
+  auto lock = LockFor(r.id);
+  std::lock_guard hold(*lock);
+  ASSIGN_OR_RETURN(r, Get(r.id));
+  if (r.state != ContainerState::kCreated) {
+    return FailedPreconditionError(
+        StrCat("container ", r.id, " is ", StateName(r.state), ", not CREATED"));
+  }
+  ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
+  // Stamped before `start`: a short-lived container can exit (and the monitor
+  // stamp its exit) before the runtime returns.
+  const int64_t started_at = NowNs();
+  Status s = runtime->Start(r.id);
+  if (!s.ok()) {
+    r.state = ContainerState::kExited;
+    r.exit_code = 128;
+    r.reason = "StartError";
+    r.message = s.message();
+    r.finished_at_ns = NowNs();
+    (void)Save(r);
+    return s;
+  }
+  r.state = ContainerState::kRunning;
+  r.started_at_ns = started_at;
+  RefreshLocked(r);  // it may already have exited
+  RETURN_IF_ERROR(Save(r));
+  spdlog::info("event=container_started id={}", r.id);
+  return OkStatus();
+}
+
+Status ContainerManager::WaitForExit(ContainerRecord& r, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    RefreshLocked(r);
+    if (r.state == ContainerState::kExited) return OkStatus();
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return DeadlineExceededError(StrCat("container ", r.id, " did not exit in time"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+Status ContainerManager::Stop(const std::string& id, std::chrono::seconds timeout,
+                              std::string signal_name) {
+  auto got = Get(id);
+  if (!got.ok()) {
+    if (got.status().code() == StatusCode::kNotFound) return got.status();
+    return got.status();
+  }
+  ContainerRecord r = *got;
+  auto lock = LockFor(r.id);
+  std::lock_guard hold(*lock);
+  ASSIGN_OR_RETURN(r, Get(r.id));
+  // Idempotent per the CRI spec: stopping a stopped container succeeds.
+  if (r.state != ContainerState::kRunning && r.state != ContainerState::kCreated) return OkStatus();
+  ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
+  if (r.state == ContainerState::kCreated) {
+    // Never started: its init waits in the runtime's create; kill it.
+    (void)runtime->Kill(r.id, SIGKILL, false);
+  } else if (timeout.count() > 0) {
+    if (signal_name.empty()) signal_name = r.stop_signal.empty() ? "SIGTERM" : r.stop_signal;
+    ASSIGN_OR_RETURN(int sig, ParseSignal(signal_name));
+    Status s = runtime->Kill(r.id, sig, false);
+    if (s.ok() || s.code() == StatusCode::kNotFound) {
+      if (WaitForExit(r, timeout).ok()) return Save(r);
+    }
+  }
+  Status k = runtime->Kill(r.id, SIGKILL, true);
+  if (!k.ok() && k.code() != StatusCode::kNotFound) spdlog::warn("event=kill_failed id={} error=\"{}\"", r.id, k.message());
+  RETURN_IF_ERROR(WaitForExit(r, std::chrono::seconds(30)));
+  RETURN_IF_ERROR(Save(r));
+  spdlog::info("event=container_stopped id={} exit_code={}", r.id, r.exit_code);
+  return OkStatus();
+}
+
+Status ContainerManager::Remove(const std::string& id) {
+  auto got = Get(id);
+  if (!got.ok()) {
+    if (got.status().code() == StatusCode::kNotFound) return OkStatus();  // idempotent
+    return got.status();
+  }
+  ContainerRecord r = *got;
+  if (r.state == ContainerState::kRunning || r.state == ContainerState::kCreated) {
+    RETURN_IF_ERROR(Stop(r.id, std::chrono::seconds(0)));
+  }
+  auto lock = LockFor(r.id);
+  std::lock_guard hold(*lock);
+  ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
+  RETURN_IF_ERROR(runtime->Delete(r.id, true));
+  if (::umount2(r.rootfs.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+    return ErrnoStatus(errno, StrCat("unmount rootfs of container ", r.id));
+  }
+  RETURN_IF_ERROR(RemoveAll(r.bundle));
+  RETURN_IF_ERROR(RemoveAll(r.layer_dir));
+  RETURN_IF_ERROR(db_->Delete(kBucket, r.id));
+  {
+    std::lock_guard l(mu_);
+    containers_.erase(r.id);
+    for (auto it = names_.begin(); it != names_.end();) {
+      it = it->second == r.id ? names_.erase(it) : std::next(it);
+    }
+  }
+  spdlog::info("event=container_removed id={}", r.id);
+  return OkStatus();
+}
+
+StatusOr<ContainerRecord> ContainerManager::Get(const std::string& id) {
+  std::lock_guard lock(mu_);
+  ContainerRecord* found = nullptr;
+  if (auto it = containers_.find(id); it != containers_.end()) {
+    found = &it->second;
+  } else if (!id.empty()) {
+    for (auto& [k, r] : containers_) {
+      if (k.starts_with(id)) {
+        if (found) return InvalidArgumentError(StrCat("container id prefix ", id, " is ambiguous"));
+        found = &r;
+      }
+    }
+  }
+  if (!found) return NotFoundError(StrCat("container ", id, " not found"));
+  ContainerState before = found->state;
+  RefreshLocked(*found);
+  if (found->state != before) (void)db_->Put(kBucket, found->id, found->ToJson());
+  return *found;
+}
+
+std::vector<ContainerRecord> ContainerManager::List() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [k, r] : containers_) ids.push_back(k);
+  }
+  std::vector<ContainerRecord> out;
+  for (const auto& id : ids) {
+    auto r = Get(id);
+    if (r.ok()) out.push_back(*r);
+  }
+  return out;
+}
+
+StatusOr<ProcessResult> ContainerManager::ExecSync(const std::string& id,
+                                                   const std::vector<std::string>& cmd,
+                                                   std::chrono::seconds timeout) {
+  if (cmd.empty()) return InvalidArgumentError("ExecSync needs a command");
+  ASSIGN_OR_RETURN(ContainerRecord r, Get(id));
+  if (r.state != ContainerState::kRunning) {
+    return FailedPreconditionError(StrCat("container ", r.id, " is not running"));
+  }
+  ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
+  ASSIGN_OR_RETURN(std::string spec_text, ReadFile(fs::path(r.bundle) / "config.json"));
+  json spec = json::parse(spec_text, nullptr, false);
+  if (spec.is_discarded()) return DataLossError(StrCat("config.json of ", r.id, " is corrupt"));
+  json process = spec["process"];
+  process["args"] = cmd;
+  process["terminal"] = false;
+  return runtime->ExecSync(r.id, process.dump(), std::chrono::milliseconds(timeout));
+}
+
+Status ContainerManager::UpdateResources(const std::string& id, const oci::Resources& resources) {
+  ASSIGN_OR_RETURN(ContainerRecord r, Get(id));
+  auto lock = LockFor(r.id);
+  std::lock_guard hold(*lock);
+  ASSIGN_OR_RETURN(std::string spec_text, ReadFile(fs::path(r.bundle) / "config.json"));
+  // The resources section is built by the same pure function as at create.
+  oci::SpecInputs in;
+  in.container_id = r.id;
+  in.rootfs_path = r.rootfs;
+  in.container.name = r.name;
+  in.container.command = {"/bin/true"};
+  in.container.resources = resources;
+  in.container.security_context.namespace_options.network = oci::NamespaceMode::kNode;
+  in.container.security_context.namespace_options.ipc = oci::NamespaceMode::kNode;
+  in.container.security_context.namespace_options.pid = oci::NamespaceMode::kNode;
+  in.host = options_.host;
+  in.cgroup_driver = options_.cgroup_driver;
+  ASSIGN_OR_RETURN(json built, oci::BuildSpec(in));
+  json res = built["linux"].value("resources", json::object());
+  res.erase("devices");
+  if (r.state == ContainerState::kRunning || r.state == ContainerState::kCreated) {
+    ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
+    RETURN_IF_ERROR(runtime->Update(r.id, res.dump()));
+  }
+  json spec = json::parse(spec_text, nullptr, false);
+  if (!spec.is_discarded()) {
+    for (auto& [k, v] : res.items()) spec["linux"]["resources"][k] = v;
+    RETURN_IF_ERROR(WriteFileAtomic(fs::path(r.bundle) / "config.json", spec.dump(), 0600));
+  }
+  r.resources = resources;
+  return Save(r);
+}
+
+Status ContainerManager::ReopenLog(const std::string& id) {
+  ASSIGN_OR_RETURN(ContainerRecord r, Get(id));
+  if (r.state != ContainerState::kRunning) {
+    return FailedPreconditionError(StrCat("container ", r.id, " is not running"));
+  }
+  return monitor::ReopenContainerLog(fs::path(r.bundle) / "attach", std::chrono::seconds(5));
+}
+
+StatusOr<std::string> ContainerManager::SpecJson(const std::string& id) {
+  ASSIGN_OR_RETURN(ContainerRecord r, Get(id));
+  return ReadFile(fs::path(r.bundle) / "config.json");
+}
+
+}  // namespace berth::container

@@ -1,0 +1,146 @@
+#include "network/netns.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <thread>
+
+#include "common/fs.h"
+
+namespace berth::network {
+
+namespace fs = std::filesystem;
+
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+
+namespace {
+
+bool IsSingleComponent(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
+         name.find('\0') == std::string_view::npos;
+}
+
+}  // namespace
+
+NetworkNamespaces::NetworkNamespaces(fs::path dir) : dir_(std::move(dir)) {}
+
+Status NetworkNamespaces::PrepareDirLocked() {
+  if (dir_ready_) return OkStatus();
+  RETURN_IF_ERROR(MakeDirs(dir_, 0755));
+  // iproute2's sequence: try to make the directory shared; EINVAL means it is
+  // not a mount point yet, so bind it onto itself once and try again.
+  bool bound = false;
+  while (::mount("", dir_.c_str(), "none", MS_SHARED | MS_REC, nullptr) != 0) {
+    int err = errno;
+    if (err != EINVAL || bound) {
+      return ErrnoStatus(err, StrCat("mount --make-rshared ", dir_.string()));
+    }
+    if (::mount(dir_.c_str(), dir_.c_str(), "none", MS_BIND | MS_REC, nullptr) != 0) {
+      return ErrnoStatus(errno, StrCat("mount --rbind ", dir_.string(), " onto itself"));
+    }
+    bound = true;
+  }
+  dir_ready_ = true;
+  return OkStatus();
+}
+
+StatusOr<fs::path> NetworkNamespaces::Create(std::string_view name) {
+  if (!IsSingleComponent(name)) {
+    return InvalidArgumentError(
+        StrCat("network namespace name \"", name, "\" must be one non-empty path component"));
+  }
+  fs::path path = PathOf(name);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(PrepareDirLocked());
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) {
+    int err = errno;
+    if (err == EEXIST) {
+      return AlreadyExistsError(StrCat("network namespace ", path.string(), " already exists"));
+    }
+    return ErrnoStatus(err, StrCat("create network namespace file ", path.string()));
+  }
+  ::close(fd);
+  ScopeGuard unlink_file([&] { ::unlink(path.c_str()); });
+
+  // unshare(CLONE_NEWNET) moves only the calling thread, so a short-lived
+  // thread does it and pins its namespace before exiting; the daemon's other
+  // threads never change namespace.
+  Status status;
+  std::thread worker([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      status = ErrnoStatus(errno, StrCat("unshare(CLONE_NEWNET) for ", path.string()));
+      return;
+    }
+    if (::mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0) {
+      status = ErrnoStatus(errno, StrCat("bind mount new network namespace onto ", path.string()));
+    }
+  });
+  worker.join();
+  RETURN_IF_ERROR(status);
+  unlink_file.Cancel();
+  return path;
+}
+
+Status NetworkNamespaces::Remove(std::string_view name) const {
+  if (!IsSingleComponent(name)) {
+    return InvalidArgumentError(
+        StrCat("network namespace name \"", name, "\" must be one non-empty path component"));
+  }
+  return RemoveNetworkNamespace(PathOf(name));
+}
+
+Status RemoveNetworkNamespace(const fs::path& path) {
+  if (::umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+    return ErrnoStatus(errno, StrCat("unmount network namespace ", path.string()));
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, StrCat("remove network namespace file ", path.string()));
+  }
+  return OkStatus();
+}
+
+StatusOr<bool> IsNetworkNamespace(const fs::path& path) {
+  struct statfs st;
+  if (::statfs(path.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT)
+      return NotFoundError(StrCat("network namespace ", path.string(), " does not exist"));
+    return ErrnoStatus(err, StrCat("statfs ", path.string()));
+  }
+  if (static_cast<unsigned long>(st.f_type) != static_cast<unsigned long>(NSFS_MAGIC)) return false;
+  // nsfs also holds other namespace kinds; only a net namespace accepts this.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, StrCat("open ", path.string()));
+  int type = ::ioctl(fd.get(), NS_GET_NSTYPE);
+  return type == CLONE_NEWNET;
+}
+
+Status RunInNetworkNamespace(const fs::path& path, const std::function<Status()>& fn) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, StrCat("open network namespace ", path.string()));
+  Status status;
+  std::thread worker([&] {
+    if (::setns(fd.get(), CLONE_NEWNET) != 0) {
+      status = ErrnoStatus(errno, StrCat("join network namespace ", path.string()));
+      return;
+    }
+    status = fn();
+  });
+  worker.join();
+  return status;
+}
+
+}  // namespace berth::network

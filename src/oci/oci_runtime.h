@@ -1,0 +1,48 @@
+// The OCI runtime driver: runc and crun share one command-line interface, so
+// one implementation drives both; each runtime handler gets its own instance
+// (binary + state root). Creating a container is the monitor's job (it must
+// be the parent of the container's init, see monitor/); this driver does the
+// rest of the lifecycle.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "common/process.h"
+#include "common/status.h"
+
+namespace berth::oci {
+
+struct RuntimeState {
+  std::string status;  // "created", "running", "stopped", "paused"
+  int pid = 0;
+};
+
+// Thread-safe (each call runs its own process).
+class OciRuntime {
+ public:
+  virtual ~OciRuntime() = default;
+  virtual const std::string& handler_name() const = 0;  // "runc", "crun"
+  virtual const std::string& binary() const = 0;
+  virtual const std::string& state_root() const = 0;  // the runtime's --root
+
+  virtual Status Start(const std::string& id) = 0;
+  // `all`: signal every process of the container, not just its init.
+  virtual Status Kill(const std::string& id, int signal, bool all) = 0;
+  // Absent containers are success: Delete is used by idempotent removals.
+  virtual Status Delete(const std::string& id, bool force) = 0;
+  // NOT_FOUND when the runtime does not know the container.
+  virtual StatusOr<RuntimeState> State(const std::string& id) = 0;
+  // Runs a process described by an OCI `process` JSON inside the container
+  // and waits for it, capturing output (each stream capped at 16 MiB).
+  virtual StatusOr<ProcessResult> ExecSync(const std::string& id, const std::string& process_json,
+                                           std::chrono::milliseconds timeout) = 0;
+  // Applies an OCI `linux.resources` JSON to the running container.
+  virtual Status Update(const std::string& id, const std::string& resources_json) = 0;
+};
+
+std::unique_ptr<OciRuntime> NewCliRuntime(std::string handler_name, std::string binary,
+                                          std::string state_root);
+
+}  // namespace berth::oci

@@ -1,0 +1,566 @@
+#include "sandbox/sandbox_manager.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <spdlog/spdlog.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/fs.h"
+
+namespace berth::sandbox {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::string_view kBucket = "sandboxes";
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string ModeName(oci::NamespaceMode m) {
+  switch (m) {
+    case oci::NamespaceMode::kPod: return "POD";
+    case oci::NamespaceMode::kContainer: return "CONTAINER";
+    case oci::NamespaceMode::kNode: return "NODE";
+    case oci::NamespaceMode::kTarget: return "TARGET";
+  }
+  return "POD";
+}
+
+oci::NamespaceMode ModeFromName(const std::string& s) {
+  if (s == "CONTAINER") return oci::NamespaceMode::kContainer;
+  if (s == "NODE") return oci::NamespaceMode::kNode;
+  if (s == "TARGET") return oci::NamespaceMode::kTarget;
+  return oci::NamespaceMode::kPod;
+}
+
+std::string NodeHostname() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+// Pins new IPC and UTS namespaces at `ipc_path` and `uts_path` (bind mounts of
+// their nsfs files), made on a short-lived thread so that berthd itself never
+// changes namespace.
+Status PinIpcUts(const fs::path& ipc_path, const fs::path& uts_path, const std::string& hostname) {
+  Status result;
+  std::thread t([&] {
+    if (::unshare(CLONE_NEWIPC | CLONE_NEWUTS) != 0) {
+      result = ErrnoStatus(errno, "unshare IPC and UTS namespaces");
+      return;
+    }
+    if (!hostname.empty() && ::sethostname(hostname.data(), hostname.size()) != 0) {
+      result = ErrnoStatus(errno, StrCat("set hostname ", hostname));
+      return;
+    }
+    for (const auto& [ns, path] : {std::pair{"ipc", ipc_path}, std::pair{"uts", uts_path}}) {
+      std::string src = StrCat("/proc/thread-self/ns/", ns);
+      UniqueFd f(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+      if (!f.valid()) {
+        result = ErrnoStatus(errno, StrCat("create ", path.string()));
+        return;
+      }
+      if (::mount(src.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+        result = ErrnoStatus(errno, StrCat("bind ", src, " to ", path.string()));
+        return;
+      }
+    }
+  });
+  t.join();
+  return result;
+}
+
+// Starts berth-pause as PID 1 of a new PID namespace, inside the pod's other
+// namespaces, detached from berthd (its own session; reparented to init) so
+// it outlives a daemon restart. Returns its host pid.
+StatusOr<pid_t> SpawnPause(const std::string& binary, const std::vector<std::string>& ns_paths) {
+  if (binary.empty() || ::access(binary.c_str(), X_OK) != 0) {
+    return FailedPreconditionError(
+        "berth-pause not found beside berthd or in PATH: pods with a shared PID namespace need it");
+  }
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe for berth-pause");
+  UniqueFd rd(fds[0]), wr(fds[1]);
+  pid_t child = ::fork();
+  if (child < 0) return ErrnoStatus(errno, "fork for berth-pause");
+  if (child == 0) {
+    ::setsid();
+    for (const auto& p : ns_paths) {
+      int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::setns(fd, 0) != 0) ::_exit(1);
+      ::close(fd);
+    }
+    if (::unshare(CLONE_NEWPID) != 0) ::_exit(2);
+    pid_t pause = ::fork();
+    if (pause < 0) ::_exit(3);
+    if (pause == 0) {
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      int null = ::open("/dev/null", O_RDWR);
+      ::dup2(null, 0);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+      ::execl(binary.c_str(), "berth-pause", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    (void)!::write(wr.get(), &pause, sizeof pause);
+    ::_exit(0);
+  }
+  wr.Reset();
+  pid_t pause = 0;
+  ssize_t n = ::read(rd.get(), &pause, sizeof pause);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  if (n != sizeof pause || pause <= 0) {
+    return InternalError(StrCat("starting berth-pause failed (helper exit status ", status, ")"));
+  }
+  return pause;
+}
+
+// Kills berth-pause only if `pid` still is the init of the pinned namespace
+// (after a restart the pid may belong to someone else).
+void KillPause(int pid, const std::string& pinned) {
+  if (pid <= 0 || pinned.empty()) return;
+  struct stat a, b;
+  std::string live = StrCat("/proc/", pid, "/ns/pid");
+  if (::stat(live.c_str(), &a) != 0 || ::stat(pinned.c_str(), &b) != 0) return;
+  if (a.st_ino != b.st_ino || a.st_dev != b.st_dev) return;
+  ::kill(pid, SIGKILL);
+}
+
+void UnpinNamespace(const std::string& path) {
+  if (path.empty()) return;
+  ::umount2(path.c_str(), MNT_DETACH);
+  ::unlink(path.c_str());
+}
+
+std::string ResolvConf(const SandboxConfig& c, const std::string& host_source) {
+  if (c.dns_servers.empty() && c.dns_searches.empty() && c.dns_options.empty()) {
+    auto host = ReadFile(host_source);
+    return host.ok() ? *host : "";
+  }
+  std::string out;
+  if (!c.dns_searches.empty()) {
+    out += "search";
+    for (const auto& s : c.dns_searches) out += " " + s;
+    out += "\n";
+  }
+  for (const auto& s : c.dns_servers) out += "nameserver " + s + "\n";
+  if (!c.dns_options.empty()) {
+    out += "options";
+    for (const auto& s : c.dns_options) out += " " + s;
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ReservedName(const SandboxConfig& c) {
+  return StrCat(c.name, "_", c.namespace_, "_", c.uid, "_", c.attempt);
+}
+
+std::string SandboxRecord::ToJson() const {
+  json pm = json::array();
+  for (const auto& p : config.port_mappings) {
+    pm.push_back({{"host_port", p.host_port}, {"container_port", p.container_port},
+                  {"protocol", p.protocol}, {"host_ip", p.host_ip}});
+  }
+  json c{{"name", config.name},
+         {"uid", config.uid},
+         {"namespace", config.namespace_},
+         {"attempt", config.attempt},
+         {"hostname", config.hostname},
+         {"log_directory", config.log_directory},
+         {"dns_servers", config.dns_servers},
+         {"dns_searches", config.dns_searches},
+         {"dns_options", config.dns_options},
+         {"port_mappings", pm},
+         {"labels", config.labels},
+         {"annotations", config.annotations},
+         {"cgroup_parent", config.cgroup_parent},
+         {"sysctls", config.sysctls},
+         {"network_mode", ModeName(config.network_mode)},
+         {"pid_mode", ModeName(config.pid_mode)},
+         {"ipc_mode", ModeName(config.ipc_mode)},
+         {"privileged", config.privileged}};
+  json j{{"id", id},
+         {"config", c},
+         {"runtime_handler", runtime_handler},
+         {"state", state == SandboxState::kReady ? "READY" : "NOTREADY"},
+         {"created_at_ns", created_at_ns},
+         {"dir", dir},
+         {"netns_path", netns_path},
+         {"ipc_ns_path", ipc_ns_path},
+         {"uts_ns_path", uts_ns_path},
+         {"pid_ns_path", pid_ns_path},
+         {"pause_pid", pause_pid},
+         {"ip", ip},
+         {"additional_ips", additional_ips},
+         {"network_ready", network_ready}};
+  return j.dump();
+}
+
+StatusOr<SandboxRecord> SandboxRecord::FromJson(std::string_view text) {
+  try {
+    json j = json::parse(text);
+    SandboxRecord r;
+    r.id = j.at("id");
+    const json& c = j.at("config");
+    r.config.name = c.at("name");
+    r.config.uid = c.at("uid");
+    r.config.namespace_ = c.at("namespace");
+    r.config.attempt = c.at("attempt");
+    r.config.hostname = c.at("hostname");
+    r.config.log_directory = c.at("log_directory");
+    r.config.dns_servers = c.at("dns_servers").get<std::vector<std::string>>();
+    r.config.dns_searches = c.at("dns_searches").get<std::vector<std::string>>();
+    r.config.dns_options = c.at("dns_options").get<std::vector<std::string>>();
+    for (const auto& p : c.at("port_mappings")) {
+      network::PortMapping m;
+      m.host_port = p.at("host_port");
+      m.container_port = p.at("container_port");
+      m.protocol = p.at("protocol");
+      m.host_ip = p.at("host_ip");
+      r.config.port_mappings.push_back(m);
+    }
+    r.config.labels = c.at("labels").get<std::map<std::string, std::string>>();
+    r.config.annotations = c.at("annotations").get<std::map<std::string, std::string>>();
+    r.config.cgroup_parent = c.at("cgroup_parent");
+    r.config.sysctls = c.at("sysctls").get<std::map<std::string, std::string>>();
+    r.config.network_mode = ModeFromName(c.at("network_mode"));
+    r.config.pid_mode = ModeFromName(c.at("pid_mode"));
+    r.config.ipc_mode = ModeFromName(c.at("ipc_mode"));
+    r.config.privileged = c.at("privileged");
+    r.runtime_handler = j.at("runtime_handler");
+    r.state = j.at("state") == "READY" ? SandboxState::kReady : SandboxState::kNotReady;
+    r.created_at_ns = j.at("created_at_ns");
+    r.dir = j.at("dir");
+    r.netns_path = j.at("netns_path");
+    r.ipc_ns_path = j.at("ipc_ns_path");
+    r.uts_ns_path = j.at("uts_ns_path");
+    r.pid_ns_path = j.value("pid_ns_path", "");
+    r.pause_pid = j.value("pause_pid", 0);
+    r.ip = j.at("ip");
+    r.additional_ips = j.at("additional_ips").get<std::vector<std::string>>();
+    r.network_ready = j.at("network_ready");
+    return r;
+  } catch (const json::exception& e) {
+    return DataLossError(StrCat("corrupt sandbox record: ", e.what()));
+  }
+}
+
+oci::SandboxInfo SandboxRecord::Info() const {
+  oci::SandboxInfo s;
+  s.id = id;
+  s.name = config.name;
+  s.namespace_ = config.namespace_;
+  s.hostname = config.hostname.empty() ? NodeHostname() : config.hostname;
+  s.netns_path = netns_path;
+  s.ipc_ns_path = ipc_ns_path;
+  s.uts_ns_path = uts_ns_path;
+  s.pid_ns_path = pid_ns_path;
+  s.cgroup_parent = config.cgroup_parent;
+  s.resolv_conf_path = (fs::path(dir) / "resolv.conf").string();
+  s.hosts_path = (fs::path(dir) / "hosts").string();
+  s.hostname_path = (fs::path(dir) / "hostname").string();
+  if (config.ipc_mode != oci::NamespaceMode::kNode) s.shm_path = (fs::path(dir) / "shm").string();
+  s.sysctls = config.sysctls;
+  s.privileged = config.privileged;
+  return s;
+}
+
+SandboxManager::SandboxManager(SandboxManagerOptions options, store::MetadataStore* db,
+                               network::CniManager* cni)
+    : options_(std::move(options)), db_(db), cni_(cni), netns_(options_.netns_dir) {}
+
+StatusOr<std::unique_ptr<SandboxManager>> SandboxManager::Open(SandboxManagerOptions options,
+                                                             store::MetadataStore* db,
+                                                             network::CniManager* cni) {
+  std::unique_ptr<SandboxManager> m(new SandboxManager(std::move(options), db, cni));
+  RETURN_IF_ERROR(MakeDirs(m->options_.state_dir, 0711));
+  ASSIGN_OR_RETURN(auto rows, db->List(kBucket));
+  for (const auto& [key, value] : rows) {
+    ASSIGN_OR_RETURN(SandboxRecord r, SandboxRecord::FromJson(value));
+    // After a reboot the state directory (a tmpfs) is gone with the
+    // namespaces: such pods can no longer run containers.
+    if (r.state == SandboxState::kReady && !r.netns_path.empty() && !fs::exists(r.netns_path)) {
+      r.state = SandboxState::kNotReady;
+      RETURN_IF_ERROR(m->Save(r));
+    }
+    m->names_[ReservedName(r.config)] = r.id;
+    m->sandboxes_[r.id] = r;
+  }
+  return m;
+}
+
+Status SandboxManager::Save(const SandboxRecord& r) {
+  RETURN_IF_ERROR(db_->Put(kBucket, r.id, r.ToJson()));
+  std::lock_guard lock(mu_);
+  sandboxes_[r.id] = r;
+  return OkStatus();
+}
+
+std::shared_ptr<std::mutex> SandboxManager::LockFor(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto& l = locks_[id];
+  if (!l) l = std::make_shared<std::mutex>();
+  return l;
+}
+
+StatusOr<SandboxRecord> SandboxManager::Run(const SandboxConfig& config,
+                                            const std::string& runtime_handler) {
+  if (config.name.empty() || config.uid.empty() || config.namespace_.empty()) {
+    return InvalidArgumentError("sandbox metadata needs name, uid and namespace");
+  }
+  if (config.pid_mode == oci::NamespaceMode::kTarget) {
+    return InvalidArgumentError("a pod sandbox cannot use pid mode TARGET");
+  }
+  const std::string reserved = ReservedName(config);
+  std::shared_ptr<std::mutex> name_lock;
+  {
+    std::lock_guard lock(mu_);
+    auto& l = name_locks_[reserved];
+    if (!l) l = std::make_shared<std::mutex>();
+    name_lock = l;
+  }
+  // A retry of an in-flight call waits here, then finds the sandbox made by
+  // the first call and returns it.
+  std::unique_lock hold(*name_lock, std::try_to_lock);
+  const bool waited = !hold.owns_lock();
+  if (waited) hold.lock();
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = names_.find(reserved); it != names_.end()) {
+      const SandboxRecord& existing = sandboxes_.at(it->second);
+      if (waited) return existing;
+      return AlreadyExistsError(StrCat("pod sandbox name ", reserved, " is reserved by ",
+                                       existing.id, "; remove it first"));
+    }
+  }
+  return RunLocked(config, runtime_handler);
+}
+
+StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
+                                                  const std::string& runtime_handler) {
+  SandboxRecord r;
+  r.id = RandomHex(32);
+  r.config = config;
+  r.runtime_handler = runtime_handler;
+  r.created_at_ns = NowNs();
+  r.dir = (options_.state_dir / r.id).string();
+  const fs::path dir = r.dir;
+  RETURN_IF_ERROR(MakeDirs(dir, 0711));
+  ScopeGuard remove_dir([&] { (void)RemoveAll(dir); });
+
+  const bool host_network = config.network_mode == oci::NamespaceMode::kNode;
+  std::string hostname = config.hostname.empty() || host_network ? NodeHostname() : config.hostname;
+  RETURN_IF_ERROR(WriteFileAtomic(dir / "hostname", hostname + "\n"));
+  std::string hosts;
+  if (host_network) {
+    auto h = ReadFile("/etc/hosts");
+    hosts = h.ok() ? *h : "";
+  } else {
+    hosts = StrCat("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+                   "fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\n",
+                   "fe00::2\tip6-allrouters\n");
+  }
+  RETURN_IF_ERROR(WriteFileAtomic(dir / "hosts", hosts));
+  RETURN_IF_ERROR(WriteFileAtomic(dir / "resolv.conf", ResolvConf(config, options_.resolv_conf_source)));
+
+  // The pod's /dev/shm: a tmpfs shared by its containers.
+  const fs::path shm = dir / "shm";
+  bool shm_mounted = false;
+  ScopeGuard umount_shm([&] {
+    if (shm_mounted) ::umount2(shm.c_str(), MNT_DETACH);
+  });
+  if (config.ipc_mode != oci::NamespaceMode::kNode) {
+    RETURN_IF_ERROR(MakeDirs(shm, 01777));
+    if (::mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "mode=1777,size=65536k") != 0) {
+      return ErrnoStatus(errno, StrCat("mount /dev/shm tmpfs of sandbox ", r.id));
+    }
+    shm_mounted = true;
+  }
+
+  ScopeGuard unpin([&] {
+    UnpinNamespace(r.ipc_ns_path);
+    UnpinNamespace(r.uts_ns_path);
+  });
+  if (config.ipc_mode != oci::NamespaceMode::kNode || !host_network) {
+    r.ipc_ns_path = (dir / "ipcns").string();
+    r.uts_ns_path = (dir / "utsns").string();
+    Status pinned = PinIpcUts(r.ipc_ns_path, r.uts_ns_path, hostname);
+    if (!pinned.ok()) return Annotate(pinned, StrCat("sandbox ", r.id));
+    if (config.ipc_mode == oci::NamespaceMode::kNode) {
+      UnpinNamespace(r.ipc_ns_path);
+      r.ipc_ns_path.clear();
+    }
+    if (host_network) {
+      UnpinNamespace(r.uts_ns_path);
+      r.uts_ns_path.clear();
+    }
+  }
+
+  ScopeGuard remove_netns([&] {
+    if (!r.netns_path.empty()) (void)network::RemoveNetworkNamespace(r.netns_path);
+  });
+  network::PodNetworkRequest net_req;
+  ScopeGuard teardown([&] {
+    if (r.network_ready) (void)cni_->TearDownPod(net_req);
+  });
+  if (!host_network) {
+    ASSIGN_OR_RETURN(fs::path ns, netns_.Create(r.id));
+    r.netns_path = ns.string();
+    net_req.container_id = r.id;
+    net_req.netns_path = r.netns_path;
+    net_req.pod_name = config.name;
+    net_req.pod_namespace = config.namespace_;
+    net_req.pod_uid = config.uid;
+    net_req.port_mappings = config.port_mappings;
+    auto result = cni_->SetUpPod(net_req);
+    if (!result.ok()) return Annotate(result.status(), StrCat("set up network of sandbox ", r.id));
+    r.network_ready = true;
+    r.ip = result->ip;
+    r.additional_ips = result->additional_ips;
+  }
+
+  ScopeGuard kill_pause([&] {
+    KillPause(r.pause_pid, r.pid_ns_path);
+    UnpinNamespace(r.pid_ns_path);
+  });
+  if (config.pid_mode == oci::NamespaceMode::kPod) {
+    std::vector<std::string> join;
+    for (const auto& p : {r.ipc_ns_path, r.uts_ns_path, r.netns_path}) {
+      if (!p.empty()) join.push_back(p);
+    }
+    ASSIGN_OR_RETURN(r.pause_pid, SpawnPause(options_.pause_binary, join));
+    std::string pinned = (dir / "pidns").string();
+    UniqueFd f(::open(pinned.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+    std::string live = StrCat("/proc/", r.pause_pid, "/ns/pid");
+    if (!f.valid() || ::mount(live.c_str(), pinned.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+      int err = errno;
+      ::kill(r.pause_pid, SIGKILL);
+      return ErrnoStatus(err, StrCat("pin PID namespace of sandbox ", r.id));
+    }
+    r.pid_ns_path = pinned;
+  }
+
+  r.state = SandboxState::kReady;
+  RETURN_IF_ERROR(Save(r));
+  {
+    std::lock_guard lock(mu_);
+    names_[ReservedName(config)] = r.id;
+  }
+  remove_dir.Cancel();
+  umount_shm.Cancel();
+  unpin.Cancel();
+  remove_netns.Cancel();
+  teardown.Cancel();
+  kill_pause.Cancel();
+  spdlog::info("event=sandbox_ready id={} pod={}/{} ip={}", r.id, config.namespace_, config.name,
+               r.ip.empty() ? "host" : r.ip);
+  return r;
+}
+
+Status SandboxManager::StopLocked(SandboxRecord& r) {
+  if (r.network_ready) {
+    network::PodNetworkRequest req;
+    req.container_id = r.id;
+    req.netns_path = r.netns_path;
+    req.pod_name = r.config.name;
+    req.pod_namespace = r.config.namespace_;
+    req.pod_uid = r.config.uid;
+    req.port_mappings = r.config.port_mappings;
+    RETURN_IF_ERROR(Annotate(cni_->TearDownPod(req), StrCat("tear down network of sandbox ", r.id)));
+    r.network_ready = false;
+  }
+  if (!r.netns_path.empty()) RETURN_IF_ERROR(network::RemoveNetworkNamespace(r.netns_path));
+  KillPause(r.pause_pid, r.pid_ns_path);
+  UnpinNamespace(r.pid_ns_path);
+  UnpinNamespace(r.ipc_ns_path);
+  UnpinNamespace(r.uts_ns_path);
+  ::umount2((fs::path(r.dir) / "shm").c_str(), MNT_DETACH);
+  r.state = SandboxState::kNotReady;
+  return Save(r);
+}
+
+Status SandboxManager::Stop(const std::string& id) {
+  auto lock = LockFor(id);
+  std::lock_guard hold(*lock);
+  SandboxRecord r;
+  {
+    std::lock_guard l(mu_);
+    auto it = sandboxes_.find(id);
+    if (it == sandboxes_.end()) return OkStatus();  // idempotent
+    r = it->second;
+  }
+  RETURN_IF_ERROR(StopLocked(r));
+  spdlog::info("event=sandbox_stopped id={}", id);
+  return OkStatus();
+}
+
+Status SandboxManager::Remove(const std::string& id) {
+  auto lock = LockFor(id);
+  std::lock_guard hold(*lock);
+  SandboxRecord r;
+  {
+    std::lock_guard l(mu_);
+    auto it = sandboxes_.find(id);
+    if (it == sandboxes_.end()) return OkStatus();  // idempotent
+    r = it->second;
+  }
+  RETURN_IF_ERROR(StopLocked(r));
+  RETURN_IF_ERROR(RemoveAll(r.dir));
+  RETURN_IF_ERROR(db_->Delete(kBucket, id));
+  {
+    std::lock_guard l(mu_);
+    sandboxes_.erase(id);
+    names_.erase(ReservedName(r.config));
+    locks_.erase(id);
+  }
+  spdlog::info("event=sandbox_removed id={}", id);
+  return OkStatus();
+}
+
+StatusOr<SandboxRecord> SandboxManager::Get(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  if (auto it = sandboxes_.find(id); it != sandboxes_.end()) return it->second;
+  const SandboxRecord* found = nullptr;
+  if (!id.empty()) {
+    for (const auto& [k, r] : sandboxes_) {
+      if (k.starts_with(id)) {
+        if (found) return InvalidArgumentError(StrCat("sandbox id prefix ", id, " is ambiguous"));
+        found = &r;
+      }
+    }
+  }
+  if (!found) return NotFoundError(StrCat("pod sandbox ", id, " not found"));
+  return *found;
+}
+
+std::vector<SandboxRecord> SandboxManager::List() const {
+  std::lock_guard lock(mu_);
+  std::vector<SandboxRecord> out;
+  for (const auto& [k, r] : sandboxes_) out.push_back(r);
+  return out;
+}
+
+}  // namespace berth::sandbox

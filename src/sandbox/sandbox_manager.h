@@ -1,0 +1,116 @@
+// Pod sandboxes: the namespaces, network, DNS/hosts/hostname files and
+// /dev/shm that a pod's containers share. Network, IPC and UTS namespaces are
+// pinned by bind mounts of their nsfs files (as `ip netns add` does), so most
+// pods hold no process at all; only a pod whose containers share one PID
+// namespace (pid mode POD) runs berth-pause as that namespace's init.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "network/cni.h"
+#include "network/netns.h"
+#include "oci/container_config.h"
+#include "store/metadata_store.h"
+
+namespace berth::sandbox {
+
+// The domain form of the CRI PodSandboxConfig.
+struct SandboxConfig {
+  std::string name, uid, namespace_;
+  uint32_t attempt = 0;
+  std::string hostname;
+  std::string log_directory;
+  std::vector<std::string> dns_servers, dns_searches, dns_options;
+  std::vector<network::PortMapping> port_mappings;
+  std::map<std::string, std::string> labels, annotations;
+  std::string cgroup_parent;
+  std::map<std::string, std::string> sysctls;
+  oci::NamespaceMode network_mode = oci::NamespaceMode::kPod;
+  oci::NamespaceMode pid_mode = oci::NamespaceMode::kContainer;
+  oci::NamespaceMode ipc_mode = oci::NamespaceMode::kPod;
+  bool privileged = false;
+};
+
+enum class SandboxState { kReady, kNotReady };
+
+struct SandboxRecord {
+  std::string id;
+  SandboxConfig config;
+  std::string runtime_handler;
+  SandboxState state = SandboxState::kReady;
+  int64_t created_at_ns = 0;
+  std::string dir;  // <state>/sandboxes/<id>: resolv.conf, hosts, hostname, shm/, ns files
+  std::string netns_path, ipc_ns_path, uts_ns_path;  // empty when NODE
+  std::string pid_ns_path;  // pinned PID namespace of berth-pause (pid mode POD)
+  int pause_pid = 0;
+  std::string ip;
+  std::vector<std::string> additional_ips;
+  bool network_ready = false;  // CNI ADD done and not yet torn down
+
+  std::string ToJson() const;
+  static StatusOr<SandboxRecord> FromJson(std::string_view json);
+  // What the OCI spec builder needs to put a container into this pod.
+  oci::SandboxInfo Info() const;
+};
+
+struct SandboxManagerOptions {
+  std::filesystem::path state_dir;  // <state>/sandboxes
+  std::filesystem::path netns_dir;  // <state>/netns
+  std::string resolv_conf_source = "/etc/resolv.conf";  // used when the pod gives no DNS config
+  std::string pause_binary;  // berth-pause, for pods that share one PID namespace
+};
+
+// Thread-safe. Operations on one sandbox are serialised by a per-sandbox
+// lock; different sandboxes proceed in parallel.
+class SandboxManager {
+ public:
+  static StatusOr<std::unique_ptr<SandboxManager>> Open(SandboxManagerOptions options,
+                                                       store::MetadataStore* db,
+                                                       network::CniManager* cni);
+
+  // Creates and starts a pod sandbox; rolls back everything on failure. A
+  // second call with the same name while the first is in flight waits for it
+  // and returns its result (kubelet retries do that).
+  StatusOr<SandboxRecord> Run(const SandboxConfig& config, const std::string& runtime_handler);
+  // Tears down the network and unmounts namespaces; the record stays
+  // (NOTREADY). Idempotent, per the CRI spec.
+  Status Stop(const std::string& id);
+  // Stop, then forget the sandbox. The caller removes its containers first.
+  // Idempotent: an unknown id is success.
+  Status Remove(const std::string& id);
+
+  StatusOr<SandboxRecord> Get(const std::string& id_or_prefix) const;
+  std::vector<SandboxRecord> List() const;
+
+ private:
+  SandboxManager(SandboxManagerOptions options, store::MetadataStore* db,
+                 network::CniManager* cni);
+  StatusOr<SandboxRecord> RunLocked(const SandboxConfig& config, const std::string& handler);
+  Status StopLocked(SandboxRecord& record);
+  Status Save(const SandboxRecord& record);
+  std::shared_ptr<std::mutex> LockFor(const std::string& id);
+
+  SandboxManagerOptions options_;
+  store::MetadataStore* db_;
+  network::CniManager* cni_;
+  network::NetworkNamespaces netns_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, SandboxRecord> sandboxes_;                 // by id
+  std::map<std::string, std::string> names_;                       // reserved name -> id
+  std::map<std::string, std::shared_ptr<std::mutex>> locks_;       // per sandbox id
+  std::map<std::string, std::shared_ptr<std::mutex>> name_locks_;  // per reserved name
+};
+
+// "<name>_<namespace>_<uid>_<attempt>": the unique key kubelet's retries reuse.
+std::string ReservedName(const SandboxConfig& c);
+
+}  // namespace berth::sandbox

@@ -1,0 +1,126 @@
+// Container RPCs: validate, call the container manager, build the response.
+#include "server/cri_convert.h"
+#include "server/cri_services.h"
+
+namespace berth::server {
+
+grpc::Status RuntimeServiceImpl::CreateContainer(grpc::ServerContext*,
+                                                 const runtime::v1::CreateContainerRequest* req,
+                                                 runtime::v1::CreateContainerResponse* resp) {
+  return rpc_.Run("CreateContainer", [&]() -> berth::Status {
+    if (req->pod_sandbox_id().empty()) return InvalidArgumentError("pod_sandbox_id is empty");
+    container::CreateRequest create;
+    create.sandbox_id = req->pod_sandbox_id();
+    ASSIGN_OR_RETURN(create.config, ToContainerConfig(req->config()));
+    create.image = req->config().image().image();
+    create.log_path = req->config().log_path();
+    ASSIGN_OR_RETURN(container::ContainerRecord r, domain_.containers->Create(create));
+    resp->set_container_id(r.id);
+    return OkStatus();
+  });
+}
+
+grpc::Status RuntimeServiceImpl::StartContainer(grpc::ServerContext*,
+                                                const runtime::v1::StartContainerRequest* req,
+                                                runtime::v1::StartContainerResponse*) {
+  return rpc_.Run("StartContainer", [&]() -> berth::Status {
+    if (req->container_id().empty()) return InvalidArgumentError("container_id is empty");
+    return domain_.containers->Start(req->container_id());
+  });
+}
+
+// Idempotent (CRI spec): stopping an exited container succeeds. An unknown
+// container is NOT_FOUND, as in containerd.
+grpc::Status RuntimeServiceImpl::StopContainer(grpc::ServerContext*,
+                                               const runtime::v1::StopContainerRequest* req,
+                                               runtime::v1::StopContainerResponse*) {
+  return rpc_.Run("StopContainer", [&]() -> berth::Status {
+    if (req->container_id().empty()) return InvalidArgumentError("container_id is empty");
+    if (req->timeout() < 0) return InvalidArgumentError("timeout must not be negative");
+    return domain_.containers->Stop(req->container_id(), std::chrono::seconds(req->timeout()));
+  });
+}
+
+// Idempotent (CRI spec): removing an unknown container succeeds; a running
+// one is killed first.
+grpc::Status RuntimeServiceImpl::RemoveContainer(grpc::ServerContext*,
+                                                 const runtime::v1::RemoveContainerRequest* req,
+                                                 runtime::v1::RemoveContainerResponse*) {
+  return rpc_.Run("RemoveContainer", [&]() -> berth::Status {
+    if (req->container_id().empty()) return InvalidArgumentError("container_id is empty");
+    return domain_.containers->Remove(req->container_id());
+  });
+}
+
+grpc::Status RuntimeServiceImpl::ListContainers(grpc::ServerContext*,
+                                                const runtime::v1::ListContainersRequest* req,
+                                                runtime::v1::ListContainersResponse* resp) {
+  return rpc_.Run("ListContainers", [&]() -> berth::Status {
+    const auto& f = req->filter();
+    for (const auto& r : domain_.containers->List()) {
+      if (!f.id().empty() && !r.id.starts_with(f.id())) continue;
+      if (!f.pod_sandbox_id().empty() && !r.sandbox_id.starts_with(f.pod_sandbox_id())) continue;
+      if (f.has_state() && f.state().state() != ToCriState(r.state)) continue;
+      if (!LabelsMatch(f.label_selector(), r.labels)) continue;
+      ToCriContainer(r, resp->add_containers());
+    }
+    return OkStatus();
+  });
+}
+
+grpc::Status RuntimeServiceImpl::ContainerStatus(grpc::ServerContext*,
+                                                 const runtime::v1::ContainerStatusRequest* req,
+                                                 runtime::v1::ContainerStatusResponse* resp) {
+  return rpc_.Run("ContainerStatus", [&]() -> berth::Status {
+    if (req->container_id().empty()) return InvalidArgumentError("container_id is empty");
+    ASSIGN_OR_RETURN(container::ContainerRecord r, domain_.containers->Get(req->container_id()));
+    ToCriContainerStatus(r, resp->mutable_status());
+    if (req->verbose()) {
+      auto spec = domain_.containers->SpecJson(r.id);
+      std::string info = StrCat("{\"pid\":", r.pid, ",\"sandboxID\":\"", r.sandbox_id,
+                                "\",\"runtimeSpec\":", spec.ok() ? *spec : "null", "}");
+      (*resp->mutable_info())["info"] = info;
+    }
+    return OkStatus();
+  });
+}
+
+grpc::Status RuntimeServiceImpl::UpdateContainerResources(
+    grpc::ServerContext*, const runtime::v1::UpdateContainerResourcesRequest* req,
+    runtime::v1::UpdateContainerResourcesResponse*) {
+  return rpc_.Run("UpdateContainerResources", [&]() -> berth::Status {
+    if (req->container_id().empty()) return InvalidArgumentError("container_id is empty");
+    return domain_.containers->UpdateResources(req->container_id(), ToResources(req->linux()));
+  });
+}
+
+grpc::Status RuntimeServiceImpl::ReopenContainerLog(
+    grpc::ServerContext*, const runtime::v1::ReopenContainerLogRequest* req,
+    runtime::v1::ReopenContainerLogResponse*) {
+  return rpc_.Run("ReopenContainerLog", [&]() -> berth::Status {
+    if (req->container_id().empty()) return InvalidArgumentError("container_id is empty");
+    return domain_.containers->ReopenLog(req->container_id());
+  });
+}
+
+grpc::Status RuntimeServiceImpl::ExecSync(grpc::ServerContext*,
+                                          const runtime::v1::ExecSyncRequest* req,
+                                          runtime::v1::ExecSyncResponse* resp) {
+  return rpc_.Run("ExecSync", [&]() -> berth::Status {
+    if (req->container_id().empty()) return InvalidArgumentError("container_id is empty");
+    std::vector<std::string> cmd(req->cmd().begin(), req->cmd().end());
+    ASSIGN_OR_RETURN(ProcessResult r, domain_.containers->ExecSync(
+                                          req->container_id(), cmd,
+                                          std::chrono::seconds(req->timeout())));
+    if (r.timed_out) {
+      return DeadlineExceededError(
+          StrCat("command timed out after ", req->timeout(), "s in container ", req->container_id()));
+    }
+    resp->set_stdout(r.out);
+    resp->set_stderr(r.err);
+    resp->set_exit_code(r.exit_code);
+    return OkStatus();
+  });
+}
+
+}  // namespace berth::server

@@ -1,0 +1,27 @@
+// What the RPC handlers operate on, owned by the daemon. Filled in by
+// start-up recovery; handlers only run after the RpcDecorator is ready.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "container/container_manager.h"
+#include "image/image_service.h"
+#include "network/cni.h"
+#include "oci/oci_runtime.h"
+#include "sandbox/sandbox_manager.h"
+#include "store/metadata_store.h"
+
+namespace berth::server {
+
+struct Domain {
+  std::unique_ptr<store::MetadataStore> db;
+  std::unique_ptr<image::ImageService> images;
+  std::unique_ptr<network::CniManager> cni;
+  std::map<std::string, std::unique_ptr<oci::OciRuntime>> runtimes;  // by handler name
+  std::unique_ptr<sandbox::SandboxManager> sandboxes;
+  std::unique_ptr<container::ContainerManager> containers;
+};
+
+}  // namespace berth::server

@@ -1,0 +1,94 @@
+// Pod sandbox RPCs: validate, call the sandbox (and container) managers,
+// build the response.
+#include "server/cri_convert.h"
+#include "server/cri_services.h"
+
+namespace berth::server {
+
+grpc::Status RuntimeServiceImpl::RunPodSandbox(grpc::ServerContext*,
+                                               const runtime::v1::RunPodSandboxRequest* req,
+                                               runtime::v1::RunPodSandboxResponse* resp) {
+  return rpc_.Run("RunPodSandbox", [&]() -> berth::Status {
+    ASSIGN_OR_RETURN(sandbox::SandboxConfig cfg, ToSandboxConfig(req->config()));
+    std::string handler = req->runtime_handler();
+    if (handler.empty()) handler = info_.oci_runtime_name;
+    if (!domain_.runtimes.contains(handler)) {
+      return InvalidArgumentError(StrCat("unknown runtime handler \"", req->runtime_handler(),
+                                         "\"; known: ", info_.oci_runtime_name));
+    }
+    ASSIGN_OR_RETURN(sandbox::SandboxRecord r, domain_.sandboxes->Run(cfg, handler));
+    resp->set_pod_sandbox_id(r.id);
+    return OkStatus();
+  });
+}
+
+// Idempotent (CRI spec): stopping a stopped or unknown sandbox succeeds.
+grpc::Status RuntimeServiceImpl::StopPodSandbox(grpc::ServerContext*,
+                                                const runtime::v1::StopPodSandboxRequest* req,
+                                                runtime::v1::StopPodSandboxResponse*) {
+  return rpc_.Run("StopPodSandbox", [&]() -> berth::Status {
+    if (req->pod_sandbox_id().empty()) return InvalidArgumentError("pod_sandbox_id is empty");
+    auto sb = domain_.sandboxes->Get(req->pod_sandbox_id());
+    if (!sb.ok()) {
+      return sb.status().code() == StatusCode::kNotFound ? OkStatus() : sb.status();
+    }
+    for (const auto& c : domain_.containers->List()) {
+      if (c.sandbox_id != sb->id) continue;
+      RETURN_IF_ERROR(domain_.containers->Stop(c.id, std::chrono::seconds(0)));
+    }
+    return domain_.sandboxes->Stop(sb->id);
+  });
+}
+
+// Idempotent (CRI spec): removing an unknown sandbox succeeds; its
+// containers are removed first, running or not.
+grpc::Status RuntimeServiceImpl::RemovePodSandbox(grpc::ServerContext*,
+                                                  const runtime::v1::RemovePodSandboxRequest* req,
+                                                  runtime::v1::RemovePodSandboxResponse*) {
+  return rpc_.Run("RemovePodSandbox", [&]() -> berth::Status {
+    if (req->pod_sandbox_id().empty()) return InvalidArgumentError("pod_sandbox_id is empty");
+    auto sb = domain_.sandboxes->Get(req->pod_sandbox_id());
+    if (!sb.ok()) {
+      return sb.status().code() == StatusCode::kNotFound ? OkStatus() : sb.status();
+    }
+    for (const auto& c : domain_.containers->List()) {
+      if (c.sandbox_id != sb->id) continue;
+      RETURN_IF_ERROR(domain_.containers->Remove(c.id));
+    }
+    return domain_.sandboxes->Remove(sb->id);
+  });
+}
+
+grpc::Status RuntimeServiceImpl::PodSandboxStatus(grpc::ServerContext*,
+                                                  const runtime::v1::PodSandboxStatusRequest* req,
+                                                  runtime::v1::PodSandboxStatusResponse* resp) {
+  return rpc_.Run("PodSandboxStatus", [&]() -> berth::Status {
+    if (req->pod_sandbox_id().empty()) return InvalidArgumentError("pod_sandbox_id is empty");
+    ASSIGN_OR_RETURN(sandbox::SandboxRecord r, domain_.sandboxes->Get(req->pod_sandbox_id()));
+    ToCriSandboxStatus(r, resp->mutable_status());
+    if (req->verbose()) {
+      (*resp->mutable_info())["info"] = r.ToJson();
+    }
+    return OkStatus();
+  });
+}
+
+grpc::Status RuntimeServiceImpl::ListPodSandbox(grpc::ServerContext*,
+                                                const runtime::v1::ListPodSandboxRequest* req,
+                                                runtime::v1::ListPodSandboxResponse* resp) {
+  return rpc_.Run("ListPodSandbox", [&]() -> berth::Status {
+    const auto& f = req->filter();
+    for (const auto& r : domain_.sandboxes->List()) {
+      if (!f.id().empty() && !r.id.starts_with(f.id())) continue;
+      if (f.has_state()) {
+        bool ready = r.state == sandbox::SandboxState::kReady;
+        if ((f.state().state() == runtime::v1::SANDBOX_READY) != ready) continue;
+      }
+      if (!LabelsMatch(f.label_selector(), r.config.labels)) continue;
+      ToCriSandbox(r, resp->add_items());
+    }
+    return OkStatus();
+  });
+}
+
+}  // namespace berth::server

@@ -1,0 +1,723 @@
+// berth-monitor: pure parts (CRI log splitting, report and exit-file parsing)
+// and the real thing driving runc with busybox containers. The runc tests need
+// root and runc; each leaves no container, process, cgroup or file behind.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/fs.h"
+#include "monitor/client.h"
+#include "monitor/cri_log.h"
+#include "monitor/protocol.h"
+
+namespace berth::monitor {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------
+// Pure functions.
+
+struct Record {
+  std::string time;
+  std::string stream;
+  char tag = 0;
+  std::string content;
+};
+
+// Parses a CRI log, checking the shape of every line.
+std::vector<Record> ParseCriLog(const std::string& text) {
+  static const std::regex kTime(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z)");
+  std::vector<Record> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    EXPECT_NE(nl, std::string::npos) << "log does not end with a newline";
+    if (nl == std::string::npos) break;
+    std::string line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    Record r;
+    size_t s1 = line.find(' ');
+    size_t s2 = s1 == std::string::npos ? s1 : line.find(' ', s1 + 1);
+    if (s2 == std::string::npos || s2 + 2 >= line.size() + 1 || line.size() < s2 + 3 ||
+        line[s2 + 2] != ' ') {
+      ADD_FAILURE() << "malformed log line: " << line;
+      continue;
+    }
+    r.time = line.substr(0, s1);
+    r.stream = line.substr(s1 + 1, s2 - s1 - 1);
+    r.tag = line[s2 + 1];
+    r.content = line.substr(s2 + 3);
+    EXPECT_TRUE(std::regex_match(r.time, kTime)) << r.time;
+    EXPECT_TRUE(r.stream == "stdout" || r.stream == "stderr") << line;
+    EXPECT_TRUE(r.tag == 'F' || r.tag == 'P') << line;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<Record> Only(const std::vector<Record>& recs, const std::string& stream) {
+  std::vector<Record> out;
+  for (const auto& r : recs) {
+    if (r.stream == stream) out.push_back(r);
+  }
+  return out;
+}
+
+TEST(CriLogSplitterTest, FullLinesPartialsAndEof) {
+  CriLogSplitter s("stdout", 4);
+  std::string out;
+  s.Feed("ab\ncd", "T1", &out);
+  EXPECT_EQ(out, "T1 stdout F ab\n");
+  s.Feed("ef\n\n", "T2", &out);  // "cdef" is exactly the maximum: one F record
+  EXPECT_EQ(out, "T1 stdout F ab\nT2 stdout F cdef\nT2 stdout F \n");
+  out.clear();
+  s.Feed("0123456789", "T3", &out);  // 10 bytes: P(4) P(4), "89" waits
+  EXPECT_EQ(out, "T3 stdout P 0123\nT3 stdout P 4567\n");
+  EXPECT_EQ(s.buffered(), 2u);
+  out.clear();
+  s.Feed("\r\nxy", "T4", &out);  // CRLF from a terminal loses the CR
+  EXPECT_EQ(out, "T4 stdout F 89\n");
+  out.clear();
+  s.Flush("T5", &out);
+  EXPECT_EQ(out, "T5 stdout P xy\n");
+  out.clear();
+  s.Flush("T6", &out);
+  EXPECT_EQ(out, "");
+}
+
+TEST(CriLogSplitterTest, ByteAtATimeEqualsOneChunk) {
+  std::string input(40000, 'a');
+  input += "\nshort\n";
+  input.append(16384, 'b');
+  input += "\n";
+  std::string whole, bytes;
+  CriLogSplitter a("stderr", 16384), b("stderr", 16384);
+  a.Feed(input, "T", &whole);
+  for (char c : input) b.Feed(std::string_view(&c, 1), "T", &bytes);
+  EXPECT_EQ(whole, bytes);
+  // 40000 = P 16384, P 16384, F 7232; then "short"; a line of exactly 16384 is one F.
+  std::vector<char> tags;
+  for (size_t pos = 0; (pos = whole.find(" stderr ", pos)) != std::string::npos; pos += 8) {
+    tags.push_back(whole[pos + 8]);
+  }
+  EXPECT_EQ(tags, (std::vector<char>{'P', 'P', 'F', 'F', 'F'}));
+}
+
+TEST(Rfc3339Test, FormatAndParse) {
+  struct timespec ts = {1700000000, 5};
+  EXPECT_EQ(FormatRfc3339Nano(ts), "2023-11-14T22:13:20.000000005Z");
+  ts = {951782400, 123456789};  // a leap day
+  EXPECT_EQ(FormatRfc3339Nano(ts), "2000-02-29T00:00:00.123456789Z");
+  ts = {0, 0};
+  EXPECT_EQ(FormatRfc3339Nano(ts), "1970-01-01T00:00:00.000000000Z");
+  auto t = ParseRfc3339Nano("2023-11-14T22:13:20.000000005Z");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(*t, 1700000000LL * 1000000000 + 5);
+  t = ParseRfc3339Nano("2023-11-14T23:13:20.5+01:00");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(*t, 1700000000LL * 1000000000 + 500000000);
+  EXPECT_FALSE(ParseRfc3339Nano("2023-11-14 22:13:20Z").ok());
+  EXPECT_FALSE(ParseRfc3339Nano("yesterday").ok());
+}
+
+TEST(SyncReportTest, CreatedErrorAndSilence) {
+  auto h = ParseSyncReport("monitor 42\ncreated 43\n", "c1");
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->monitor_pid, 42);
+  EXPECT_EQ(h->container_pid, 43);
+  auto e = ParseSyncReport("monitor 42\nerror runc said no\nsecond line\n", "c1");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("c1"), std::string::npos);
+  EXPECT_NE(e.status().message().find("runc said no\nsecond line"), std::string::npos);
+  EXPECT_FALSE(ParseSyncReport("monitor 42\n", "c1").ok());
+  EXPECT_FALSE(ParseSyncReport("", "c1").ok());
+  EXPECT_FALSE(ParseSyncReport("monitor x\ncreated 43\n", "c1").ok());
+}
+
+TEST(ExitFileTest, Parse) {
+  auto r = ParseExitFile(
+      "exit_code=137\nsignal=9\nexit_time=2023-11-14T22:13:20.000000005Z\noom_killed=true\n"
+      "pid=77\nfuture_key=whatever\n");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 137);
+  EXPECT_EQ(r->signal, 9);
+  EXPECT_EQ(r->exit_time_ns, 1700000000LL * 1000000000 + 5);
+  EXPECT_TRUE(r->oom_killed);
+  EXPECT_EQ(r->pid, 77);
+  EXPECT_FALSE(ParseExitFile("signal=0\n").ok());
+  EXPECT_FALSE(ParseExitFile("exit_code=abc\n").ok());
+  EXPECT_EQ(ReadExitFile("/nonexistent/berth/exit").status().code(), StatusCode::kNotFound);
+}
+
+TEST(MonitorArgvTest, FlagsAsDocumented) {
+  MonitorSpec spec;
+  spec.monitor_binary = "/usr/bin/berth-monitor";
+  spec.container_id = "c1";
+  spec.bundle = "/run/b/c1";
+  spec.runtime = "/usr/sbin/runc";
+  spec.runtime_root = "/run/runc";
+  spec.log_path = "/var/log/pods/p/c/0.log";
+  spec.runtime_args = {"--systemd-cgroup"};
+  spec.stdin_open = true;
+  spec.stdin_once = true;
+  auto argv = MonitorArgv(spec, 3);
+  std::vector<std::string> want = {"/usr/bin/berth-monitor",
+                                   "--id",
+                                   "c1",
+                                   "--bundle",
+                                   "/run/b/c1",
+                                   "--runtime",
+                                   "/usr/sbin/runc",
+                                   "--runtime-root",
+                                   "/run/runc",
+                                   "--log-path",
+                                   "/var/log/pods/p/c/0.log",
+                                   "--runtime-arg",
+                                   "--systemd-cgroup",
+                                   "--sync-fd",
+                                   "3",
+                                   "--stdin",
+                                   "--stdin-once"};
+  EXPECT_EQ(argv, want);
+  EXPECT_EQ(spec.ExitFile(), "/run/b/c1/exit");
+  EXPECT_EQ(spec.AttachSocket(), "/run/b/c1/attach");
+}
+
+// ---------------------------------------------------------------------------
+// The monitor binary on its own.
+
+int RunArgv(const std::vector<std::string>& args, std::string* output = nullptr) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return -1;
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(p[1]);
+  if (rc != 0) {
+    close(p[0]);
+    return -1;
+  }
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(p[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  close(p[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (output) *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST(MonitorBinaryTest, UsageErrorsNameTheFlag) {
+  std::string out;
+  EXPECT_EQ(RunArgv({BERTH_MONITOR_BINARY, "--version"}, &out), 0);
+  EXPECT_NE(out.find("berth-monitor"), std::string::npos);
+  EXPECT_EQ(RunArgv({BERTH_MONITOR_BINARY, "--id", "c", "--bundle", "relative/dir", "--runtime",
+                     "runc", "--runtime-root", "/run/r", "--log-path", "/tmp/l"},
+                    &out),
+            2);
+  EXPECT_NE(out.find("--bundle needs an absolute path"), std::string::npos) << out;
+  EXPECT_EQ(RunArgv({BERTH_MONITOR_BINARY, "--bogus"}, &out), 2);
+  EXPECT_NE(out.find("--bogus"), std::string::npos) << out;
+}
+
+// ---------------------------------------------------------------------------
+// Real containers through runc.
+
+std::string FindRunc() {
+  for (const char* p :
+       {"/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc"}) {
+    if (access(p, X_OK) == 0) return p;
+  }
+  return "";
+}
+
+bool WaitFor(const std::function<bool()>& cond, milliseconds timeout) {
+  auto deadline = steady_clock::now() + timeout;
+  while (steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return cond();
+}
+
+// Gone, or a zombie waiting for its (non-test) parent to reap it.
+bool ProcessGone(pid_t pid) {
+  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return true;
+  size_t paren = stat->rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat->size() || (*stat)[paren + 2] == 'Z';
+}
+
+std::string StatusField(pid_t pid, const std::string& key) {
+  auto text = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  if (!text.ok()) return "";
+  size_t at = text->find("\n" + key + ":");
+  if (at == std::string::npos) return "";
+  size_t start = text->find_first_not_of(" \t", at + key.size() + 2);
+  return text->substr(start, text->find('\n', start) - start);
+}
+
+std::string ReadOr(const fs::path& p) {
+  auto t = ReadFile(p);
+  return t.ok() ? *t : "";
+}
+
+struct BundleOptions {
+  bool terminal = false;
+  bool stdin_open = false;
+  bool stdin_once = false;
+  // Bundle path longer than a socket address can hold (108 bytes).
+  bool long_bundle_path = false;
+  std::function<void(nlohmann::json&)> edit_config;
+};
+
+class MonitorRuncTest : public ::testing::Test {
+ protected:
+  struct Container {
+    std::string id;
+    MonitorSpec spec;
+    MonitorHandle handle;
+  };
+
+  static void SetUpTestSuite() {
+    runc_ = FindRunc();
+    if (geteuid() != 0 || runc_.empty() || access("/bin/busybox", X_OK) != 0) return;
+    base_ = fs::temp_directory_path() / ("berth-mon-" + RandomHex(4));
+    runtime_root_ = "/run/berth-test-runc-" + RandomHex(4);
+    fs::create_directories(base_ / "rootfs/bin");
+    fs::copy_file("/bin/busybox", base_ / "rootfs/bin/busybox");
+    for (const char* applet : {"sh", "echo", "sleep", "cat", "head", "tr", "printf", "stty"}) {
+      fs::create_symlink("busybox", base_ / "rootfs/bin" / applet);
+    }
+    // A default spec from runc itself, edited per container.
+    ASSERT_EQ(RunArgv({runc_, "spec", "--bundle", base_.string()}), 0);
+    spec_template_ = nlohmann::json::parse(*ReadFile(base_ / "config.json"));
+  }
+
+  static void TearDownTestSuite() {
+    if (!base_.empty()) {
+      EXPECT_TRUE(RemoveAll(base_).ok());
+    }
+    if (!runtime_root_.empty()) {
+      EXPECT_TRUE(RemoveAll(runtime_root_).ok());
+    }
+  }
+
+  void SetUp() override {
+    if (base_.empty()) GTEST_SKIP() << "needs root, runc and /bin/busybox";
+  }
+
+  void TearDown() override {
+    for (const auto& c : containers_) {
+      RunArgv({runc_, "--root", runtime_root_.string(), "delete", "--force", c.id});
+      if (c.handle.monitor_pid > 0) {
+        if (!WaitFor([&] { return ProcessGone(c.handle.monitor_pid); }, milliseconds(3000))) {
+          ADD_FAILURE() << "monitor " << c.handle.monitor_pid << " of " << c.id << " still running";
+          kill(c.handle.monitor_pid, SIGKILL);
+        }
+      }
+      // runc removes the container's cgroups on delete; nothing may linger.
+      EXPECT_TRUE(WaitFor(
+          [&] {
+            return !fs::exists("/sys/fs/cgroup/memory/berth-test-" + c.id) &&
+                   !fs::exists("/sys/fs/cgroup/pids/berth-test-" + c.id);
+          },
+          milliseconds(2000)))
+          << "cgroup of " << c.id << " left behind";
+      EXPECT_FALSE(fs::exists(c.spec.AttachSocket())) << c.spec.AttachSocket();
+      EXPECT_TRUE(RemoveAll(c.spec.bundle).ok());
+    }
+    containers_.clear();
+  }
+
+  // A bundle running `args` in the shared busybox rootfs.
+  Container& Make(const std::vector<std::string>& args,
+                  const BundleOptions& opt = BundleOptions()) {
+    Container c;
+    c.id = "bm-" + RandomHex(5);
+    fs::path bundle = base_ / (opt.long_bundle_path ? c.id + "-" + std::string(120, 'd') : c.id);
+    fs::create_directories(bundle);
+    nlohmann::json cfg = spec_template_;
+    cfg["process"]["args"] = args;
+    cfg["process"]["terminal"] = opt.terminal;
+    cfg["root"]["path"] = (base_ / "rootfs").string();
+    cfg["linux"]["cgroupsPath"] = "/berth-test-" + c.id;
+    if (opt.edit_config) opt.edit_config(cfg);
+    EXPECT_TRUE(WriteFileAtomic(bundle / "config.json", cfg.dump()).ok());
+    c.spec.monitor_binary = BERTH_MONITOR_BINARY;
+    c.spec.container_id = c.id;
+    c.spec.bundle = bundle;
+    c.spec.runtime = runc_;
+    c.spec.runtime_root = runtime_root_;
+    c.spec.log_path = bundle / "container.log";
+    c.spec.monitor_log = bundle / "monitor.log";
+    c.spec.terminal = opt.terminal;
+    c.spec.stdin_open = opt.stdin_open;
+    c.spec.stdin_once = opt.stdin_once;
+    c.spec.timeout = std::chrono::seconds(10);
+    containers_.push_back(std::move(c));
+    return containers_.back();
+  }
+
+  // Spawns the monitor (runc create) and starts the container.
+  void CreateAndStart(Container& c) {
+    auto h = SpawnMonitor(c.spec);
+    ASSERT_TRUE(h.ok()) << h.status();
+    c.handle = *h;
+    EXPECT_FALSE(ProcessGone(c.handle.monitor_pid));
+    EXPECT_EQ(ReadOr(c.spec.PidFile()), std::to_string(c.handle.container_pid));
+    Start(c);
+  }
+
+  void Start(const Container& c) {
+    ASSERT_EQ(RunArgv({runc_, "--root", runtime_root_.string(), "start", c.id}), 0);
+  }
+
+  void Kill(const Container& c, const char* sig) {
+    ASSERT_EQ(RunArgv({runc_, "--root", runtime_root_.string(), "kill", c.id, sig}), 0);
+  }
+
+  ExitRecord WaitExit(const Container& c, milliseconds timeout = milliseconds(5000)) {
+    std::optional<ExitRecord> rec;
+    WaitFor(
+        [&] {
+          auto r = ReadExitFile(c.spec.ExitFile());
+          if (r.ok()) rec = *r;
+          return r.ok();
+        },
+        timeout);
+    if (!rec) {
+      ADD_FAILURE() << "no exit file for " << c.id
+                    << "; monitor log: " << ReadOr(c.spec.monitor_log);
+      return {};
+    }
+    // The exit file is the monitor's last act.
+    EXPECT_TRUE(WaitFor([&] { return ProcessGone(c.handle.monitor_pid); }, milliseconds(3000)));
+    return *rec;
+  }
+
+  static int64_t NowNs() {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  }
+
+  static inline std::string runc_;
+  static inline fs::path base_;
+  static inline fs::path runtime_root_;
+  static inline nlohmann::json spec_template_;
+  std::vector<Container> containers_;
+};
+
+TEST_F(MonitorRuncTest, LogsBothStreamsAndRecordsExitCode) {
+  int64_t t0 = NowNs();
+  auto& c = Make({"sh", "-c", "echo out1; echo err1 >&2; echo out2; echo err2 >&2; exit 3"});
+  c.spec.monitor_pid_file = c.spec.bundle / "monitor.pid";
+  CreateAndStart(c);
+  EXPECT_EQ(ReadOr(c.spec.monitor_pid_file), std::to_string(c.handle.monitor_pid) + "\n");
+  ExitRecord rec = WaitExit(c);
+  int64_t t1 = NowNs();
+  EXPECT_EQ(rec.exit_code, 3);
+  EXPECT_EQ(rec.signal, 0);
+  EXPECT_FALSE(rec.oom_killed);
+  EXPECT_EQ(rec.pid, c.handle.container_pid);
+  EXPECT_GE(rec.exit_time_ns, t0);
+  EXPECT_LE(rec.exit_time_ns, t1);
+
+  auto recs = ParseCriLog(ReadOr(c.spec.log_path));
+  ASSERT_EQ(recs.size(), 4u) << ReadOr(c.spec.log_path);
+  for (const auto& r : recs) {
+    auto t = ParseRfc3339Nano(r.time);
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_GE(*t, t0);
+    EXPECT_LE(*t, rec.exit_time_ns + 1000000000LL);
+    EXPECT_EQ(r.tag, 'F');
+  }
+  auto out = Only(recs, "stdout"), err = Only(recs, "stderr");
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_EQ(err.size(), 2u);
+  EXPECT_EQ(out[0].content, "out1");
+  EXPECT_EQ(out[1].content, "out2");
+  EXPECT_EQ(err[0].content, "err1");
+  EXPECT_EQ(err[1].content, "err2");
+  EXPECT_FALSE(fs::exists(c.spec.AttachSocket()));
+}
+
+TEST_F(MonitorRuncTest, LongLineIsSplitIntoPartialRecords) {
+  auto& c = Make({"sh", "-c", "head -c 40960 /dev/zero | tr '\\0' x; echo; printf tail"});
+  CreateAndStart(c);
+  EXPECT_EQ(WaitExit(c).exit_code, 0);
+  auto recs = ParseCriLog(ReadOr(c.spec.log_path));
+  ASSERT_EQ(recs.size(), 4u);
+  EXPECT_EQ(recs[0].tag, 'P');
+  EXPECT_EQ(recs[0].content.size(), 16384u);
+  EXPECT_EQ(recs[1].tag, 'P');
+  EXPECT_EQ(recs[1].content.size(), 16384u);
+  EXPECT_EQ(recs[2].tag, 'F');
+  EXPECT_EQ(recs[2].content.size(), 8192u);
+  EXPECT_EQ(recs[0].content + recs[1].content + recs[2].content, std::string(40960, 'x'));
+  // Output without a final newline is a partial record (reproduced without "\n").
+  EXPECT_EQ(recs[3].tag, 'P');
+  EXPECT_EQ(recs[3].content, "tail");
+  for (const auto& r : recs) {
+    EXPECT_EQ(r.stream, "stdout");
+  }
+}
+
+TEST_F(MonitorRuncTest, KilledBySigkillExits137) {
+  auto& c = Make({"sleep", "100"});
+  CreateAndStart(c);
+  Kill(c, "KILL");
+  ExitRecord rec = WaitExit(c);
+  EXPECT_EQ(rec.exit_code, 137);
+  EXPECT_EQ(rec.signal, 9);
+}
+
+TEST_F(MonitorRuncTest, OomKillIsRecorded) {
+  // The shell holds 200 MB of command output in a 16 MiB memory cgroup.
+  BundleOptions opt;
+  opt.edit_config = [](nlohmann::json& cfg) {
+    cfg["linux"]["resources"]["memory"]["limit"] = 16 << 20;
+  };
+  auto& c = Make({"sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"}, opt);
+  CreateAndStart(c);
+  ExitRecord rec = WaitExit(c);
+  EXPECT_TRUE(rec.oom_killed);
+  EXPECT_EQ(rec.exit_code, 137);
+  EXPECT_EQ(ReadOr(c.spec.log_path).find("survived"), std::string::npos);
+}
+
+TEST_F(MonitorRuncTest, CreateFailureIsReportedAndNothingStays) {
+  auto& c = Make({"/nonexistent/binary"});
+  auto h = SpawnMonitor(c.spec);
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find(c.id), std::string::npos) << h.status();
+  EXPECT_NE(h.status().message().find("/nonexistent/binary"), std::string::npos) << h.status();
+  EXPECT_FALSE(fs::exists(c.spec.AttachSocket()));
+  EXPECT_FALSE(fs::exists(c.spec.ExitFile()));
+  // The monitor logged the failure and exited.
+  auto mlog = ReadOr(c.spec.monitor_log);
+  EXPECT_NE(mlog.find("create " + c.id), std::string::npos) << mlog;
+  std::string pid_text = mlog.substr(mlog.find('[') + 1);
+  pid_t mpid = std::stoi(pid_text);
+  EXPECT_TRUE(WaitFor([&] { return ProcessGone(mpid); }, milliseconds(2000)));
+}
+
+constexpr char kTicker[] =
+    "i=0; while true; do echo tick$i; echo tock$i >&2; i=$((i+1)); sleep 0.05; done";
+
+// The sequence numbers "tick<N>" on stdout, in log order, across files.
+std::vector<int> TickNumbers(const std::vector<std::string>& texts) {
+  std::vector<int> out;
+  for (const auto& t : texts) {
+    for (const auto& r : ParseCriLog(t)) {
+      if (r.stream == "stdout" && r.content.rfind("tick", 0) == 0) {
+        out.push_back(std::stoi(r.content.substr(4)));
+      }
+    }
+  }
+  return out;
+}
+
+TEST_F(MonitorRuncTest, ReopenLogOnRequestAndOnSigusr1) {
+  auto& c = Make({"sh", "-c", kTicker});
+  CreateAndStart(c);
+  const fs::path log = c.spec.log_path;
+  auto lines = [](const fs::path& p) { return TickNumbers({ReadOr(p)}).size(); };
+  ASSERT_TRUE(WaitFor([&] { return lines(log) >= 3; }, milliseconds(3000)));
+
+  // ReopenContainerLog: rename away, reopen, later output lands at the path.
+  fs::rename(log, log.string() + ".1");
+  Status s = ReopenContainerLog(c.spec.AttachSocket(), milliseconds(2000));
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_TRUE(fs::exists(log));  // created synchronously
+  ASSERT_TRUE(WaitFor([&] { return lines(log) >= 3; }, milliseconds(3000)));
+
+  // The same through SIGUSR1.
+  fs::rename(log, log.string() + ".2");
+  ASSERT_EQ(kill(c.handle.monitor_pid, SIGUSR1), 0);
+  ASSERT_TRUE(WaitFor([&] { return lines(log) >= 3; }, milliseconds(3000)));
+  size_t in_old = lines(log.string() + ".2");
+
+  Kill(c, "KILL");
+  EXPECT_EQ(WaitExit(c).exit_code, 137);
+  // Nothing lost, nothing duplicated, old files no longer written.
+  EXPECT_EQ(lines(log.string() + ".2"), in_old);
+  auto seq = TickNumbers({ReadOr(log.string() + ".1"), ReadOr(log.string() + ".2"), ReadOr(log)});
+  ASSERT_GE(seq.size(), 9u);
+  for (size_t i = 0; i < seq.size(); ++i) {
+    EXPECT_EQ(seq[i], static_cast<int>(i));
+  }
+}
+
+TEST_F(MonitorRuncTest, SurvivesItsSpawnerBeingKilled) {
+  auto& c = Make({"sh", "-c", kTicker});
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  pid_t spawner = fork();
+  ASSERT_GE(spawner, 0);
+  if (spawner == 0) {
+    // Plays berthd: spawns the monitor, reports, then hangs until killed.
+    close(p[0]);
+    auto h = SpawnMonitor(c.spec);
+    std::string msg =
+        h.ok() ? std::to_string(h->monitor_pid) + " " + std::to_string(h->container_pid) : "error";
+    if (write(p[1], msg.data(), msg.size()) < 0) _exit(1);
+    close(p[1]);
+    for (;;) pause();
+  }
+  close(p[1]);
+  char buf[64] = {};
+  ASSERT_GT(read(p[0], buf, sizeof(buf) - 1), 0);
+  close(p[0]);
+  ASSERT_EQ(sscanf(buf, "%d %d", &c.handle.monitor_pid, &c.handle.container_pid), 2) << buf;
+  ASSERT_EQ(kill(spawner, SIGKILL), 0);
+  ASSERT_EQ(waitpid(spawner, nullptr, 0), spawner);
+
+  // Not the spawner's child any more, and its own session.
+  EXPECT_FALSE(ProcessGone(c.handle.monitor_pid));
+  EXPECT_NE(StatusField(c.handle.monitor_pid, "PPid"), std::to_string(spawner));
+  EXPECT_EQ(getsid(c.handle.monitor_pid), c.handle.monitor_pid);
+
+  Start(c);
+  auto count = [&] { return TickNumbers({ReadOr(c.spec.log_path)}).size(); };
+  ASSERT_TRUE(WaitFor([&] { return count() >= 5; }, milliseconds(3000)));
+  EXPECT_FALSE(ProcessGone(c.handle.monitor_pid));
+  Kill(c, "KILL");
+  EXPECT_EQ(WaitExit(c).exit_code, 137);
+}
+
+TEST_F(MonitorRuncTest, AttachStreamsOutputAndReportsExit) {
+  auto& c = Make({"sh", "-c", kTicker});
+  CreateAndStart(c);
+  auto conn = AttachConnection::Attach(c.spec.AttachSocket(), kAttachStdout | kAttachStderr,
+                                       milliseconds(2000));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  std::string out, err;
+  auto deadline = steady_clock::now() + milliseconds(3000);
+  while ((out.find("tick") == std::string::npos || err.find("tock") == std::string::npos) &&
+         steady_clock::now() < deadline) {
+    auto f = conn->Receive(milliseconds(1000));
+    ASSERT_TRUE(f.ok()) << f.status();
+    if (f->type == FrameType::kStdout) out += f->payload;
+    if (f->type == FrameType::kStderr) err += f->payload;
+  }
+  EXPECT_NE(out.find("tick"), std::string::npos);
+  EXPECT_EQ(out.find("tock"), std::string::npos);
+  EXPECT_NE(err.find("tock"), std::string::npos);
+
+  // This container was not created with stdin open.
+  auto with_stdin =
+      AttachConnection::Attach(c.spec.AttachSocket(), kAttachStdin, milliseconds(2000));
+  EXPECT_EQ(with_stdin.status().code(), StatusCode::kFailedPrecondition) << with_stdin.status();
+
+  // Memory of a monitor that is busy logging and serving an attach client.
+  std::string rss = StatusField(c.handle.monitor_pid, "VmRSS");
+  std::string anon = StatusField(c.handle.monitor_pid, "RssAnon");
+  std::string file = StatusField(c.handle.monitor_pid, "RssFile");
+  std::cout << "[ report   ] berth-monitor VmRSS " << rss << " (RssAnon " << anon << ", RssFile "
+            << file << ")\n";
+  RecordProperty("monitor_vmrss", rss);
+  EXPECT_LT(std::stol(rss), 1024) << "berth-monitor must stay under 1 MiB resident";
+
+  Kill(c, "KILL");
+  std::optional<std::string> exit_payload;
+  deadline = steady_clock::now() + milliseconds(3000);
+  while (!exit_payload && steady_clock::now() < deadline) {
+    auto f = conn->Receive(milliseconds(1000));
+    if (!f.ok()) break;
+    if (f->type == FrameType::kExit) exit_payload = f->payload;
+  }
+  EXPECT_EQ(exit_payload, std::optional<std::string>("137"));
+  EXPECT_EQ(conn->Receive(milliseconds(1000)).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(WaitExit(c).exit_code, 137);
+}
+
+TEST_F(MonitorRuncTest, AttachStdinReachesCatAndStdinOnceClosesIt) {
+  BundleOptions opt;
+  opt.stdin_open = true;
+  opt.stdin_once = true;
+  auto& c = Make({"cat"}, opt);
+  CreateAndStart(c);
+  {
+    auto conn = AttachConnection::Attach(c.spec.AttachSocket(), kAttachStdin | kAttachStdout,
+                                         milliseconds(2000));
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    ASSERT_TRUE(conn->SendStdin("hello monitor\n").ok());
+    std::string out;
+    auto deadline = steady_clock::now() + milliseconds(3000);
+    while (out.find("hello monitor\n") == std::string::npos && steady_clock::now() < deadline) {
+      auto f = conn->Receive(milliseconds(1000));
+      ASSERT_TRUE(f.ok()) << f.status();
+      if (f->type == FrameType::kStdout) out += f->payload;
+    }
+    EXPECT_EQ(out, "hello monitor\n");
+    ASSERT_TRUE(conn->SendStdin(std::string(100000, 'z') + "\n").ok());  // several frames
+    // Leaving the session (here: disconnecting) ends stdin: cat sees EOF.
+  }
+  ExitRecord rec = WaitExit(c);
+  EXPECT_EQ(rec.exit_code, 0);
+  auto recs = ParseCriLog(ReadOr(c.spec.log_path));
+  ASSERT_GE(recs.size(), 2u);
+  EXPECT_EQ(recs[0].stream, "stdout");
+  EXPECT_EQ(recs[0].content, "hello monitor");
+  std::string z;
+  for (size_t i = 1; i < recs.size(); ++i) z += recs[i].content;
+  EXPECT_EQ(z, std::string(100000, 'z'));
+  EXPECT_EQ(recs.back().tag, 'F');
+}
+
+TEST_F(MonitorRuncTest, TerminalGetsResizeAndStdin) {
+  // The long bundle path makes the console and attach sockets go through /proc/<pid>/fd.
+  BundleOptions opt;
+  opt.terminal = true;
+  opt.stdin_open = true;
+  opt.long_bundle_path = true;
+  auto& c = Make({"sh", "-c", "read x; stty size; echo done-$x"}, opt);
+  ASSERT_GT(c.spec.AttachSocket().string().size(), 108u);
+  CreateAndStart(c);
+  auto conn = AttachConnection::Attach(c.spec.AttachSocket(), kAttachStdin | kAttachStdout,
+                                       milliseconds(2000));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  ASSERT_TRUE(conn->Resize(33, 77).ok());
+  ASSERT_TRUE(conn->SendStdin("go\n").ok());
+  EXPECT_EQ(WaitExit(c).exit_code, 0);
+  std::vector<std::string> contents;
+  for (const auto& r : ParseCriLog(ReadOr(c.spec.log_path))) {
+    EXPECT_EQ(r.stream, "stdout");  // a terminal has a single stream
+    contents.push_back(r.content);
+  }
+  // The terminal echoes the input, then the command's output; CRLF became F records.
+  EXPECT_EQ(contents, (std::vector<std::string>{"go", "33 77", "done-go"}));
+}
+
+}  // namespace
+}  // namespace berth::monitor
