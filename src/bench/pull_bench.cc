@@ -8,14 +8,9 @@
 #include <algorithm>
 #include <chrono>
 
-namespace berth::bench {
+#include "bench/cri_call.h"
 
-namespace {
-Status FromGrpc(const grpc::Status& s, std::string_view what) {
-  if (s.ok()) return OkStatus();
-  return Status(static_cast<StatusCode>(s.error_code()), StrCat(what, ": ", s.error_message()));
-}
-}  // namespace
+namespace berth::bench {
 
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
