@@ -11,6 +11,8 @@
 
 #include "ctl/commands.h"
 #include "ctl/endpoint.h"
+#include "ctl/go_time.h"
+#include "ctl/table.h"
 
 namespace berth::ctl {
 namespace {
@@ -51,6 +53,21 @@ void CommandSink::Bind(CLI::App* sub, Action action) {
   });
 }
 
+StatusOr<std::chrono::milliseconds> ParseDurationFlag(std::string_view flag,
+                                                      const std::string& value) {
+  StatusOr<std::chrono::milliseconds> d = ParseGoDuration(value);
+  if (!d.ok()) {
+    return InvalidArgumentError(
+        StrCat("invalid value ", GoQuote(value), " for flag -", flag, ": parse error"));
+  }
+  return *d;
+}
+
+Status GoLogFatal(CommandEnv& env, std::string_view msg) {
+  env.err_stream() << GoStdLogPrefix(std::chrono::system_clock::now()) << msg << "\n";
+  return UnknownError("");
+}
+
 int Run(const std::vector<std::string>& args, const AppIO& io) {
   std::ostream& out = *io.out;
   std::ostream& err = *io.err;
@@ -83,6 +100,8 @@ int Run(const std::vector<std::string>& args, const AppIO& io) {
   CommandSink sink;
   AddRuntimeCommands(app, sink);
   AddImageCommands(app, sink);
+  AddPodCommands(app, sink);
+  AddContainerCommands(app, sink);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
@@ -129,7 +148,8 @@ int Run(const std::vector<std::string>& args, const AppIO& io) {
 
   CriClient client(*settings, log);
   CommandEnv env{out,    *io.in,           log,
-                 client, io.read_password, [&out, &sink]() { out << sink.selected_app()->help(); }};
+                 client, io.read_password, [&out, &sink]() { out << sink.selected_app()->help(); },
+                 &err};
   if (!env.read_password) {
     env.read_password = [&io, &out](std::string_view prompt) -> StatusOr<std::string> {
       out << prompt;
@@ -144,7 +164,8 @@ int Run(const std::vector<std::string>& args, const AppIO& io) {
   Status s = (*sink.selected())(env);
   out.flush();
   if (!s.ok()) {
-    log.Fatal(s.message());
+    // An empty message: the command already printed its diagnostics.
+    if (!s.message().empty()) log.Fatal(s.message());
     return 1;
   }
   return 0;

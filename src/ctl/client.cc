@@ -130,7 +130,7 @@ StatusOr<cri::ListContainersResponse> ListContainers(CriClient& c,
   if (filter != nullptr) *req.mutable_filter() = *filter;
   cri::ListContainersResponse resp;
   RETURN_IF_ERROR(c.Call(stub, &cri::RuntimeService::Stub::ListContainers, "ListContainers", req,
-                         &resp, c.timeout()));
+                         &resp, c.runtime_timeout()));
   return resp;
 }
 
@@ -188,6 +188,181 @@ StatusOr<cri::ImageFsInfoResponse> ImageFsInfo(CriClient& c) {
   // No deadline: measuring the filesystem may take a while.
   RETURN_IF_ERROR(
       c.Call(stub, &cri::ImageService::Stub::ImageFsInfo, "ImageFsInfo", req, &resp, std::nullopt));
+  return resp;
+}
+
+StatusOr<std::string> RunPodSandbox(CriClient& c, const cri::PodSandboxConfig& config,
+                                    const std::string& runtime_handler) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::RunPodSandboxRequest req;
+  *req.mutable_config() = config;
+  req.set_runtime_handler(runtime_handler);
+  cri::RunPodSandboxResponse resp;
+  // Setting up a sandbox may take a while (network, pause image).
+  RETURN_IF_ERROR(c.Call(stub, &cri::RuntimeService::Stub::RunPodSandbox, "RunPodSandbox", req,
+                         &resp, c.runtime_timeout() * 2));
+  if (resp.pod_sandbox_id().empty()) {
+    return InternalError(StrCat("PodSandboxId is not set for sandbox ",
+                                GoQuote(config.metadata().ShortDebugString())));
+  }
+  return resp.pod_sandbox_id();
+}
+
+Status StopPodSandbox(CriClient& c, const std::string& id) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::StopPodSandboxRequest req;
+  req.set_pod_sandbox_id(id);
+  cri::StopPodSandboxResponse resp;
+  return c.Call(stub, &cri::RuntimeService::Stub::StopPodSandbox, "StopPodSandbox", req, &resp,
+                c.runtime_timeout());
+}
+
+Status RemovePodSandbox(CriClient& c, const std::string& id) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::RemovePodSandboxRequest req;
+  req.set_pod_sandbox_id(id);
+  cri::RemovePodSandboxResponse resp;
+  return c.Call(stub, &cri::RuntimeService::Stub::RemovePodSandbox, "RemovePodSandbox", req, &resp,
+                c.runtime_timeout());
+}
+
+StatusOr<cri::PodSandboxStatusResponse> PodSandboxStatus(CriClient& c, const std::string& id,
+                                                         bool verbose) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::PodSandboxStatusRequest req;
+  req.set_pod_sandbox_id(id);
+  req.set_verbose(verbose);
+  cri::PodSandboxStatusResponse resp;
+  RETURN_IF_ERROR(c.Call(stub, &cri::RuntimeService::Stub::PodSandboxStatus, "PodSandboxStatus",
+                         req, &resp, c.runtime_timeout()));
+  if (resp.has_status()) {
+    const cri::PodSandboxStatus& st = resp.status();
+    if (st.id().empty()) return InternalError("status.Id is not set");
+    if (!st.has_metadata()) return InternalError("status.Metadata is not set");
+    const cri::PodSandboxMetadata& md = st.metadata();
+    if (md.name().empty() || md.namespace_().empty() || md.uid().empty()) {
+      return InternalError(
+          StrCat("metadata.Name, metadata.Namespace or metadata.Uid is not in metadata ",
+                 GoQuote(md.ShortDebugString())));
+    }
+    if (st.created_at() == 0) return InternalError("status.CreatedAt is not set");
+  }
+  return resp;
+}
+
+StatusOr<cri::ListPodSandboxResponse> ListPodSandbox(CriClient& c,
+                                                     const cri::PodSandboxFilter* filter) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::ListPodSandboxRequest req;
+  if (filter != nullptr) *req.mutable_filter() = *filter;
+  cri::ListPodSandboxResponse resp;
+  RETURN_IF_ERROR(c.Call(stub, &cri::RuntimeService::Stub::ListPodSandbox, "ListPodSandbox", req,
+                         &resp, c.runtime_timeout()));
+  return resp;
+}
+
+StatusOr<std::string> CreateContainer(CriClient& c, const std::string& pod_id,
+                                      const cri::ContainerConfig& config,
+                                      const cri::PodSandboxConfig* sandbox_config) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::CreateContainerRequest req;
+  req.set_pod_sandbox_id(pod_id);
+  *req.mutable_config() = config;
+  if (sandbox_config != nullptr) *req.mutable_sandbox_config() = *sandbox_config;
+  cri::CreateContainerResponse resp;
+  RETURN_IF_ERROR(c.Call(stub, &cri::RuntimeService::Stub::CreateContainer, "CreateContainer", req,
+                         &resp, c.runtime_timeout()));
+  if (resp.container_id().empty()) {
+    return InternalError(StrCat("ContainerId is not set for container ",
+                                GoQuote(config.metadata().ShortDebugString())));
+  }
+  return resp.container_id();
+}
+
+Status StartContainer(CriClient& c, const std::string& id) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::StartContainerRequest req;
+  req.set_container_id(id);
+  cri::StartContainerResponse resp;
+  return c.Call(stub, &cri::RuntimeService::Stub::StartContainer, "StartContainer", req, &resp,
+                c.runtime_timeout());
+}
+
+Status StopContainer(CriClient& c, const std::string& id, int64_t timeout_seconds) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::StopContainerRequest req;
+  req.set_container_id(id);
+  req.set_timeout(timeout_seconds);
+  cri::StopContainerResponse resp;
+  // The grace period comes on top, so the runtime has time to SIGKILL.
+  return c.Call(stub, &cri::RuntimeService::Stub::StopContainer, "StopContainer", req, &resp,
+                c.runtime_timeout() + std::chrono::seconds(timeout_seconds));
+}
+
+Status RemoveContainer(CriClient& c, const std::string& id) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::RemoveContainerRequest req;
+  req.set_container_id(id);
+  cri::RemoveContainerResponse resp;
+  return c.Call(stub, &cri::RuntimeService::Stub::RemoveContainer, "RemoveContainer", req, &resp,
+                c.runtime_timeout());
+}
+
+StatusOr<cri::ContainerStatusResponse> ContainerStatus(CriClient& c, const std::string& id,
+                                                       bool verbose) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::ContainerStatusRequest req;
+  req.set_container_id(id);
+  req.set_verbose(verbose);
+  cri::ContainerStatusResponse resp;
+  RETURN_IF_ERROR(c.Call(stub, &cri::RuntimeService::Stub::ContainerStatus, "ContainerStatus", req,
+                         &resp, c.runtime_timeout()));
+  if (resp.has_status()) {
+    const cri::ContainerStatus& st = resp.status();
+    if (st.id().empty()) return InternalError("status.Id is not set");
+    if (!st.has_metadata()) return InternalError("status.Metadata is not set");
+    if (st.metadata().name().empty()) {
+      return InternalError(
+          StrCat("metadata.Name is not in metadata ", GoQuote(st.metadata().ShortDebugString())));
+    }
+    if (st.created_at() == 0) return InternalError("status.CreatedAt is not set");
+    if (!st.has_image() || st.image().image().empty()) {
+      return InternalError("status.Image is not set");
+    }
+    if (st.image_ref().empty()) return InternalError("status.ImageRef is not set");
+  }
+  return resp;
+}
+
+Status UpdateContainerResources(CriClient& c, const std::string& id,
+                                const cri::LinuxContainerResources& linux) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::UpdateContainerResourcesRequest req;
+  req.set_container_id(id);
+  *req.mutable_linux() = linux;
+  cri::UpdateContainerResourcesResponse resp;
+  return c.Call(stub, &cri::RuntimeService::Stub::UpdateContainerResources,
+                "UpdateContainerResources", req, &resp, c.runtime_timeout());
+}
+
+StatusOr<cri::ExecSyncResponse> ExecSync(CriClient& c, const std::string& id,
+                                         const std::vector<std::string>& cmd,
+                                         int64_t timeout_seconds) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::ExecSyncRequest req;
+  req.set_container_id(id);
+  for (const std::string& arg : cmd) req.add_cmd(arg);
+  req.set_timeout(timeout_seconds);
+  cri::ExecSyncResponse resp;
+  std::optional<std::chrono::milliseconds> deadline;
+  if (timeout_seconds != 0) deadline = c.runtime_timeout() + std::chrono::seconds(timeout_seconds);
+  Status s = c.Call(stub, &cri::RuntimeService::Stub::ExecSync, "ExecSync", req, &resp, deadline);
+  if (s.code() == StatusCode::kDeadlineExceeded) {
+    std::string joined;
+    for (const std::string& arg : cmd) joined += (joined.empty() ? "" : " ") + arg;
+    return DeadlineExceededError(StrCat("command ", GoQuote(joined), " timed out"));
+  }
+  RETURN_IF_ERROR(s);
   return resp;
 }
 

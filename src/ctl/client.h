@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "ctl/endpoint.h"
@@ -66,11 +67,23 @@ class CriClient {
 
   std::chrono::milliseconds timeout() const { return settings_.timeout; }
 
+  // The base deadline of runtime calls: the global timeout, or the value a
+  // command's --cancel-timeout/--timeout set (crictl's getRuntimeService(c,
+  // timeout)). Image calls keep timeout().
+  std::chrono::milliseconds runtime_timeout() const {
+    return runtime_timeout_.value_or(settings_.timeout);
+  }
+  // A zero or negative value keeps the global timeout.
+  void set_runtime_timeout(std::chrono::milliseconds t) {
+    if (t.count() > 0) runtime_timeout_ = t;
+  }
+
  private:
   void LogMessage(std::string_view name, std::string_view kind, const google::protobuf::Message& m);
   StatusOr<std::shared_ptr<grpc::Channel>> Channel(const std::string& endpoint);
 
   Settings settings_;
+  std::optional<std::chrono::milliseconds> runtime_timeout_;
   Logger& log_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;  // by endpoint
   std::unique_ptr<cri::RuntimeService::Stub> runtime_;
@@ -89,5 +102,42 @@ StatusOr<cri::ImageStatusResponse> ImageStatus(CriClient& c, const std::string& 
 StatusOr<cri::PullImageResponse> PullImage(CriClient& c, const cri::PullImageRequest& req);
 Status RemoveImage(CriClient& c, const std::string& image);
 StatusOr<cri::ImageFsInfoResponse> ImageFsInfo(CriClient& c);
+
+// --- pod sandboxes and containers ------------------------------------------
+// Deadlines follow the kubelet's remote runtime client that crictl uses:
+// runtime_timeout() per call, twice that for RunPodSandbox, plus the grace
+// period for StopContainer, and for ExecSync plus the command timeout (no
+// deadline at all when the command has none).
+
+// Returns the new sandbox id; an empty id in the response is an error.
+StatusOr<std::string> RunPodSandbox(CriClient& c, const cri::PodSandboxConfig& config,
+                                    const std::string& runtime_handler);
+Status StopPodSandbox(CriClient& c, const std::string& id);
+Status RemovePodSandbox(CriClient& c, const std::string& id);
+// Fails when a returned status lacks its id, metadata (name, namespace, uid)
+// or creation time, as crictl does.
+StatusOr<cri::PodSandboxStatusResponse> PodSandboxStatus(CriClient& c, const std::string& id,
+                                                         bool verbose);
+StatusOr<cri::ListPodSandboxResponse> ListPodSandbox(CriClient& c,
+                                                     const cri::PodSandboxFilter* filter);
+// Returns the new container id. `sandbox_config` may be null.
+StatusOr<std::string> CreateContainer(CriClient& c, const std::string& pod_id,
+                                      const cri::ContainerConfig& config,
+                                      const cri::PodSandboxConfig* sandbox_config);
+Status StartContainer(CriClient& c, const std::string& id);
+// `timeout_seconds`: the grace period before SIGKILL.
+Status StopContainer(CriClient& c, const std::string& id, int64_t timeout_seconds);
+Status RemoveContainer(CriClient& c, const std::string& id);
+// Fails when a returned status lacks its id, name, creation time, image or
+// image ref, as crictl does.
+StatusOr<cri::ContainerStatusResponse> ContainerStatus(CriClient& c, const std::string& id,
+                                                       bool verbose);
+Status UpdateContainerResources(CriClient& c, const std::string& id,
+                                const cri::LinuxContainerResources& linux);
+// Runs `cmd` synchronously; a non-zero exit code is part of the response,
+// not an error. A deadline hit reads "command \"<cmd>\" timed out".
+StatusOr<cri::ExecSyncResponse> ExecSync(CriClient& c, const std::string& id,
+                                         const std::vector<std::string>& cmd,
+                                         int64_t timeout_seconds);
 
 }  // namespace berth::ctl

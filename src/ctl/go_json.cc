@@ -20,7 +20,7 @@ using google::protobuf::Reflection;
 
 constexpr std::string_view kIndent = "  ";
 
-std::string Base64(std::string_view data) {
+std::string Base64Impl(std::string_view data) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
@@ -261,7 +261,7 @@ class JsonpbWriter {
 
   void WriteString(const FieldDescriptor* fd, const std::string& v) {
     if (fd->type() == FieldDescriptor::TYPE_BYTES) {
-      out_ += '"' + Base64(v) + '"';
+      out_ += '"' + Base64Impl(v) + '"';
     } else {
       out_ += GoJsonQuote(v);
     }
@@ -307,6 +307,8 @@ void ShortestDigits(double v, int bits, std::string& digits, int& exp10) {
 }
 
 }  // namespace
+
+std::string Base64Encode(std::string_view data) { return Base64Impl(data); }
 
 std::pair<char32_t, size_t> DecodeUtf8(std::string_view s, size_t i) {
   constexpr std::pair<char32_t, size_t> kError{0xFFFD, 1};

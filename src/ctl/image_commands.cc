@@ -36,31 +36,6 @@ StatusOr<std::pair<std::string, std::string>> ParseCreds(const std::string& cred
   return std::pair<std::string, std::string>{creds.substr(0, colon), creds.substr(colon + 1)};
 }
 
-// crictl's getAuth: --username prompts for the password; --creds and --auth
-// exclude each other. Returns false when no credentials were given.
-StatusOr<bool> FillAuth(CommandEnv& env, const PullOptions& o, cri::AuthConfig& auth) {
-  if (!o.username.empty()) {
-    ASSIGN_OR_RETURN(std::string password, env.read_password("Enter Password:"));
-    auth.set_username(o.username);
-    auth.set_password(password);
-    return true;
-  }
-  if (!o.creds.empty() && !o.auth.empty()) {
-    return InvalidArgumentError("both `--creds` and `--auth` are specified");
-  }
-  if (!o.creds.empty()) {
-    ASSIGN_OR_RETURN(auto up, ParseCreds(o.creds));
-    auth.set_username(up.first);
-    auth.set_password(up.second);
-    return true;
-  }
-  if (!o.auth.empty()) {
-    auth.set_auth(o.auth);
-    return true;
-  }
-  return false;
-}
-
 Status RunPull(CommandEnv& env, const PullOptions& o) {
   if (o.args.empty() || o.args[0].empty())
     return InvalidArgumentError("Image name cannot be empty");
@@ -72,7 +47,8 @@ Status RunPull(CommandEnv& env, const PullOptions& o) {
   RETURN_IF_ERROR(env.client.images().status());
   cri::PullImageRequest req;
   req.mutable_image()->set_image(o.args[0]);
-  ASSIGN_OR_RETURN(bool has_auth, FillAuth(env, o, *req.mutable_auth()));
+  ASSIGN_OR_RETURN(bool has_auth,
+                   FillPullAuth(env, o.creds, o.auth, o.username, *req.mutable_auth()));
   if (!has_auth) req.clear_auth();
   if (!o.pod_config.empty()) {
     StatusOr<cri::PodSandboxConfig> cfg = LoadPodSandboxConfig(o.pod_config);
@@ -272,9 +248,42 @@ Status RunImageFsInfo(CommandEnv& env, const FsInfoOptions& o) {
   return OkStatus();
 }
 
-}  // namespace
+const google::protobuf::FieldDescriptor* FindConfigField(const google::protobuf::Descriptor* d,
+                                                         const std::string& key) {
+  if (const auto* f = d->FindFieldByName(key)) return f;
+  for (int i = 0; i < d->field_count(); ++i) {
+    if (d->field(i)->json_name() == key) return d->field(i);
+  }
+  return nullptr;
+}
 
-StatusOr<cri::PodSandboxConfig> LoadPodSandboxConfig(const std::string& path) {
+// crictl reads configs into Go structs whose fields are all text; where
+// Berth's proto declares bytes (KeyValue.value), protobuf's JSON mapping
+// wants base64. Encoding such values first keeps plain text working.
+void EncodeBytesFields(nlohmann::json& j, const google::protobuf::Descriptor* d) {
+  using google::protobuf::FieldDescriptor;
+  if (!j.is_object()) return;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const FieldDescriptor* f = FindConfigField(d, it.key());
+    if (f == nullptr) continue;
+    auto convert = [f](nlohmann::json& v) {
+      if (f->type() == FieldDescriptor::TYPE_BYTES && v.is_string()) {
+        v = Base64Encode(v.get<std::string>());
+      } else if (f->type() == FieldDescriptor::TYPE_MESSAGE && !f->is_map()) {
+        EncodeBytesFields(v, f->message_type());
+      }
+    };
+    if (f->is_repeated() && !f->is_map() && it->is_array()) {
+      for (nlohmann::json& v : *it) convert(v);
+    } else if (!f->is_repeated()) {
+      convert(*it);
+    }
+  }
+}
+
+// Reads a JSON or YAML file into `msg`; snake_case and lowerCamelCase keys
+// both work, unknown keys are ignored (as Go's decoder ignores them).
+Status LoadConfigMessage(const std::string& path, google::protobuf::Message& msg) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     return NotFoundError(StrCat("config at ", path, " not found"));
@@ -282,14 +291,53 @@ StatusOr<cri::PodSandboxConfig> LoadPodSandboxConfig(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   StatusOr<nlohmann::json> doc = ParseJsonOrYaml(text);
   if (!doc.ok()) return Annotate(doc.status(), path);
-  cri::PodSandboxConfig cfg;
+  EncodeBytesFields(*doc, msg.GetDescriptor());
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = true;
-  auto st = google::protobuf::util::JsonStringToMessage(doc->dump(), &cfg, opts);
+  auto st = google::protobuf::util::JsonStringToMessage(doc->dump(), &msg, opts);
   if (!st.ok()) {
-    return InvalidArgumentError(StrCat(path, ": not a PodSandboxConfig: ", st.ToString()));
+    return InvalidArgumentError(
+        StrCat(path, ": not a ", msg.GetDescriptor()->name(), ": ", st.ToString()));
   }
+  return OkStatus();
+}
+
+}  // namespace
+
+StatusOr<cri::PodSandboxConfig> LoadPodSandboxConfig(const std::string& path) {
+  cri::PodSandboxConfig cfg;
+  RETURN_IF_ERROR(LoadConfigMessage(path, cfg));
   return cfg;
+}
+
+StatusOr<cri::ContainerConfig> LoadContainerConfig(const std::string& path) {
+  cri::ContainerConfig cfg;
+  RETURN_IF_ERROR(LoadConfigMessage(path, cfg));
+  return cfg;
+}
+
+StatusOr<bool> FillPullAuth(CommandEnv& env, const std::string& creds, const std::string& auth,
+                            const std::string& username, cri::AuthConfig& out) {
+  if (!username.empty()) {
+    ASSIGN_OR_RETURN(std::string password, env.read_password("Enter Password:"));
+    out.set_username(username);
+    out.set_password(password);
+    return true;
+  }
+  if (!creds.empty() && !auth.empty()) {
+    return InvalidArgumentError("both `--creds` and `--auth` are specified");
+  }
+  if (!creds.empty()) {
+    ASSIGN_OR_RETURN(auto up, ParseCreds(creds));
+    out.set_username(up.first);
+    out.set_password(up.second);
+    return true;
+  }
+  if (!auth.empty()) {
+    out.set_auth(auth);
+    return true;
+  }
+  return false;
 }
 
 StatusOr<std::map<std::string, std::string>> ParseLabels(const std::vector<std::string>& items) {

@@ -46,7 +46,6 @@ void Logger::Log(Level level, std::string_view msg) {
 std::string Logger::Format(Level level, std::string_view msg, bool colored,
                            std::chrono::system_clock::time_point now,
                            std::chrono::system_clock::time_point start) {
-  if (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
   std::string_view name = "info";
   int color = 36;
   switch (level) {
@@ -67,6 +66,9 @@ std::string Logger::Format(Level level, std::string_view msg, bool colored,
       break;
   }
   if (colored) {
+    // logrus drops one trailing newline on a terminal only; the key=value
+    // form quotes the message as it is.
+    if (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
     std::string upper;
     for (char c : name.substr(0, 4)) upper.push_back(static_cast<char>(c - 'a' + 'A'));
     auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - start).count();

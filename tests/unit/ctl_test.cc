@@ -7,26 +7,34 @@
 #include "runtime/v1/api.grpc.pb.h"
 // clang-format on
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ctl/app.h"
 #include "ctl/commands.h"
+#include "ctl/cri_log.h"
 #include "ctl/endpoint.h"
 #include "ctl/go_json.h"
+#include "ctl/go_time.h"
 #include "ctl/go_yaml.h"
 #include "ctl/log.h"
 #include "ctl/output.h"
+#include "ctl/runtime_output.h"
 #include "ctl/table.h"
 #include "ctl/yaml_reader.h"
 
@@ -517,6 +525,11 @@ TEST(LoggerTest, LogrusTextFormat) {
   std::string colored =
       Logger::Format(Logger::Level::kError, "bad", true, t0 + std::chrono::seconds(3), t0);
   EXPECT_EQ(colored, "\x1b[31mERRO\x1b[0m[0003] bad" + std::string(41, ' ') + " \n");
+  // A trailing newline stays in the quoted message and goes on a terminal.
+  EXPECT_NE(Logger::Format(Logger::Level::kFatal, "out\n", false, t0, t0).find("msg=\"out\\n\"\n"),
+            std::string::npos);
+  EXPECT_EQ(Logger::Format(Logger::Level::kFatal, "out\n", true, t0, t0).find("out\n"),
+            std::string::npos);
 }
 
 TEST(CommandsTest, LabelsAndPodConfig) {
@@ -549,10 +562,592 @@ TEST(CommandsTest, LabelsAndPodConfig) {
   std::filesystem::remove_all(dir);
 }
 
+// Pins the local time zone to UTC for the Go time texts.
+class ScopedUtc {
+ public:
+  ScopedUtc() {
+    const char* tz = getenv("TZ");
+    if (tz != nullptr) saved_ = tz;
+    had_ = tz != nullptr;
+    setenv("TZ", "UTC", 1);
+    tzset();
+  }
+  ~ScopedUtc() {
+    if (had_) {
+      setenv("TZ", saved_.c_str(), 1);
+    } else {
+      unsetenv("TZ");
+    }
+    tzset();
+  }
+
+ private:
+  std::string saved_;
+  bool had_ = false;
+};
+
+constexpr int64_t kSec = 1'000'000'000;
+constexpr int64_t kNow = 1700000000 * kSec;  // 2023-11-14T22:13:20Z
+
+TEST(CommandsTest, ContainerConfigFromYamlAndJson) {
+  char tmpl[] = "/tmp/ctlctr-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::filesystem::path dir(tmpl);
+  {
+    // snake_case and lowerCamelCase keys mixed, enums by number.
+    std::ofstream(dir / "ctr.yaml") << "metadata:\n  name: busybox\n"
+                                       "image:\n  image: registry.k8s.io/e2e-test-images/"
+                                       "busybox:1.29-2\n"
+                                       "command: [sh, -c]\n"
+                                       "args:\n- echo hi; sleep 1000\n"
+                                       "workingDir: /tmp\n"
+                                       "envs:\n- key: A\n  value: \"1\"\n"
+                                       "log_path: busybox.0.log\n"
+                                       "linux:\n  resources:\n    memory_limit_in_bytes: 67108864\n"
+                                       "    cpuShares: 512\n"
+                                       "  security_context:\n    namespace_options: {pid: 1}\n"
+                                       "labels: {app: test}\n";
+    std::ofstream(dir / "ctr.json") << R"({"metadata": {"name": "j", "attempt": 3},
+        "image": {"image": "busybox"}, "tty": true, "log_path": "j.log",
+        "mounts": [{"container_path": "/data", "host_path": "/tmp", "readonly": true}],
+        "unknown": {"x": 1}})";
+    std::ofstream(dir / "bad.json") << R"({"metadata": {"name": 5}})";
+  }
+  StatusOr<cri::ContainerConfig> yaml = LoadContainerConfig((dir / "ctr.yaml").string());
+  ASSERT_TRUE(yaml.ok()) << yaml.status();
+  EXPECT_EQ(yaml->metadata().name(), "busybox");
+  EXPECT_EQ(yaml->image().image(), "registry.k8s.io/e2e-test-images/busybox:1.29-2");
+  ASSERT_EQ(yaml->command_size(), 2);
+  EXPECT_EQ(yaml->command(1), "-c");
+  EXPECT_EQ(yaml->args(0), "echo hi; sleep 1000");
+  EXPECT_EQ(yaml->working_dir(), "/tmp");
+  EXPECT_EQ(yaml->envs(0).key(), "A");
+  EXPECT_EQ(yaml->envs(0).value(), "1");
+  EXPECT_EQ(yaml->log_path(), "busybox.0.log");
+  EXPECT_EQ(yaml->linux().resources().memory_limit_in_bytes(), 67108864);
+  EXPECT_EQ(yaml->linux().resources().cpu_shares(), 512);
+  EXPECT_EQ(yaml->linux().security_context().namespace_options().pid(), cri::CONTAINER);
+  EXPECT_EQ(yaml->labels().at("app"), "test");
+
+  StatusOr<cri::ContainerConfig> json = LoadContainerConfig((dir / "ctr.json").string());
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(json->metadata().attempt(), 3u);
+  EXPECT_TRUE(json->tty());
+  ASSERT_EQ(json->mounts_size(), 1);
+  EXPECT_EQ(json->mounts(0).container_path(), "/data");
+  EXPECT_TRUE(json->mounts(0).readonly());
+
+  StatusOr<cri::ContainerConfig> bad = LoadContainerConfig((dir / "bad.json").string());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("not a ContainerConfig"), std::string::npos)
+      << bad.status();
+  EXPECT_EQ(LoadContainerConfig((dir / "none.yaml").string()).status().message(),
+            "config at " + (dir / "none.yaml").string() + " not found");
+  std::filesystem::remove_all(dir);
+}
+
+// ---------------------------------------------------------------- time -----
+
+TEST(GoTimeTest, HumanDurationLikeGoUnits) {
+  using std::chrono::hours;
+  using std::chrono::milliseconds;
+  using std::chrono::minutes;
+  using std::chrono::seconds;
+  EXPECT_EQ(HumanDuration(milliseconds(999)), "Less than a second");
+  EXPECT_EQ(HumanDuration(seconds(-5)), "Less than a second");
+  EXPECT_EQ(HumanDuration(seconds(1)), "1 second");
+  EXPECT_EQ(HumanDuration(seconds(59)), "59 seconds");
+  EXPECT_EQ(HumanDuration(seconds(90)), "About a minute");
+  EXPECT_EQ(HumanDuration(minutes(5)), "5 minutes");
+  EXPECT_EQ(HumanDuration(minutes(89)), "About an hour");
+  EXPECT_EQ(HumanDuration(minutes(91)), "2 hours");
+  EXPECT_EQ(HumanDuration(hours(47)), "47 hours");
+  EXPECT_EQ(HumanDuration(hours(72)), "3 days");
+  EXPECT_EQ(HumanDuration(hours(24 * 20)), "2 weeks");
+  EXPECT_EQ(HumanDuration(hours(24 * 90)), "3 months");
+  EXPECT_EQ(HumanDuration(hours(24 * 365 * 3)), "3 years");
+}
+
+TEST(GoTimeTest, TimeTextsLikeGo) {
+  ScopedUtc utc;
+  EXPECT_EQ(GoTimeString(kNow + 123456789), "2023-11-14 22:13:20.123456789 +0000 UTC");
+  EXPECT_EQ(GoTimeString(kNow + 120000000), "2023-11-14 22:13:20.12 +0000 UTC");
+  EXPECT_EQ(GoTimeString(kNow), "2023-11-14 22:13:20 +0000 UTC");
+  EXPECT_EQ(GoRfc3339Nano(kNow + 500000000), "2023-11-14T22:13:20.5Z");
+  EXPECT_EQ(GoRfc3339Nano(0), "1970-01-01T00:00:00Z");
+
+  StatusOr<ZonedTime> t = ParseRfc3339Nano("2023-11-14T23:13:20.000000001+01:00");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->unix_nanos, kNow + 1);
+  EXPECT_EQ(t->offset_seconds, 3600);
+  EXPECT_EQ(FormatRfc3339NanoFixed(*t), "2023-11-14T23:13:20.000000001+01:00");
+  EXPECT_EQ(FormatRfc3339NanoFixed({kNow, 0}), "2023-11-14T22:13:20.000000000Z");
+  EXPECT_EQ(ParseRfc3339Nano("2023-11-14T22:13:20Z")->unix_nanos, kNow);
+  EXPECT_FALSE(ParseRfc3339Nano("2023-11-14 22:13:20Z").ok());
+  EXPECT_FALSE(ParseRfc3339Nano("2023-02-30T22:13:20Z").ok());
+  EXPECT_FALSE(ParseRfc3339Nano("2023-11-14T22:13:20").ok());
+}
+
+TEST(GoTimeTest, SinceValuesLikeDocker) {
+  ScopedUtc utc;
+  auto now = std::chrono::system_clock::time_point(std::chrono::nanoseconds(kNow + 700000000));
+  EXPECT_EQ(*ParseSinceTime("42m", now), kNow - 42 * 60 * kSec);
+  EXPECT_EQ(*ParseSinceTime("1h30m", now), kNow - 90 * 60 * kSec);
+  EXPECT_EQ(*ParseSinceTime("2013-01-02T13:23:37Z", now), 1357133017 * kSec);
+  EXPECT_EQ(*ParseSinceTime("2013-01-02T13:23:37", now), 1357133017 * kSec);  // local = UTC
+  EXPECT_EQ(*ParseSinceTime("2013-01-02T13:23", now), 1357133017 * kSec - 37 * kSec);
+  EXPECT_EQ(*ParseSinceTime("2013-01-02T14:23:37.5+01:00", now), 1357133017 * kSec + kSec / 2);
+  EXPECT_EQ(*ParseSinceTime("2013-01-02", now), 1357084800 * kSec);
+  EXPECT_EQ(*ParseSinceTime("1357133017.25", now), 1357133017 * kSec + kSec / 4);
+  EXPECT_EQ(*ParseSinceTime("0", now), 0);
+  EXPECT_EQ(ParseSinceTime("bogus", now).status().message(),
+            "failed to parse value as time or duration: \"bogus\"");
+  EXPECT_FALSE(ParseSinceTime("2013-13-02", now).ok());
+}
+
+// ----------------------------------------------------------- pods / ps -----
+
+std::vector<cri::PodSandbox> TwoPods() {
+  cri::PodSandbox a;
+  a.set_id("0123456789abcdef0123");
+  a.mutable_metadata()->set_name("busybox-sandbox");
+  a.mutable_metadata()->set_namespace_("default");
+  a.mutable_metadata()->set_uid("uid-a");
+  a.mutable_metadata()->set_attempt(1);
+  a.set_state(cri::SANDBOX_READY);
+  a.set_created_at(kNow - 300 * kSec);
+  (*a.mutable_labels())["app"] = "web";
+  (*a.mutable_annotations())["note"] = "x";
+  cri::PodSandbox b;
+  b.set_id("fedcba98765432100000");
+  b.mutable_metadata()->set_name("other");
+  b.mutable_metadata()->set_namespace_("kube-system");
+  b.set_state(cri::SANDBOX_NOTREADY);
+  b.set_created_at(kNow - 7200 * kSec);
+  b.set_runtime_handler("runc");
+  return {b, a};
+}
+
+TEST(RuntimeOutputTest, PodsTableQuietAndVerbose) {
+  ScopedUtc utc;
+  std::vector<cri::PodSandbox> pods = SelectPods(TwoPods(), {});
+  ASSERT_EQ(pods.size(), 2u);
+  EXPECT_EQ(pods[0].metadata().name(), "busybox-sandbox");  // newest first
+  StatusOr<std::string> table = PodListText(pods, {}, kNow);
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_EQ(*table,
+            "POD ID              CREATED             STATE               NAME                "
+            "NAMESPACE           ATTEMPT             RUNTIME\n"
+            "0123456789abc       5 minutes ago       Ready               busybox-sandbox     "
+            "default             1                   (default)\n"
+            "fedcba9876543       2 hours ago         NotReady            other               "
+            "kube-system         0                   runc\n");
+  RuntimeListOptions no_trunc;
+  no_trunc.no_trunc = true;
+  EXPECT_NE(PodListText(pods, no_trunc, kNow)->find("0123456789abcdef0123   "), std::string::npos);
+  RuntimeListOptions quiet;
+  quiet.quiet = true;
+  EXPECT_EQ(*PodListText(pods, quiet, kNow), "0123456789abcdef0123\nfedcba98765432100000\n");
+  RuntimeListOptions verbose;
+  verbose.verbose = true;
+  EXPECT_EQ(*PodListText({pods[0]}, verbose, kNow),
+            "ID: 0123456789abcdef0123\nName: busybox-sandbox\nUID: uid-a\nNamespace: default\n"
+            "Attempt: 1\nStatus: Ready\nCreated: 2023-11-14 22:08:20 +0000 UTC\n"
+            "Labels:\n\tapp -> web\nAnnotations:\n\tnote -> x\nRuntime: (default)\n\n");
+  EXPECT_EQ(*PodListText({pods[1]}, verbose, kNow),
+            "ID: fedcba98765432100000\nName: other\nNamespace: kube-system\nStatus: NotReady\n"
+            "Created: 2023-11-14 20:13:20 +0000 UTC\nRuntime: runc\n\n");
+  cri::PodSandbox weird = pods[0];
+  weird.set_state(static_cast<cri::PodSandboxState>(7));
+  EXPECT_FALSE(PodListText({weird}, {}, kNow).ok());
+}
+
+TEST(RuntimeOutputTest, PodSelectionByRegexLatestAndLast) {
+  ListSelection by_name;
+  by_name.name_regexp = "^oth";
+  std::vector<cri::PodSandbox> pods = SelectPods(TwoPods(), by_name);
+  ASSERT_EQ(pods.size(), 1u);
+  EXPECT_EQ(pods[0].metadata().name(), "other");
+  ListSelection by_ns;
+  by_ns.namespace_regexp = "kube";
+  EXPECT_EQ(SelectPods(TwoPods(), by_ns).size(), 1u);
+  ListSelection bad;
+  bad.name_regexp = "([";
+  EXPECT_TRUE(SelectPods(TwoPods(), bad).empty());
+  ListSelection latest;
+  latest.latest = true;
+  pods = SelectPods(TwoPods(), latest);
+  ASSERT_EQ(pods.size(), 1u);
+  EXPECT_EQ(pods[0].metadata().name(), "busybox-sandbox");
+  ListSelection last;
+  last.last = 5;
+  EXPECT_EQ(SelectPods(TwoPods(), last).size(), 2u);
+  EXPECT_TRUE(MatchesRegex("", "anything"));
+  EXPECT_TRUE(MatchesRegex("b.x", "busybox"));
+  EXPECT_FALSE(MatchesRegex("^box", "busybox"));
+}
+
+std::vector<cri::Container> TwoContainers() {
+  cri::Container a;
+  a.set_id("c0ffee0123456789abcdef");
+  a.set_pod_sandbox_id("0123456789abcdef0123");
+  a.mutable_metadata()->set_name("busybox");
+  a.mutable_image()->set_image(
+      "sha256:7cfbbec8963d8f13e6c70416d6592e1cc10f47a348131290a55d43c3acab3fb9");
+  a.set_state(cri::CONTAINER_RUNNING);
+  a.set_created_at(kNow - 90 * kSec);
+  (*a.mutable_labels())["io.kubernetes.pod.name"] = "nginx-pod";
+  cri::Container b;
+  b.set_id("beef00000000000000");
+  b.set_pod_sandbox_id("0123456789abcdef0123");
+  b.mutable_metadata()->set_name("sidecar");
+  b.mutable_metadata()->set_attempt(2);
+  b.mutable_image()->set_image("busybox:latest");
+  b.set_state(cri::CONTAINER_EXITED);
+  b.set_created_at(kNow - 72 * 3600 * kSec);
+  (*b.mutable_annotations())["k"] = "v";
+  return {b, a};
+}
+
+TEST(RuntimeOutputTest, PsTableQuietVerboseAndResolvedImages) {
+  std::vector<cri::Container> cs = SelectContainers(TwoContainers(), {});
+  ASSERT_EQ(cs[0].metadata().name(), "busybox");
+  StatusOr<std::string> table = ContainerListText(cs, {}, kNow);
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_EQ(*table,
+            "CONTAINER           IMAGE               CREATED              STATE               "
+            "NAME                ATTEMPT             POD ID              POD\n"
+            "c0ffee0123456       7cfbbec8963d8       About a minute ago   Running             "
+            "busybox             0                   0123456789abc       nginx-pod\n"
+            "beef000000000       busybox:latest      3 days ago           Exited              "
+            "sidecar             2                   0123456789abc       unknown\n");
+  RuntimeListOptions quiet;
+  quiet.quiet = true;
+  EXPECT_EQ(*ContainerListText(cs, quiet, kNow), "c0ffee0123456789abcdef\nbeef00000000000000\n");
+  RuntimeListOptions verbose;
+  verbose.verbose = true;
+  EXPECT_EQ(*ContainerListText({cs[1]}, verbose, kNow),
+            "ID: beef00000000000000\nPodID: 0123456789abcdef0123\nName: sidecar\nAttempt: 2\n"
+            "State: Exited\nImage: busybox:latest\nCreated: 3 days ago\n"
+            "Annotations:\n\tk -> v\n\n");
+  RuntimeListOptions no_trunc;
+  no_trunc.no_trunc = true;
+  EXPECT_NE(ContainerListText(cs, no_trunc, kNow)->find(cs[0].image().image()), std::string::npos);
+  auto resolver = [](const std::string& image) -> StatusOr<std::string> {
+    if (image == "busybox:latest") return NotFoundError("no such image");
+    return std::string("registry.k8s.io/e2e-test-images/busybox:1.29-2");
+  };
+  StatusOr<std::string> resolved = ContainerListText({cs[0]}, {}, kNow, resolver);
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_NE(resolved->find("registry.k8s.io/e2e-test-images/busybox:1.29-2   About"),
+            std::string::npos)
+      << *resolved;
+  EXPECT_EQ(ContainerListText(cs, {}, kNow, resolver).status().message(),
+            "failed to fetch repo image: no such image");
+  ListSelection by_name;
+  by_name.name_regexp = "side";
+  EXPECT_EQ(SelectContainers(TwoContainers(), by_name).size(), 1u);
+  EXPECT_TRUE(IsDigest(cs[0].image().image()));
+  EXPECT_FALSE(IsDigest("sha256:abc"));
+  EXPECT_FALSE(IsDigest("busybox:latest"));
+}
+
+TEST(RuntimeOutputTest, InspectDocumentsLikeCrictl) {
+  ScopedUtc utc;
+  cri::ContainerStatus st;
+  st.set_id("c1");
+  st.mutable_metadata()->set_name("busybox");
+  st.set_state(cri::CONTAINER_RUNNING);
+  st.set_created_at(kNow - 90 * kSec);
+  st.set_started_at(kNow - 89 * kSec + 500000000);
+  st.set_finished_at(0);
+  st.mutable_image()->set_image("busybox");
+  st.set_image_ref("sha256:1");
+  (*st.mutable_labels())["a"] = "<b>";
+  st.set_log_path("/var/log/pods/x/busybox/0.log");
+  StatusOr<std::string> json = ContainerStatusJson(st);
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(json->rfind("{\n  \"id\": \"c1\",\n  \"metadata\": {\n    \"attempt\": 0,\n"
+                        "    \"name\": \"busybox\"\n  },\n  \"state\": \"CONTAINER_RUNNING\",\n"
+                        "  \"createdAt\": \"2023-11-14T22:11:50Z\",\n"
+                        "  \"startedAt\": \"2023-11-14T22:11:51.5Z\",\n"
+                        "  \"finishedAt\": \"0001-01-01T00:00:00Z\",\n  \"exitCode\": 0,\n"
+                        "  \"image\": {\n    \"annotations\": {},\n",
+                        0),
+            0u)
+      << *json;
+  EXPECT_NE(json->find("  \"labels\": {\n    \"a\": \"\\u003cb\\u003e\"\n  },\n"
+                       "  \"annotations\": {},\n  \"mounts\": [],\n"
+                       "  \"logPath\": \"/var/log/pods/x/busybox/0.log\",\n  \"resources\": null"),
+            std::string::npos)
+      << *json;
+  st.set_state(cri::CONTAINER_CREATED);
+  EXPECT_NE(ContainerStatusJson(st)->find("\"startedAt\": \"0001-01-01T00:00:00Z\""),
+            std::string::npos);
+  st.set_state(cri::CONTAINER_EXITED);
+  st.set_finished_at(kNow);
+  EXPECT_NE(ContainerStatusJson(st)->find("\"finishedAt\": \"2023-11-14T22:13:20Z\""),
+            std::string::npos);
+
+  cri::PodSandboxStatus pod;
+  pod.set_id("p1");
+  pod.mutable_metadata()->set_name("busybox-sandbox");
+  pod.set_state(cri::SANDBOX_READY);
+  pod.set_created_at(kNow);
+  pod.mutable_network()->set_ip("10.88.0.5");
+  StatusOr<std::string> pod_json = PodSandboxStatusJson(pod);
+  ASSERT_TRUE(pod_json.ok());
+  EXPECT_EQ(pod_json->rfind("{\n  \"id\": \"p1\",\n  \"metadata\": {\n    \"attempt\": 0,\n"
+                            "    \"name\": \"busybox-sandbox\",\n    \"namespace\": \"\",\n"
+                            "    \"uid\": \"\"\n  },\n  \"state\": \"SANDBOX_READY\",\n"
+                            "  \"createdAt\": \"2023-11-14T22:13:20Z\",\n  \"network\": {\n"
+                            "    \"additionalIps\": [],\n    \"ip\": \"10.88.0.5\"\n  },\n",
+                            0),
+            0u)
+      << *pod_json;
+  // Embedded in the status/info document like crictl's outputStatusInfo.
+  StatusOr<std::string> doc = StatusInfoOutput(*pod_json, {{"info", R"({"pid":42})"}}, "json");
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(doc->rfind("{\n  \"status\": {\n    \"id\": \"p1\",\n", 0), 0u) << *doc;
+  EXPECT_NE(doc->find("  },\n  \"info\": {\n    \"pid\": 42\n  }\n}\n"), std::string::npos) << *doc;
+}
+
+TEST(RuntimeOutputTest, InspectTables) {
+  ScopedUtc utc;
+  cri::PodSandboxStatusResponse pod;
+  cri::PodSandboxStatus* ps = pod.mutable_status();
+  ps->set_id("p1");
+  ps->mutable_metadata()->set_name("busybox-sandbox");
+  ps->mutable_metadata()->set_namespace_("default");
+  ps->mutable_metadata()->set_uid("u1");
+  ps->set_state(cri::SANDBOX_READY);
+  ps->set_created_at(kNow);
+  ps->mutable_network()->set_ip("10.88.0.5");
+  ps->mutable_network()->add_additional_ips()->set_ip("fd00::5");
+  (*ps->mutable_labels())["app"] = "web";
+  (*pod.mutable_info())["pid"] = "42";
+  EXPECT_EQ(PodSandboxStatusTable(pod, true),
+            "ID: p1\nName: busybox-sandbox\nUID: u1\nNamespace: default\nAttempt: 0\n"
+            "Status: SANDBOX_READY\nCreated: 2023-11-14 22:13:20 +0000 UTC\n"
+            "IP Addresses: 10.88.0.5\nAdditional IP: fd00::5\nLabels:\n\tapp -> web\n"
+            "Info: map[pid:42]\n");
+  EXPECT_EQ(PodSandboxStatusTable(pod, false).find("Info:"), std::string::npos);
+
+  cri::ContainerStatusResponse ctr;
+  cri::ContainerStatus* cs = ctr.mutable_status();
+  cs->set_id("c1");
+  cs->mutable_metadata()->set_name("busybox");
+  cs->mutable_metadata()->set_attempt(1);
+  cs->set_state(cri::CONTAINER_EXITED);
+  cs->set_created_at(kNow - 600 * kSec);
+  cs->set_started_at(kNow - 590 * kSec);
+  cs->set_finished_at(kNow - 5 * kSec);
+  cs->set_exit_code(3);
+  EXPECT_EQ(ContainerStatusTable(ctr, false, kNow),
+            "ID: c1\nName: busybox\nAttempt: 1\nState: CONTAINER_EXITED\n"
+            "Created: 10 minutes ago\nStarted: 9 minutes ago\nFinished: 5 seconds ago\n"
+            "Exit Code: 3\n");
+  cs->set_state(cri::CONTAINER_CREATED);
+  EXPECT_EQ(ContainerStatusTable(ctr, true, kNow),
+            "ID: c1\nName: busybox\nAttempt: 1\nState: CONTAINER_CREATED\n"
+            "Created: 10 minutes ago\nInfo: map[]\n");
+}
+
+// ------------------------------------------------------------ CRI logs -----
+
+class CriLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ctllog-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/0.log";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  void Write(const std::string& text, bool append = false) {
+    std::ofstream f(path_, append ? std::ios::app : std::ios::trunc);
+    f << text;
+  }
+  struct Out {
+    Status status;
+    std::string out;
+    std::string err;
+  };
+  Out Read(const LogReadOptions& opts, const LogFollowHooks& hooks = {}) {
+    std::ostringstream out, err;
+    Status s = ReadCriLog(path_, opts, out, err, hooks);
+    return {s, out.str(), err.str()};
+  }
+
+  static constexpr const char* kLog =
+      "2023-11-14T22:13:20.000000001Z stdout F hello\n"
+      "2023-11-14T22:13:21Z stdout P part one, \n"
+      "2023-11-14T22:13:21.5Z stdout F part two\n"
+      "2023-11-14T23:13:22+01:00 stderr F oops\n"
+      "garbage\n"
+      "2023-11-14T22:13:23Z stdout F last\n";
+
+  std::string dir_;
+  std::string path_;
+};
+
+TEST_F(CriLogTest, ParsesRecords) {
+  StatusOr<LogRecord> f = ParseCriLogLine("2023-11-14T22:13:20Z stderr F a b \n");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->stream, LogStream::kStderr);
+  EXPECT_EQ(f->text, "a b \n");
+  EXPECT_EQ(f->timestamp.unix_nanos, kNow);
+  StatusOr<LogRecord> p = ParseCriLogLine("2023-11-14T22:13:20Z stdout P:x part\n");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->text, "part");
+  EXPECT_EQ(ParseCriLogLine("nospace").status().message(), "timestamp is not found");
+  EXPECT_EQ(ParseCriLogLine("2023-11-14T22:13:20Z stdin F x").status().message(),
+            "unexpected stream type \"stdin\"");
+  EXPECT_EQ(ParseCriLogLine("2023-11-14T22:13:20Z stdout F").status().message(),
+            "log tag is not found");
+  EXPECT_FALSE(ParseCriLogLine("yesterday stdout F x").ok());
+  StatusOr<LogRecord> d =
+      ParseDockerJsonLogLine(R"({"log":"hi\n","stream":"stderr","time":"2023-11-14T22:13:20.5Z"})");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->text, "hi\n");
+  EXPECT_EQ(d->stream, LogStream::kStderr);
+  EXPECT_EQ(d->timestamp.unix_nanos, kNow + 500000000);
+}
+
+TEST_F(CriLogTest, JoinsPartsAndSplitsStreams) {
+  Write(kLog);
+  Out all = Read({});
+  ASSERT_TRUE(all.status.ok()) << all.status;
+  EXPECT_EQ(all.out, "hello\npart one, part two\nlast\n");
+  EXPECT_EQ(all.err, "oops\n");
+
+  LogReadOptions ts;
+  ts.timestamps = true;
+  Out stamped = Read(ts);
+  // One prefix per printed line: the continuation of a partial gets none.
+  EXPECT_EQ(stamped.out,
+            "2023-11-14T22:13:20.000000001Z hello\n"
+            "2023-11-14T22:13:21.000000000Z part one, part two\n"
+            "2023-11-14T22:13:23.000000000Z last\n");
+  EXPECT_EQ(stamped.err, "2023-11-14T23:13:22.000000000+01:00 oops\n");
+}
+
+TEST_F(CriLogTest, TailSinceAndLimit) {
+  Write(kLog);
+  LogReadOptions tail;
+  tail.tail = 1;
+  EXPECT_EQ(Read(tail).out, "last\n");
+  tail.tail = 3;  // the garbage line counts as a line of the file and is skipped
+  Out three = Read(tail);
+  EXPECT_EQ(three.out, "last\n");
+  EXPECT_EQ(three.err, "oops\n");
+  tail.tail = 2;  // as in the kubelet, the first line read decides the format
+  EXPECT_EQ(Read(tail).status.message(),
+            "failed to get parse function: unsupported log format: \"garbage\\n\"");
+  tail.tail = 4;
+  Out four = Read(tail);
+  EXPECT_EQ(four.out, "part two\nlast\n");
+  EXPECT_EQ(four.err, "oops\n");
+  tail.tail = 0;
+  EXPECT_EQ(Read(tail).out, "");
+  tail.tail = 100;
+  EXPECT_EQ(Read(tail).out, "hello\npart one, part two\nlast\n");
+
+  LogReadOptions since;
+  since.since_unix_nanos = kNow + kSec;  // 22:13:21Z: the first record is older
+  Out recent = Read(since);
+  EXPECT_EQ(recent.out, "part one, part two\nlast\n");
+  EXPECT_EQ(recent.err, "oops\n");
+
+  LogReadOptions limit;
+  limit.limit_bytes = 8;
+  EXPECT_EQ(Read(limit).out, "hello\npa");
+
+  // A final line without newline is printed too.
+  Write("2023-11-14T22:13:24Z stdout F no newline", true);
+  EXPECT_EQ(Read({}).out, "hello\npart one, part two\nlast\nno newline");
+}
+
+TEST_F(CriLogTest, DockerJsonAndErrors) {
+  Write(R"({"log":"hi\n","stream":"stdout","time":"2023-11-14T22:13:20Z"})"
+        "\n"
+        R"({"log":"err\n","stream":"stderr","time":"2023-11-14T22:13:21Z"})"
+        "\n");
+  Out docker = Read({});
+  EXPECT_EQ(docker.out, "hi\n");
+  EXPECT_EQ(docker.err, "err\n");
+  Write("not a log\n");
+  Out unknown = Read({});
+  EXPECT_EQ(unknown.status.message(),
+            "failed to get parse function: unsupported log format: \"not a log\\n\"");
+  std::ostringstream out, err;
+  Status missing = ReadCriLog(dir_ + "/none.log", {}, out, err);
+  EXPECT_EQ(missing.message(), "failed to try resolving symlinks in path \"" + dir_ +
+                                   "/none.log\": lstat " + dir_ +
+                                   "/none.log: no such file or directory");
+}
+
+TEST_F(CriLogTest, FindTailLineStartAcrossBlocks) {
+  std::string text;
+  for (int i = 0; i < 300; ++i) text += "123456789\n";
+  Write(text);
+  int fd = open(path_.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(*FindTailLineStart(fd, 5), 2950);
+  EXPECT_EQ(*FindTailLineStart(fd, 0), 3000);
+  EXPECT_EQ(*FindTailLineStart(fd, 150), 1500);
+  EXPECT_EQ(*FindTailLineStart(fd, 1000), 0);
+  EXPECT_EQ(*FindTailLineStart(fd, -1), 0);
+  close(fd);
+}
+
+TEST_F(CriLogTest, FollowsUntilTheContainerStops) {
+  Write("2023-11-14T22:13:20Z stdout F first\n");
+  int calls = 0;
+  LogFollowHooks hooks;
+  hooks.poll_interval_ms = 50;
+  // Each check of the container writes more, a partial line split in two
+  // among it; the fourth check finds the container gone.
+  hooks.container_running = [&]() -> StatusOr<bool> {
+    ++calls;
+    if (calls == 1) Write("2023-11-14T22:13:21Z stderr F second\n", true);
+    if (calls == 2) Write("2023-11-14T22:13:22Z stdout F thi", true);
+    if (calls == 3) Write("rd\n", true);
+    return calls < 4;
+  };
+  LogReadOptions opts;
+  opts.follow = true;
+  opts.tail = 0;  // start at the end: only what is written while following
+  Out r = Read(opts, hooks);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.err, "second\n");
+  EXPECT_EQ(r.out, "third\n");
+  EXPECT_EQ(calls, 4);
+
+  // Errors of the status check end the follow.
+  hooks.container_running = []() -> StatusOr<bool> { return UnavailableError("gone"); };
+  EXPECT_EQ(Read(opts, hooks).status.message(), "gone");
+}
+
+TEST_F(CriLogTest, FollowStopsOnCancel) {
+  Write("2023-11-14T22:13:20Z stdout F first\n");
+  int efd = eventfd(1, EFD_CLOEXEC);
+  ASSERT_GE(efd, 0);
+  LogFollowHooks hooks;
+  hooks.container_running = []() -> StatusOr<bool> { return true; };
+  hooks.cancel_fd = efd;
+  LogReadOptions opts;
+  opts.follow = true;
+  Out r = Read(opts, hooks);
+  EXPECT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.out, "first\n");
+  close(efd);
+}
+
 // ------------------------------------------- commands against a fake CRI -----
 
-// A CRI server with an in-memory image list; ListContainers stays
-// unimplemented, like a runtime that only serves images so far.
+// A CRI image service with an in-memory image list.
 class FakeImageService final : public cri::ImageService::Service {
  public:
   grpc::Status ListImages(grpc::ServerContext*, const cri::ListImagesRequest* req,
@@ -633,6 +1228,8 @@ class FakeImageService final : public cri::ImageService::Service {
   cri::PullImageRequest last_pull_;
 };
 
+// An in-memory runtime: pods and containers with the state changes crictl's
+// commands cause, and the last requests for the tests to look at.
 class FakeRuntimeService final : public cri::RuntimeService::Service {
  public:
   grpc::Status Version(grpc::ServerContext*, const cri::VersionRequest*,
@@ -652,6 +1249,206 @@ class FakeRuntimeService final : public cri::RuntimeService::Service {
     }
     if (req->verbose()) (*resp->mutable_info())["config"] = R"({"root":"/var/lib/berth"})";
     return grpc::Status::OK;
+  }
+
+  grpc::Status RunPodSandbox(grpc::ServerContext*, const cri::RunPodSandboxRequest* req,
+                             cri::RunPodSandboxResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_run_pod_ = *req;
+    cri::PodSandbox pod;
+    pod.set_id(StrCat("pod", ++next_id_, "0123456789abcdef"));
+    *pod.mutable_metadata() = req->config().metadata();
+    pod.set_state(cri::SANDBOX_READY);
+    pod.set_created_at(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count() +
+                       next_id_);
+    *pod.mutable_labels() = req->config().labels();
+    pod.set_runtime_handler(req->runtime_handler());
+    pods_[pod.id()] = pod;
+    resp->set_pod_sandbox_id(pod.id());
+    return grpc::Status::OK;
+  }
+  grpc::Status StopPodSandbox(grpc::ServerContext*, const cri::StopPodSandboxRequest* req,
+                              cri::StopPodSandboxResponse*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pods_.find(req->pod_sandbox_id());
+    if (it == pods_.end()) return NotFound("pod sandbox", req->pod_sandbox_id());
+    it->second.set_state(cri::SANDBOX_NOTREADY);
+    for (auto& [id, c] : containers_) {
+      if (c.pod_sandbox_id() == it->first && c.state() == cri::CONTAINER_RUNNING) {
+        c.set_state(cri::CONTAINER_EXITED);
+      }
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status RemovePodSandbox(grpc::ServerContext*, const cri::RemovePodSandboxRequest* req,
+                                cri::RemovePodSandboxResponse*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    pods_.erase(req->pod_sandbox_id());
+    for (auto it = containers_.begin(); it != containers_.end();) {
+      it = it->second.pod_sandbox_id() == req->pod_sandbox_id() ? containers_.erase(it)
+                                                                : std::next(it);
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status PodSandboxStatus(grpc::ServerContext*, const cri::PodSandboxStatusRequest* req,
+                                cri::PodSandboxStatusResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pods_.find(req->pod_sandbox_id());
+    if (it == pods_.end()) return NotFound("pod sandbox", req->pod_sandbox_id());
+    const cri::PodSandbox& pod = it->second;
+    cri::PodSandboxStatus* st = resp->mutable_status();
+    st->set_id(pod.id());
+    *st->mutable_metadata() = pod.metadata();
+    st->set_state(pod.state());
+    st->set_created_at(pod.created_at());
+    st->mutable_network()->set_ip("10.88.0.7");
+    *st->mutable_labels() = pod.labels();
+    st->set_runtime_handler(pod.runtime_handler());
+    if (req->verbose()) (*resp->mutable_info())["info"] = R"({"pid":4242})";
+    return grpc::Status::OK;
+  }
+  grpc::Status ListPodSandbox(grpc::ServerContext*, const cri::ListPodSandboxRequest* req,
+                              cri::ListPodSandboxResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_pod_filter_ = req->filter();
+    for (const auto& [id, pod] : pods_) {
+      const cri::PodSandboxFilter& f = req->filter();
+      if (!f.id().empty() && f.id() != id) continue;
+      if (f.has_state() && f.state().state() != pod.state()) continue;
+      if (!LabelsMatch(f.label_selector(), pod.labels())) continue;
+      *resp->add_items() = pod;
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CreateContainer(grpc::ServerContext*, const cri::CreateContainerRequest* req,
+                               cri::CreateContainerResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_create_ = *req;
+    if (pods_.count(req->pod_sandbox_id()) == 0) {
+      return NotFound("pod sandbox", req->pod_sandbox_id());
+    }
+    cri::Container c;
+    c.set_id(StrCat("ctr", ++next_id_, "0123456789abcdef"));
+    c.set_pod_sandbox_id(req->pod_sandbox_id());
+    *c.mutable_metadata() = req->config().metadata();
+    *c.mutable_image() = req->config().image();
+    c.set_image_ref("sha256:7cfbbec8963d8f13e6c70416d6592e1cc10f47a348131290a55d43c3acab3fb9");
+    c.set_state(cri::CONTAINER_CREATED);
+    c.set_created_at(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count() +
+                     next_id_);
+    *c.mutable_labels() = req->config().labels();
+    (*c.mutable_labels())["io.kubernetes.pod.name"] = req->sandbox_config().metadata().name();
+    containers_[c.id()] = c;
+    resp->set_container_id(c.id());
+    return grpc::Status::OK;
+  }
+  grpc::Status StartContainer(grpc::ServerContext*, const cri::StartContainerRequest* req,
+                              cri::StartContainerResponse*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = containers_.find(req->container_id());
+    if (it == containers_.end()) return NotFound("container", req->container_id());
+    it->second.set_state(cri::CONTAINER_RUNNING);
+    return grpc::Status::OK;
+  }
+  grpc::Status StopContainer(grpc::ServerContext*, const cri::StopContainerRequest* req,
+                             cri::StopContainerResponse*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_stop_timeout_ = req->timeout();
+    auto it = containers_.find(req->container_id());
+    if (it == containers_.end()) return NotFound("container", req->container_id());
+    it->second.set_state(cri::CONTAINER_EXITED);
+    return grpc::Status::OK;
+  }
+  grpc::Status RemoveContainer(grpc::ServerContext*, const cri::RemoveContainerRequest* req,
+                               cri::RemoveContainerResponse*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    containers_.erase(req->container_id());
+    return grpc::Status::OK;
+  }
+  grpc::Status ListContainers(grpc::ServerContext*, const cri::ListContainersRequest* req,
+                              cri::ListContainersResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, c] : containers_) {
+      const cri::ContainerFilter& f = req->filter();
+      if (!f.id().empty() && f.id() != id) continue;
+      if (!f.pod_sandbox_id().empty() && f.pod_sandbox_id() != c.pod_sandbox_id()) continue;
+      if (f.has_state() && f.state().state() != c.state()) continue;
+      if (!LabelsMatch(f.label_selector(), c.labels())) continue;
+      *resp->add_containers() = c;
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status ContainerStatus(grpc::ServerContext*, const cri::ContainerStatusRequest* req,
+                               cri::ContainerStatusResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = containers_.find(req->container_id());
+    if (it == containers_.end()) return NotFound("container", req->container_id());
+    const cri::Container& c = it->second;
+    cri::ContainerStatus* st = resp->mutable_status();
+    st->set_id(c.id());
+    *st->mutable_metadata() = c.metadata();
+    st->set_state(c.state());
+    st->set_created_at(c.created_at());
+    if (c.state() != cri::CONTAINER_CREATED) st->set_started_at(c.created_at() + 1000);
+    *st->mutable_image() = c.image();
+    st->set_image_ref(c.image_ref());
+    *st->mutable_labels() = c.labels();
+    st->set_log_path(log_path_);
+    return grpc::Status::OK;
+  }
+  grpc::Status UpdateContainerResources(grpc::ServerContext*,
+                                        const cri::UpdateContainerResourcesRequest* req,
+                                        cri::UpdateContainerResourcesResponse*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_update_ = *req;
+    return grpc::Status::OK;
+  }
+  // Echoes the command: "sh -c 'exit N'" exits N, anything else prints its
+  // arguments on stdout and "warn" on stderr.
+  grpc::Status ExecSync(grpc::ServerContext*, const cri::ExecSyncRequest* req,
+                        cri::ExecSyncResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_exec_ = *req;
+    if (req->cmd_size() == 3 && req->cmd(0) == "sh" && req->cmd(2).rfind("exit ", 0) == 0) {
+      resp->set_exit_code(std::stoi(req->cmd(2).substr(5)));
+      resp->set_stderr("failing");
+      return grpc::Status::OK;
+    }
+    std::string joined;
+    for (const std::string& a : req->cmd()) joined += (joined.empty() ? "" : " ") + a;
+    resp->set_stdout(joined);
+    resp->set_stderr("warn");
+    return grpc::Status::OK;
+  }
+
+  std::mutex mu_;
+  std::map<std::string, cri::PodSandbox> pods_;
+  std::map<std::string, cri::Container> containers_;
+  cri::RunPodSandboxRequest last_run_pod_;
+  cri::PodSandboxFilter last_pod_filter_;
+  cri::CreateContainerRequest last_create_;
+  cri::UpdateContainerResourcesRequest last_update_;
+  cri::ExecSyncRequest last_exec_;
+  int64_t last_stop_timeout_ = -1;
+  std::string log_path_;
+  int next_id_ = 0;
+
+ private:
+  static grpc::Status NotFound(const char* what, const std::string& id) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, StrCat(what, " ", id, " not found"));
+  }
+  static bool LabelsMatch(const google::protobuf::Map<std::string, std::string>& want,
+                          const google::protobuf::Map<std::string, std::string>& have) {
+    for (const auto& [k, v] : want) {
+      auto it = have.find(k);
+      if (it == have.end() || it->second != v) return false;
+    }
+    return true;
   }
 };
 
@@ -841,7 +1638,7 @@ TEST_F(CtlCommandTest, RmiByNameAllAndPrune) {
   EXPECT_EQ(nothing.code, 0);
   EXPECT_NE(nothing.err.find("level=info msg=\"No images to remove\""), std::string::npos);
 
-  // Prune with a runtime that has no container service yet: every image goes.
+  // Prune with no containers: every image goes.
   cri::Image untagged;
   untagged.set_id("sha256:feed");
   untagged.add_repo_digests("example.com/x@sha256:feed");
@@ -864,6 +1661,345 @@ TEST_F(CtlCommandTest, UnreachableEndpointFailsWithUnavailable) {
   EXPECT_NE(r.err.find("msg=\"listing images: rpc error: code = Unavailable desc = "),
             std::string::npos)
       << r.err;
+}
+
+class CtlRuntimeCommandTest : public CtlCommandTest {
+ protected:
+  void SetUp() override {
+    CtlCommandTest::SetUp();
+    std::ofstream(dir_ + "/no-config.yaml") << "";
+    std::ofstream(dir_ + "/pod.json")
+        << R"({"metadata": {"name": "busybox-sandbox", "namespace": "default", "uid": "u1"},
+              "labels": {"app": "web"},
+              "linux": {"security_context": {"namespace_options": {"network": 2, "pid": 1}}}})";
+    std::ofstream(dir_ + "/ctr.yaml") << "metadata:\n  name: busybox\n"
+                                         "image:\n  image: busybox:1\n"
+                                         "command: [sleep, '1000']\n"
+                                         "log_path: busybox.log\n";
+  }
+  std::string Pod() { return dir_ + "/pod.json"; }
+  std::string Ctr() { return dir_ + "/ctr.yaml"; }
+  static std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+};
+
+TEST_F(CtlRuntimeCommandTest, PodLifecycle) {
+  Result runp = Ctl({"runp", "-r", "runc", Pod()});
+  ASSERT_EQ(runp.code, 0) << runp.err;
+  std::string pod = FirstLine(runp.out);
+  EXPECT_EQ(runp.out, pod + "\n");
+  EXPECT_EQ(runtime_.last_run_pod_.runtime_handler(), "runc");
+  EXPECT_EQ(
+      runtime_.last_run_pod_.config().linux().security_context().namespace_options().network(),
+      cri::NODE);
+
+  Result pods = Ctl({"pods"});
+  ASSERT_EQ(pods.code, 0) << pods.err;
+  EXPECT_EQ(
+      pods.out.rfind("POD ID              CREATED                  STATE               NAME", 0),
+      0u)
+      << pods.out;
+  EXPECT_NE(pods.out.find(pod.substr(0, 13) + "       Less than a second ago   Ready"),
+            std::string::npos)
+      << pods.out;
+  EXPECT_NE(pods.out.find("busybox-sandbox     default             0                   runc\n"),
+            std::string::npos)
+      << pods.out;
+  EXPECT_EQ(Ctl({"pods", "-q"}).out, pod + "\n");
+  EXPECT_EQ(Ctl({"pods", "-q", "--name", "^nomatch"}).out, "");
+  EXPECT_EQ(Ctl({"pods", "-q", "--namespace", "def"}).out, pod + "\n");
+  EXPECT_EQ(Ctl({"pods", "-q", "--label", "app=web", "--state", "Ready"}).out, pod + "\n");
+  EXPECT_EQ(runtime_.last_pod_filter_.state().state(), cri::SANDBOX_READY);
+  EXPECT_EQ(runtime_.last_pod_filter_.label_selector().at("app"), "web");
+  EXPECT_EQ(Ctl({"pods", "-q", "--state", "notready"}).out, "");
+  Result bad_state = Ctl({"pods", "--state", "gone"});
+  EXPECT_EQ(bad_state.code, 1);
+  // Go's log.Fatalf: "2006/01/02 15:04:05 message".
+  EXPECT_EQ(bad_state.err.size(), 20 + std::string("--state should be ready or notready\n").size());
+  EXPECT_EQ(bad_state.err.substr(20), "--state should be ready or notready\n");
+  EXPECT_EQ(bad_state.err[4], '/');
+  Result json = Ctl({"pods", "-o", "json", "--id", pod});
+  ASSERT_EQ(json.code, 0) << json.err;
+  EXPECT_EQ(json.out.rfind("{\n  \"items\": [\n    {\n      \"id\": \"" + pod + "\",", 0), 0u)
+      << json.out;
+  Result yaml = Ctl({"pods", "-o", "yaml"});
+  EXPECT_EQ(yaml.out.rfind("items:\n- annotations: {}\n  createdAt: \"", 0), 0u) << yaml.out;
+  Result bad_format = Ctl({"pods", "-o", "wide"});
+  EXPECT_NE(bad_format.err.find("listing pod sandboxes: unsupported output format \\\"wide\\\""),
+            std::string::npos)
+      << bad_format.err;
+
+  Result inspect = Ctl({"inspectp", pod});
+  ASSERT_EQ(inspect.code, 0) << inspect.err;
+  EXPECT_EQ(inspect.out.rfind("{\n  \"status\": {\n    \"id\": \"" + pod + "\",\n", 0), 0u)
+      << inspect.out;
+  EXPECT_NE(inspect.out.find("  \"info\": {\n    \"pid\": 4242\n  }\n}\n"), std::string::npos);
+  Result table = Ctl({"inspectp", "-o", "table", pod});
+  EXPECT_NE(table.out.find("Name: busybox-sandbox\nUID: u1\nNamespace: default\nAttempt: 0\n"
+                           "Status: SANDBOX_READY\n"),
+            std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("IP Addresses: 10.88.0.7\nLabels:\n\tapp -> web\n"
+                           "Info: map[info:{\"pid\":4242}]\n"),
+            std::string::npos)
+      << table.out;
+  Result missing = Ctl({"inspectp", "nope"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("getting the pod sandbox status for \\\"nope\\\": rpc error: code = "
+                             "NotFound desc = pod sandbox nope not found"),
+            std::string::npos)
+      << missing.err;
+
+  Result rmp_running = Ctl({"rmp", pod});
+  EXPECT_EQ(rmp_running.code, 1);
+  // Like urfave/cli with an aggregate error: one plain line per error.
+  EXPECT_EQ(rmp_running.err, "pod sandbox \"" + pod + "\" is running, please stop it first\n");
+  Result stopp = Ctl({"stopp", pod});
+  ASSERT_EQ(stopp.code, 0) << stopp.err;
+  EXPECT_EQ(stopp.out, "Stopped sandbox " + pod + "\n");
+  Result rmp = Ctl({"rmp", pod});
+  ASSERT_EQ(rmp.code, 0) << rmp.err;
+  EXPECT_EQ(rmp.out, "Removed sandbox " + pod + "\n");
+  EXPECT_TRUE(runtime_.pods_.empty());
+
+  // Help instead of an error when nothing is named.
+  Result help = Ctl({"rmp"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("Remove one or more pods"), std::string::npos);
+  EXPECT_NE(Ctl({"runp"}).out.find("Run a new pod"), std::string::npos);
+}
+
+TEST_F(CtlRuntimeCommandTest, RmpAllForceStopsAndRemovesEveryPod) {
+  std::string a = FirstLine(Ctl({"runp", Pod()}).out);
+  std::string b = FirstLine(Ctl({"runp", Pod()}).out);
+  Result r = Ctl({"rmp", "-af"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("Stopped sandbox " + a + "\nRemoved sandbox " + a + "\n"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("Stopped sandbox " + b + "\nRemoved sandbox " + b + "\n"),
+            std::string::npos);
+  EXPECT_TRUE(runtime_.pods_.empty());
+  Result two_missing = Ctl({"rmp", "x", "y"});
+  EXPECT_EQ(two_missing.code, 1);
+  EXPECT_EQ(two_missing.err,
+            "getting sandbox status of pod \"x\": rpc error: code = NotFound desc = pod sandbox x "
+            "not found\ngetting sandbox status of pod \"y\": rpc error: code = NotFound desc = "
+            "pod sandbox y not found\n");
+}
+
+TEST_F(CtlRuntimeCommandTest, ContainerLifecycle) {
+  std::string pod = FirstLine(Ctl({"runp", Pod()}).out);
+  Result create = Ctl({"create", pod, Ctr(), Pod()});
+  ASSERT_EQ(create.code, 0) << create.err;
+  std::string ctr = FirstLine(create.out);
+  EXPECT_EQ(create.out, ctr + "\n");
+  EXPECT_EQ(runtime_.last_create_.config().image().image(), "busybox:1");
+  EXPECT_EQ(runtime_.last_create_.config().command(1), "1000");
+  EXPECT_EQ(runtime_.last_create_.sandbox_config().metadata().name(), "busybox-sandbox");
+  // No pull unless pull-image-on-create is set or --with-pull is given.
+  EXPECT_EQ(images_.last_pull().image().image(), "");
+
+  EXPECT_EQ(Ctl({"ps", "-q"}).out, "");  // only running ones by default
+  Result all = Ctl({"ps", "-a"});
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_EQ(all.out.rfind("CONTAINER           IMAGE               CREATED", 0), 0u) << all.out;
+  EXPECT_NE(all.out.find(ctr.substr(0, 13) + "       busybox:1           Less than a second ago"),
+            std::string::npos)
+      << all.out;
+  EXPECT_NE(all.out.find("Created             busybox             0                   " +
+                         pod.substr(0, 13) + "       busybox-sandbox\n"),
+            std::string::npos)
+      << all.out;
+
+  Result start = Ctl({"start", ctr});
+  ASSERT_EQ(start.code, 0) << start.err;
+  EXPECT_EQ(start.out, ctr + "\n");
+  EXPECT_EQ(Ctl({"ps", "-q"}).out, ctr + "\n");
+  EXPECT_EQ(Ctl({"ps", "-q", "--pod", pod, "--name", "busy", "--state", "running"}).out,
+            ctr + "\n");
+  EXPECT_EQ(Ctl({"ps", "-q", "--state", "exited"}).out, "");
+  EXPECT_EQ(Ctl({"ps", "-q", "-l", "--state", "exited"}).out, ctr + "\n");  // -l drops the state
+  Result ps_json = Ctl({"ps", "-o", "json"});
+  EXPECT_EQ(ps_json.out.rfind("{\n  \"containers\": [\n    {\n      \"id\": \"" + ctr, 0), 0u)
+      << ps_json.out;
+  Result verbose = Ctl({"ps", "-v"});
+  EXPECT_EQ(verbose.out.rfind("ID: " + ctr + "\nPodID: " + pod +
+                                  "\nName: busybox\nAttempt: 0\nState: Running\nImage: busybox:1\n",
+                              0),
+            0u)
+      << verbose.out;
+
+  Result inspect = Ctl({"inspect", ctr});
+  ASSERT_EQ(inspect.code, 0) << inspect.err;
+  EXPECT_EQ(inspect.out.rfind("{\n  \"status\": {\n    \"id\": \"" + ctr + "\",\n", 0), 0u);
+  EXPECT_NE(inspect.out.find("    \"state\": \"CONTAINER_RUNNING\",\n    \"createdAt\": \""),
+            std::string::npos)
+      << inspect.out;
+  Result inspect_yaml = Ctl({"inspect", "-o", "yaml", ctr});
+  EXPECT_EQ(inspect_yaml.out.rfind("status:\n  annotations: {}\n", 0), 0u) << inspect_yaml.out;
+  Result inspect_table = Ctl({"inspect", "-o", "table", ctr});
+  EXPECT_NE(inspect_table.out.find("ID: " + ctr +
+                                   "\nName: busybox\nState: CONTAINER_RUNNING\n"
+                                   "Created: Less than a second ago\n"
+                                   "Started: Less than a second ago\n"),
+            std::string::npos)
+      << inspect_table.out;
+  Result bad_output = Ctl({"inspect", "-o", "wide", ctr});
+  EXPECT_NE(bad_output.err.find("output option cannot be wide"), std::string::npos);
+  EXPECT_NE(Ctl({"inspect"}).err.find("ID cannot be empty"), std::string::npos);
+
+  Result update = Ctl({"update", "--cpu-quota", "50000", "--cpu-period", "100000", "--memory",
+                       "67108864", "--cpuset-cpus", "0", "--cpu-share", "512", ctr});
+  ASSERT_EQ(update.code, 0) << update.err;
+  EXPECT_EQ(update.out, ctr + "\n");
+  EXPECT_EQ(runtime_.last_update_.linux().cpu_quota(), 50000);
+  EXPECT_EQ(runtime_.last_update_.linux().cpu_period(), 100000);
+  EXPECT_EQ(runtime_.last_update_.linux().cpu_shares(), 512);
+  EXPECT_EQ(runtime_.last_update_.linux().memory_limit_in_bytes(), 67108864);
+  EXPECT_EQ(runtime_.last_update_.linux().cpuset_cpus(), "0");
+
+  Result rm_running = Ctl({"rm", ctr});
+  EXPECT_EQ(rm_running.code, 1);
+  EXPECT_NE(rm_running.err.find("level=error msg=\"container \\\"" + ctr +
+                                "\\\" is running, please stop it first\""),
+            std::string::npos)
+      << rm_running.err;
+  EXPECT_NE(rm_running.err.find("msg=\"unable to remove container(s)\""), std::string::npos);
+  Result stop = Ctl({"stop", "-t", "7", ctr});
+  ASSERT_EQ(stop.code, 0) << stop.err;
+  EXPECT_EQ(stop.out, ctr + "\n");
+  EXPECT_EQ(runtime_.last_stop_timeout_, 7);
+  Result rm = Ctl({"rm", ctr});
+  ASSERT_EQ(rm.code, 0) << rm.err;
+  EXPECT_EQ(rm.out, ctr + "\n");
+  EXPECT_TRUE(runtime_.containers_.empty());
+
+  // rm -f stops a running container first (timeout 0) and names it twice.
+  std::string second = FirstLine(Ctl({"create", pod, Ctr(), Pod()}).out);
+  ASSERT_EQ(Ctl({"start", second}).code, 0);
+  Result force = Ctl({"rm", "-a", "-f"});
+  ASSERT_EQ(force.code, 0) << force.err;
+  EXPECT_EQ(force.out, second + "\n" + second + "\n");
+  EXPECT_EQ(runtime_.last_stop_timeout_, 0);
+  Result none = Ctl({"rm", "missing"});
+  EXPECT_EQ(none.code, 1);
+  EXPECT_NE(none.err.find("level=error msg=\"rpc error: code = NotFound desc = container missing "
+                          "not found\""),
+            std::string::npos)
+      << none.err;
+  EXPECT_NE(Ctl({"start"}).err.find("msg=\"ID cannot be empty\""), std::string::npos);
+}
+
+TEST_F(CtlRuntimeCommandTest, CreatePullsOnlyWhenAsked) {
+  std::string pod = FirstLine(Ctl({"runp", Pod()}).out);
+  Result conflict = Ctl({"create", "--no-pull", "--with-pull", pod, Ctr(), Pod()});
+  EXPECT_EQ(conflict.code, 1);
+  EXPECT_NE(conflict.err.find("confict: no-pull and with-pull are both set"), std::string::npos);
+
+  Result with_pull = Ctl({"create", "--with-pull", "--creds", "u:p", pod, Ctr(), Pod()});
+  ASSERT_EQ(with_pull.code, 0) << with_pull.err;
+  cri::PullImageRequest pull = images_.last_pull();
+  EXPECT_EQ(pull.image().image(), "busybox:1");
+  EXPECT_EQ(pull.auth().username(), "u");
+  EXPECT_EQ(pull.sandbox_config().metadata().name(), "busybox-sandbox");
+
+  std::ofstream(dir_ + "/no-config.yaml") << "pull-image-on-create: true\n";
+  std::ofstream(dir_ + "/ctr2.yaml") << "metadata: {name: c2}\nimage: {image: other:2}\n";
+  ASSERT_EQ(Ctl({"create", pod, dir_ + "/ctr2.yaml", Pod()}).code, 0);
+  EXPECT_EQ(images_.last_pull().image().image(), "other:2");
+  std::ofstream(dir_ + "/ctr3.yaml") << "metadata: {name: c3}\nimage: {image: third:3}\n";
+  ASSERT_EQ(Ctl({"create", "--no-pull", pod, dir_ + "/ctr3.yaml", Pod()}).code, 0);
+  EXPECT_EQ(images_.last_pull().image().image(), "other:2");
+
+  std::ofstream(dir_ + "/ctr4.yaml") << "metadata: {name: c4}\nimage: {image: missing:1}\n";
+  Result missing = Ctl({"create", pod, dir_ + "/ctr4.yaml", Pod()});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("msg=\"creating container: rpc error: code = NotFound desc = "
+                             "manifest unknown\""),
+            std::string::npos)
+      << missing.err;
+  Result no_config = Ctl({"create", pod, dir_ + "/none.yaml", Pod()});
+  EXPECT_NE(no_config.err.find("creating container: config at " + dir_ + "/none.yaml not found"),
+            std::string::npos)
+      << no_config.err;
+  EXPECT_NE(Ctl({"create", pod}).out.find("Create a new container"), std::string::npos);
+}
+
+TEST_F(CtlRuntimeCommandTest, RunPullsCreatesAndStarts) {
+  Result run = Ctl({"run", "-r", "runc", Ctr(), Pod()});
+  ASSERT_EQ(run.code, 0) << run.err;
+  std::string ctr = FirstLine(run.out);
+  EXPECT_EQ(run.out, ctr + "\n");  // only the container id, printed by its start
+  EXPECT_EQ(images_.last_pull().image().image(), "busybox:1");
+  ASSERT_EQ(runtime_.containers_.count(ctr), 1u);
+  EXPECT_EQ(runtime_.containers_[ctr].state(), cri::CONTAINER_RUNNING);
+  EXPECT_EQ(runtime_.last_run_pod_.runtime_handler(), "runc");
+
+  std::ofstream(dir_ + "/no-config.yaml") << "disable-pull-on-run: true\n";
+  std::ofstream(dir_ + "/ctr2.yaml") << "metadata: {name: c2}\nimage: {image: other:2}\n";
+  ASSERT_EQ(Ctl({"run", dir_ + "/ctr2.yaml", Pod()}).code, 0);
+  EXPECT_EQ(images_.last_pull().image().image(), "busybox:1");
+  Result bad_pod = Ctl({"run", Ctr(), dir_ + "/none.json"});
+  EXPECT_NE(bad_pod.err.find("running container: load podSandboxConfig: config at "),
+            std::string::npos)
+      << bad_pod.err;
+}
+
+TEST_F(CtlRuntimeCommandTest, ExecSync) {
+  std::string pod = FirstLine(Ctl({"runp", Pod()}).out);
+  std::string ctr = FirstLine(Ctl({"create", pod, Ctr(), Pod()}).out);
+  // Options end at the container id: "-l" belongs to the command.
+  Result exec = Ctl({"exec", "-s", "--timeout", "5", ctr, "ls", "-l", "/"});
+  ASSERT_EQ(exec.code, 0) << exec.err;
+  EXPECT_EQ(exec.out, "ls -l /\nwarn\n");
+  EXPECT_EQ(runtime_.last_exec_.timeout(), 5);
+  EXPECT_EQ(runtime_.last_exec_.container_id(), ctr);
+  Result failing = Ctl({"exec", "--sync", ctr, "sh", "-c", "exit 3"});
+  EXPECT_EQ(failing.code, 1);
+  EXPECT_EQ(failing.out, "");
+  EXPECT_NE(failing.err.find("msg=\"execing command in container synchronously: command 'sh -c "
+                             "exit 3' exited with 3: failing\""),
+            std::string::npos)
+      << failing.err;
+  Result streaming = Ctl({"exec", ctr, "ls"});
+  EXPECT_EQ(streaming.code, 1);
+  EXPECT_NE(streaming.err.find("streaming exec is not supported by berthctl yet"),
+            std::string::npos)
+      << streaming.err;
+  EXPECT_NE(Ctl({"exec", "-s", ctr}).out.find("Run a command in a running container"),
+            std::string::npos);
+}
+
+TEST_F(CtlRuntimeCommandTest, LogsFromTheLogPath) {
+  std::string pod = FirstLine(Ctl({"runp", Pod()}).out);
+  std::string ctr = FirstLine(Ctl({"create", pod, Ctr(), Pod()}).out);
+  Result unset = Ctl({"logs", ctr});
+  EXPECT_NE(unset.err.find("The container has not set log path"), std::string::npos);
+  runtime_.log_path_ = dir_ + "/busybox.0.log";
+  std::ofstream(runtime_.log_path_) << "2023-11-14T22:13:20Z stdout P hel\n"
+                                       "2023-11-14T22:13:20Z stdout F lo\n"
+                                       "2023-11-14T22:13:21Z stderr F bad\n"
+                                       "2023-11-14T22:13:22Z stdout F bye\n";
+  Result logs = Ctl({"logs", ctr});
+  ASSERT_EQ(logs.code, 0) << logs.err;
+  EXPECT_EQ(logs.out, "hello\nbye\n");
+  EXPECT_EQ(logs.err, "bad\n");
+  Result tail = Ctl({"logs", "--tail", "1", "-t", ctr});
+  EXPECT_EQ(tail.out, "2023-11-14T22:13:22.000000000Z bye\n");
+  EXPECT_EQ(tail.err, "");
+  Result since = Ctl({"logs", "--since", "2023-11-14T22:13:21Z", "--limit-bytes", "2", ctr});
+  EXPECT_EQ(since.out, "");
+  EXPECT_EQ(since.err, "ba");
+  Result prev = Ctl({"logs", "-p", ctr});
+  EXPECT_NE(prev.err.find("Previous terminated container busybox not found"), std::string::npos);
+  // Following a container that is not running prints the file and ends.
+  Result follow = Ctl({"logs", "-f", ctr});
+  ASSERT_EQ(follow.code, 0) << follow.err;
+  EXPECT_EQ(follow.out, "hello\nbye\n");
+  EXPECT_NE(Ctl({"logs"}).err.find("ID cannot be empty"), std::string::npos);
+  Result bad_since = Ctl({"logs", "--since", "soon", ctr});
+  EXPECT_NE(bad_since.err.find("failed to parse value as time or duration: \\\"soon\\\""),
+            std::string::npos)
+      << bad_since.err;
 }
 
 }  // namespace
