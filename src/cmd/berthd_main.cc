@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   std::optional<std::string> socket, root, state, registry_dir, cni_conf, cni_bin, stream_addr,
       metrics_addr, log_level, cgroup_driver;
   std::optional<int> max_downloads, pull_timeout;
+  std::vector<std::string> auth_files;
   auto* config_opt = app.add_option("--config", config_file, "TOML configuration file");
   app.add_option("--config-dropin-dir", dropin_dir, "directory of *.toml drop-ins, applied in name order");
   app.add_option("--socket", socket, "CRI gRPC Unix socket (default /run/berth/berth.sock)");
@@ -30,10 +31,14 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-address", metrics_addr, "Prometheus metrics address (default: off)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error (default info)");
   app.add_option("--cgroup-driver", cgroup_driver, "cgroupfs or systemd (default cgroupfs)");
+  app.add_option("--registry-auth-file", auth_files,
+                 "docker-style config.json with registry credentials (repeatable; replaces the "
+                 "defaults /root/.docker/config.json and /var/lib/kubelet/config.json)");
   app.add_option("--max-concurrent-downloads", max_downloads, "layer downloads at once (default 3)");
   app.add_option("--pull-progress-timeout", pull_timeout,
                  "seconds without progress before a pull fails (default 60)");
   auto* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");
+  config_cmd->fallthrough();  // `berthd config --socket X` works like `berthd --socket X config`
   CLI11_PARSE(app, argc, argv);
 
   Config cfg = Config::Defaults();
@@ -52,6 +57,7 @@ int main(int argc, char** argv) {
   if (metrics_addr) cfg.metrics_address = *metrics_addr;
   if (log_level) cfg.log_level = *log_level;
   if (cgroup_driver) cfg.cgroup_driver = *cgroup_driver;
+  if (!auth_files.empty()) cfg.registry_auth_files = auth_files;
   if (max_downloads) cfg.max_concurrent_downloads = *max_downloads;
   if (pull_timeout) cfg.pull_progress_timeout_seconds = *pull_timeout;
   if (s = cfg.Validate(); !s.ok()) {
