@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   std::string config_file = "/etc/berth/berth.toml";
   std::string dropin_dir = "/etc/berth/berth.d";
   std::optional<std::string> socket, root, state, registry_dir, cni_conf, cni_bin, stream_addr,
-      metrics_addr, log_level, cgroup_driver;
+      metrics_addr, log_level, cgroup_driver, default_handler;
+  std::vector<std::string> handler_flags;
   std::optional<int> max_downloads, pull_timeout;
   std::vector<std::string> auth_files;
   auto* config_opt = app.add_option("--config", config_file, "TOML configuration file");
@@ -31,6 +32,11 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-address", metrics_addr, "Prometheus metrics address (default: off)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error (default info)");
   app.add_option("--cgroup-driver", cgroup_driver, "cgroupfs or systemd (default cgroupfs)");
+  app.add_option("--runtime-handler", handler_flags,
+                 "NAME=BINARY: an OCI runtime for RuntimeClass handler NAME (repeatable; adds to "
+                 "or replaces the defaults crun=crun and runc=runc; NAME= removes one)");
+  app.add_option("--default-runtime-handler", default_handler,
+                 "handler for pods that name none (default: crun where it runs here, else runc)");
   app.add_option("--registry-auth-file", auth_files,
                  "docker-style config.json with registry credentials (repeatable; replaces the "
                  "defaults /root/.docker/config.json and /var/lib/kubelet/config.json)");
@@ -57,6 +63,19 @@ int main(int argc, char** argv) {
   if (metrics_addr) cfg.metrics_address = *metrics_addr;
   if (log_level) cfg.log_level = *log_level;
   if (cgroup_driver) cfg.cgroup_driver = *cgroup_driver;
+  if (default_handler) cfg.default_handler = *default_handler;
+  for (const auto& h : handler_flags) {
+    auto eq = h.find('=');
+    if (eq == std::string::npos) {
+      std::cerr << "berthd: --runtime-handler " << h << ": expected NAME=BINARY\n";
+      return 2;
+    }
+    if (eq + 1 == h.size()) {
+      cfg.handlers.erase(h.substr(0, eq));
+    } else {
+      cfg.handlers[h.substr(0, eq)] = h.substr(eq + 1);
+    }
+  }
   if (!auth_files.empty()) cfg.registry_auth_files = auth_files;
   if (max_downloads) cfg.max_concurrent_downloads = *max_downloads;
   if (pull_timeout) cfg.pull_progress_timeout_seconds = *pull_timeout;

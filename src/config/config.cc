@@ -37,6 +37,32 @@ Status SetStringList(const toml::node& node, std::string_view key, std::vector<s
   return OkStatus();
 }
 
+// A table of name = "string" entries merged into `out`; an empty string
+// removes the entry.
+Status MergeStringMap(const toml::node& node, std::string_view key,
+                      std::map<std::string, std::string>& out) {
+  const toml::table* table = node.as_table();
+  if (table == nullptr) return InvalidArgumentError(StrCat("setting ", key, " must be a table"));
+  for (const auto& [k, v] : *table) {
+    auto value = v.value<std::string>();
+    if (!value) return InvalidArgumentError(StrCat("setting ", key, ".", k.str(), " must be a string"));
+    if (value->empty()) {
+      out.erase(std::string(k.str()));
+    } else {
+      out[std::string(k.str())] = *value;
+    }
+  }
+  return OkStatus();
+}
+
+// RuntimeClass handlers are DNS-1123 labels.
+bool IsHandlerName(const std::string& name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
 }  // namespace
 
 std::vector<std::string> SplitColonList(std::string_view s) {
@@ -87,6 +113,8 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
       else if (key == "metrics.address") s = SetString(node, key, next.metrics_address);
       else if (key == "log.level") s = SetString(node, key, next.log_level);
       else if (key == "runtime.cgroup_driver") s = SetString(node, key, next.cgroup_driver);
+      else if (key == "runtime.default_handler") s = SetString(node, key, next.default_handler);
+      else if (key == "runtime.handlers") s = MergeStringMap(node, key, next.handlers);
       else s = InvalidArgumentError(StrCat("unknown setting ", key));
       if (!s.ok()) return Annotate(s, StrCat("config ", source_name));
     }
@@ -149,6 +177,20 @@ Status Config::Validate() const {
     return InvalidArgumentError(
         StrCat("runtime.cgroup_driver \"", cgroup_driver, "\" is not cgroupfs or systemd"));
   }
+  for (const auto& [name, binary] : handlers) {
+    if (!IsHandlerName(name)) {
+      return InvalidArgumentError(StrCat("runtime.handlers: \"", name,
+                                         "\" is not a valid handler name (lower-case letters, "
+                                         "digits and '-', at most 63)"));
+    }
+    if (binary.empty()) {
+      return InvalidArgumentError(StrCat("runtime.handlers.", name, " names no binary"));
+    }
+  }
+  if (!default_handler.empty() && !handlers.contains(default_handler)) {
+    return InvalidArgumentError(StrCat("runtime.default_handler \"", default_handler,
+                                       "\" is not one of runtime.handlers"));
+  }
   if (root == state) return InvalidArgumentError("paths.root and paths.state must differ");
   return OkStatus();
 }
@@ -159,6 +201,13 @@ std::string Config::ToToml() const {
     for (const auto& s : v) a.push_back(s);
     return a;
   };
+  toml::table handler_table;
+  for (const auto& [name, binary] : handlers) handler_table.insert(name, binary);
+  // A removed default is printed as removed, so that the output loads back
+  // to the same configuration.
+  for (const auto& [name, binary] : Config().handlers) {
+    if (!handlers.contains(name)) handler_table.insert(name, "");
+  }
   toml::table doc{
       {"grpc", toml::table{{"socket", socket}}},
       {"paths", toml::table{{"root", root}, {"state", state}}},
@@ -170,7 +219,9 @@ std::string Config::ToToml() const {
       {"stream", toml::table{{"address", stream_address}}},
       {"metrics", toml::table{{"address", metrics_address}}},
       {"log", toml::table{{"level", log_level}}},
-      {"runtime", toml::table{{"cgroup_driver", cgroup_driver}}},
+      {"runtime", toml::table{{"cgroup_driver", cgroup_driver},
+                              {"default_handler", default_handler},
+                              {"handlers", handler_table}}},
   };
   std::ostringstream out;
   out << doc << "\n";

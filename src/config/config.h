@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,12 @@ struct Config {
   std::string log_level = "info";
   // [runtime]
   std::string cgroup_driver = "cgroupfs";
+  // Empty: crun where a probe container runs with it on this host, else runc.
+  std::string default_handler;
+  // [runtime.handlers]: runtime handler (RuntimeClass handler) name → OCI
+  // runtime binary, a path or a name looked up in PATH. A handler whose
+  // binary is missing is left out; an empty value removes a handler.
+  std::map<std::string, std::string> handlers = {{"crun", "crun"}, {"runc", "runc"}};
 
   static Config Defaults() { return Config(); }
   // Checks values a person could get wrong; names the setting in the error.

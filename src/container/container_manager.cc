@@ -405,6 +405,10 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   in.sandbox = sb.Info();
   in.host = options_.host;
   in.cgroup_driver = options_.cgroup_driver;
+  if (auto f = options_.handler_features.find(runtime->handler_name());
+      f != options_.handler_features.end()) {
+    in.runtime_supports_rro = f->second.recursive_read_only_mounts;
+  }
   auto passwd = ReadFileInRoot(r.rootfs, "etc/passwd");
   if (passwd.ok()) in.etc_passwd = *passwd;
   auto group = ReadFileInRoot(r.rootfs, "etc/group");
@@ -432,6 +436,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   ms.bundle = r.bundle;
   ms.runtime = runtime->binary();
   ms.runtime_root = runtime->state_root();
+  ms.runtime_args = runtime->global_args();
   ms.log_path = r.log_path.empty() ? (fs::path(r.bundle) / "console.log").string() : r.log_path;
   ms.terminal = r.tty;
   ms.stdin_open = r.stdin_open;
@@ -439,7 +444,30 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   ms.monitor_log = fs::path(r.bundle) / "monitor.log";
   ScopeGuard delete_runtime([&] { (void)runtime->Delete(r.id, true); });
   auto handle = monitor::SpawnMonitor(ms);
-  if (!handle.ok()) return Annotate(handle.status(), StrCat("create container ", r.name));
+  if (!handle.ok()) {
+    delete_runtime.Cancel();
+    Status undo = runtime->Delete(r.id, true);
+    if (undo.ok()) return Annotate(handle.status(), StrCat("create container ", r.name));
+    // The runtime may still hold a process, a cgroup and state of this
+    // container. Keep everything and list it as UNKNOWN, so that a
+    // RemoveContainer (the kubelet's, or berthctl rm) finishes the cleanup
+    // instead of it leaking silently.
+    r.state = ContainerState::kUnknown;
+    r.reason = "CreateError";
+    r.message = StrCat(handle.status().message(), "; cleanup failed: ", undo.message());
+    r.finished_at_ns = NowNs();
+    if (Save(r).ok()) {
+      std::lock_guard lock(mu_);
+      names_[ReservedName(req.config, sb)] = r.id;
+      umount_rootfs.Cancel();
+      remove_dirs.Cancel();
+    }
+    spdlog::error("event=container_create_rollback_failed id={} error=\"{}\"", r.id, r.message);
+    return Status(handle.status().code(),
+                  StrCat("create container ", r.name, ": ", handle.status().message(),
+                         "; cleaning up failed too (", undo.message(), "): container ", r.id,
+                         " is kept in state UNKNOWN until it is removed"));
+  }
   r.pid = handle->container_pid;
   r.monitor_pid = handle->monitor_pid;
   r.state = ContainerState::kCreated;
@@ -485,6 +513,10 @@ Status ContainerManager::Start(const std::string& id) {
   const int64_t started_at = NowNs();
   Status s = runtime->Start(r.id);
   if (!s.ok()) {
+    // The init still waits in the runtime's create, or (when `start` failed
+    // late) already runs: either way it must not outlive the failed start.
+    (void)runtime->Kill(r.id, SIGKILL, true);
+    (void)WaitForExit(r, std::chrono::seconds(10));
     r.state = ContainerState::kExited;
     r.exit_code = 128;
     r.reason = "StartError";

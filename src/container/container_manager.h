@@ -18,6 +18,7 @@
 #include "image/image_service.h"
 #include "oci/container_config.h"
 #include "oci/oci_runtime.h"
+#include "oci/runtime_probe.h"
 #include "oci/spec_builder.h"
 #include "sandbox/sandbox_manager.h"
 #include "store/metadata_store.h"
@@ -75,6 +76,8 @@ struct ContainerManagerOptions {
   std::filesystem::path monitor_binary;
   oci::CgroupDriver cgroup_driver = oci::CgroupDriver::kCgroupfs;
   oci::HostCaps host;
+  // What each runtime handler supports, from its start-up probe.
+  std::map<std::string, oci::HandlerFeatures> handler_features;
 };
 
 // Thread-safe; operations on one container are serialised.

@@ -35,6 +35,9 @@ struct Mount {
   bool readonly = false;
   MountPropagation propagation = MountPropagation::kPrivate;
   bool selinux_relabel = false;  // ignored: SELinux is not supported by Berth
+  // Read-only all the way down, submounts included ("rro"); needs readonly,
+  // private propagation and a runtime handler with the feature.
+  bool recursive_read_only = false;
 };
 
 // A device node to create in the container. The CRI gives only paths and

@@ -23,12 +23,17 @@ bool SaysNotExist(const ProcessResult& r) {
 
 class CliRuntime final : public OciRuntime {
  public:
-  CliRuntime(std::string name, std::string binary, std::string root)
-      : name_(std::move(name)), binary_(std::move(binary)), root_(std::move(root)) {}
+  CliRuntime(std::string name, std::string binary, std::string root,
+             std::vector<std::string> global_args)
+      : name_(std::move(name)),
+        binary_(std::move(binary)),
+        root_(std::move(root)),
+        global_args_(std::move(global_args)) {}
 
   const std::string& handler_name() const override { return name_; }
   const std::string& binary() const override { return binary_; }
   const std::string& state_root() const override { return root_; }
+  const std::vector<std::string>& global_args() const override { return global_args_; }
 
   Status Start(const std::string& id) override {
     return Annotate(RunChecked({"start", id}), StrCat("start container ", id));
@@ -98,6 +103,7 @@ class CliRuntime final : public OciRuntime {
  private:
   std::vector<std::string> Argv(const std::vector<std::string>& args) const {
     std::vector<std::string> argv = {binary_, "--root", root_};
+    argv.insert(argv.end(), global_args_.begin(), global_args_.end());
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }
@@ -118,14 +124,16 @@ class CliRuntime final : public OciRuntime {
   }
 
   std::string name_, binary_, root_;
+  std::vector<std::string> global_args_;
 };
 
 }  // namespace
 
 std::unique_ptr<OciRuntime> NewCliRuntime(std::string handler_name, std::string binary,
-                                          std::string state_root) {
+                                          std::string state_root,
+                                          std::vector<std::string> global_args) {
   return std::make_unique<CliRuntime>(std::move(handler_name), std::move(binary),
-                                      std::move(state_root));
+                                      std::move(state_root), std::move(global_args));
 }
 
 }  // namespace berth::oci

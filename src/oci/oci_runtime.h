@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/process.h"
 #include "common/status.h"
@@ -26,6 +27,9 @@ class OciRuntime {
   virtual const std::string& handler_name() const = 0;  // "runc", "crun"
   virtual const std::string& binary() const = 0;
   virtual const std::string& state_root() const = 0;  // the runtime's --root
+  // Global flags every invocation carries (e.g. "--systemd-cgroup"); the
+  // monitor passes them to `create` too.
+  virtual const std::vector<std::string>& global_args() const = 0;
 
   virtual Status Start(const std::string& id) = 0;
   // `all`: signal every process of the container, not just its init.
@@ -43,6 +47,7 @@ class OciRuntime {
 };
 
 std::unique_ptr<OciRuntime> NewCliRuntime(std::string handler_name, std::string binary,
-                                          std::string state_root);
+                                          std::string state_root,
+                                          std::vector<std::string> global_args = {});
 
 }  // namespace berth::oci

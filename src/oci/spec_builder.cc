@@ -203,6 +203,22 @@ StatusOr<MountsResult> BuildMounts(const SpecInputs& in) {
       return InvalidArgumentError(StrCat("mount host_path \"", m.host_path, "\" for \"",
                                          m.container_path, "\" is not absolute"));
     }
+    if (m.recursive_read_only) {
+      if (!m.readonly) {
+        return InvalidArgumentError(StrCat("mount \"", m.container_path,
+                                           "\": recursive_read_only needs readonly"));
+      }
+      if (m.propagation != MountPropagation::kPrivate) {
+        return InvalidArgumentError(StrCat("mount \"", m.container_path,
+                                           "\": recursive_read_only needs private propagation"));
+      }
+      if (!in.runtime_supports_rro) {
+        return InvalidArgumentError(
+            StrCat("mount \"", m.container_path,
+                   "\": recursive_read_only is not supported by this runtime handler (it needs "
+                   "a runtime with the \"rro\" mount option and Linux 5.12 or later)"));
+      }
+    }
     cri_dests.insert(CleanPath(m.container_path));
   }
 
@@ -224,6 +240,7 @@ StatusOr<MountsResult> BuildMounts(const SpecInputs& in) {
   MountsResult result;
   for (const Mount& m : c.mounts) {
     binds.push_back(BindMount(m.host_path, m.container_path, m.readonly, m.propagation));
+    if (m.recursive_read_only) binds.back().options.push_back("rro");
     if (m.propagation == MountPropagation::kBidirectional) {
       result.rootfs_propagation = "rshared";
     } else if (m.propagation == MountPropagation::kHostToContainer &&

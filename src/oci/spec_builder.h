@@ -68,6 +68,8 @@ struct SpecInputs {
   // Privileged containers only: the host's device nodes (as the caller found
   // them under /dev), added to linux.devices like containerd's WithHostDevices.
   std::vector<Device> host_devices;
+  // The runtime handler honours the "rro" mount option (see runtime_probe.h).
+  bool runtime_supports_rro = false;
 };
 
 // Side information for the caller to log (BuildSpec itself logs nothing).

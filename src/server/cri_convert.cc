@@ -141,6 +141,7 @@ StatusOr<oci::ContainerConfig> ToContainerConfig(const runtime::v1::ContainerCon
     om.container_path = m.container_path();
     om.host_path = m.host_path();
     om.readonly = m.readonly();
+    om.recursive_read_only = m.recursive_read_only();
     om.selinux_relabel = m.selinux_relabel();
     om.propagation = m.propagation() == runtime::v1::PROPAGATION_HOST_TO_CONTAINER
                          ? oci::MountPropagation::kHostToContainer

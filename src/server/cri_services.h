@@ -5,20 +5,38 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "image/image_service.h"
+#include "oci/runtime_probe.h"
 #include "runtime/v1/api.grpc.pb.h"
 #include "server/domain.h"
 #include "server/rpc_decorator.h"
 
 namespace berth::server {
 
+// One configured runtime handler and what its start-up probe found.
+struct HandlerInfo {
+  std::string name;    // the RuntimeClass handler, e.g. "runc"
+  std::string binary;  // resolved path of the OCI runtime
+  oci::RuntimeProbe probe;
+};
+
 // What the runtime learned about its host at start-up, for Status/Version.
+// Filled in before the RPC decorator becomes ready.
 struct RuntimeInfo {
   std::string version;
   std::string oci_runtime;       // path of the default OCI runtime binary; empty if none
-  std::string oci_runtime_name;  // "runc" / "crun"
+  std::string oci_runtime_name;  // the default handler, e.g. "crun" or "runc"
+  std::vector<HandlerInfo> handlers;  // every handler whose binary exists, by name
+
+  const HandlerInfo* Find(const std::string& name) const {
+    for (const auto& h : handlers) {
+      if (h.name == name) return &h;
+    }
+    return nullptr;
+  }
 };
 
 class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {

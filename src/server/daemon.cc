@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <thread>
 
 #include "common/fs.h"
 #include "image/image_service.h"
@@ -36,23 +37,81 @@ std::string FindInPath(std::string_view name) {
   return "";
 }
 
-// crun is the faster runtime but cannot run on hybrid cgroup hosts; runc
-// runs everywhere. The full probe (running a container) comes with the
-// runtime handlers; until then the cgroup layout decides.
-RuntimeInfo DetectRuntime() {
-  RuntimeInfo info;
-  info.version = "0.1.0";
-  bool unified_only = fs::exists("/sys/fs/cgroup/cgroup.controllers");
-  std::string crun = FindInPath("crun");
-  std::string runc = FindInPath("runc");
-  if (unified_only && !crun.empty()) {
-    info.oci_runtime = crun;
-    info.oci_runtime_name = "crun";
-  } else if (!runc.empty()) {
-    info.oci_runtime = runc;
-    info.oci_runtime_name = "runc";
+// Resolves each configured handler's binary; a handler whose binary is
+// missing is left out (a host need not have both crun and runc).
+std::vector<HandlerInfo> FindHandlers(const config::Config& config) {
+  std::vector<HandlerInfo> found;
+  for (const auto& [name, binary] : config.handlers) {
+    std::string path;
+    if (binary.find('/') != std::string::npos) {
+      if (::access(binary.c_str(), X_OK) == 0) path = binary;
+    } else {
+      path = FindInPath(binary);
+    }
+    if (path.empty()) {
+      spdlog::info("event=runtime_handler_missing handler={} binary={}", name, binary);
+      continue;
+    }
+    found.push_back({name, path, {}});
   }
-  return info;
+  return found;
+}
+
+// Runs one throwaway container with every handler at once (about 30 ms for
+// runc), because being installed does not mean working: crun refuses hybrid
+// cgroup hosts. Then picks the default handler: the configured one, else
+// crun where it works (it is the faster one), else runc.
+void ProbeHandlers(const config::Config& config, const std::string& probe_binary,
+                   RuntimeInfo& info) {
+  std::vector<std::thread> probes;
+  for (auto& h : info.handlers) {
+    probes.emplace_back([&config, &probe_binary, &h] {
+      oci::ProbeOptions opts;
+      opts.binary = h.binary;
+      opts.probe_binary = probe_binary;
+      opts.work_dir = (fs::path(config.state) / "probe" / h.name).string();
+      opts.systemd_cgroup = config.cgroup_driver == "systemd";
+      h.probe = oci::ProbeRuntime(opts);
+    });
+  }
+  for (auto& t : probes) t.join();
+  std::error_code ec;
+  fs::remove(fs::path(config.state) / "probe", ec);
+  for (const auto& h : info.handlers) {
+    if (h.probe.works) {
+      spdlog::info("event=runtime_handler handler={} binary={} works=true "
+                   "recursive_read_only_mounts={}",
+                   h.name, h.binary, h.probe.features.recursive_read_only_mounts);
+    } else {
+      spdlog::warn("event=runtime_handler handler={} binary={} works=false error=\"{}\"", h.name,
+                   h.binary, h.probe.error);
+    }
+  }
+
+  std::string chosen = config.default_handler;
+  if (chosen.empty()) {
+    for (const char* preferred : {"crun", "runc"}) {
+      const HandlerInfo* h = info.Find(preferred);
+      if (h != nullptr && h->probe.works) {
+        chosen = preferred;
+        break;
+      }
+    }
+  }
+  if (chosen.empty()) {
+    for (const auto& h : info.handlers) {
+      if (h.probe.works) {
+        chosen = h.name;
+        break;
+      }
+    }
+  }
+  if (chosen.empty() && !info.handlers.empty()) {
+    chosen = info.Find("runc") ? "runc" : info.handlers.front().name;
+  }
+  info.oci_runtime_name = chosen;
+  const HandlerInfo* def = info.Find(chosen);
+  info.oci_runtime = def ? def->binary : "";
 }
 
 // Replaces a stale socket file, but refuses to steal the socket of a live
@@ -135,7 +194,9 @@ Status RunDaemon(const config::Config& config) {
   RETURN_IF_ERROR(MakeDirs(fs::path(config.root) / "containers", 0711));
   RETURN_IF_ERROR(PrepareSocket(config.socket));
 
-  RuntimeInfo runtime_info = DetectRuntime();
+  RuntimeInfo runtime_info;
+  runtime_info.version = "0.1.0";
+  runtime_info.handlers = FindHandlers(config);
   RpcDecorator rpc;
   Domain domain;
   RuntimeServiceImpl runtime_svc(config, runtime_info, domain, rpc);
@@ -180,14 +241,18 @@ Status RunDaemon(const config::Config& config) {
   cni_opts.bin_dirs = config.cni_bin_dirs;
   cni_opts.cache_dir = fs::path(config.root) / "cni";
   domain.cni = std::make_unique<network::CniManager>(cni_opts);
+  ProbeHandlers(config, FindHelper("berth-pause"), runtime_info);
   std::map<std::string, oci::OciRuntime*> runtimes;
-  for (const auto& [name, binary] : {std::pair{"runc", FindInPath("runc")},
-                                     std::pair{"crun", FindInPath("crun")}}) {
-    if (binary.empty()) continue;
-    fs::path runtime_root = fs::path(config.state) / name;
+  std::vector<std::string> global_args;
+  if (config.cgroup_driver == "systemd") global_args.push_back("--systemd-cgroup");
+  for (const auto& h : runtime_info.handlers) {
+    // Registered even when the probe failed, so that containers created
+    // before (e.g. on another kernel) can still be stopped and removed.
+    fs::path runtime_root = fs::path(config.state) / "runtimes" / h.name;
     RETURN_IF_ERROR(MakeDirs(runtime_root, 0700));
-    domain.runtimes[name] = oci::NewCliRuntime(name, binary, runtime_root.string());
-    runtimes[name] = domain.runtimes[name].get();
+    domain.runtimes[h.name] = oci::NewCliRuntime(h.name, h.binary, runtime_root.string(),
+                                                 global_args);
+    runtimes[h.name] = domain.runtimes[h.name].get();
   }
   sandbox::SandboxManagerOptions sb_opts;
   sb_opts.state_dir = fs::path(config.state) / "sandboxes";
@@ -202,6 +267,7 @@ Status RunDaemon(const config::Config& config) {
   ct_opts.cgroup_driver =
       config.cgroup_driver == "systemd" ? oci::CgroupDriver::kSystemd : oci::CgroupDriver::kCgroupfs;
   ct_opts.host = DetectHostCaps();
+  for (const auto& h : runtime_info.handlers) ct_opts.handler_features[h.name] = h.probe.features;
   if (ct_opts.monitor_binary.empty()) {
     spdlog::warn("event=monitor_missing detail=\"berth-monitor not found beside berthd or in "
                  "PATH: containers cannot be created\"");

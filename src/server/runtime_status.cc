@@ -11,10 +11,17 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*,
   return rpc_.Run("Status", [&]() -> berth::Status {
     auto* runtime_ready = resp->mutable_status()->add_conditions();
     runtime_ready->set_type("RuntimeReady");
-    runtime_ready->set_status(!info_.oci_runtime.empty());
-    if (info_.oci_runtime.empty()) {
+    const HandlerInfo* def = info_.Find(info_.oci_runtime_name);
+    runtime_ready->set_status(def != nullptr && def->probe.works);
+    if (def == nullptr) {
       runtime_ready->set_reason("OCIRuntimeNotFound");
-      runtime_ready->set_message("neither crun nor runc was found in PATH");
+      runtime_ready->set_message(
+          "no OCI runtime of runtime.handlers was found (install crun or runc)");
+    } else if (!def->probe.works) {
+      runtime_ready->set_reason("OCIRuntimeNotWorking");
+      runtime_ready->set_message(StrCat("default runtime handler \"", def->name, "\" (",
+                                        def->binary, ") cannot run a container: ",
+                                        def->probe.error));
     }
     // Re-read on every call so that NetworkReady follows the directory as a
     // CNI provider installs or removes its config.
@@ -26,12 +33,19 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*,
       network_ready->set_reason("NetworkPluginNotReady");
       network_ready->set_message(StrCat("Network plugin returns error: ", network.status().message()));
     }
-    if (!info_.oci_runtime_name.empty()) {
-      auto* handler = resp->add_runtime_handlers();
-      handler->set_name(info_.oci_runtime_name);
-      // The empty name is the default handler, as containerd lists it.
-      resp->add_runtime_handlers()->set_name("");
+    // Handlers that can run containers, and "" for the default, as the
+    // kubelet reads them for RuntimeClass features.
+    auto add_handler = [&](const std::string& name, const HandlerInfo& h) {
+      auto* out = resp->add_runtime_handlers();
+      out->set_name(name);
+      out->mutable_features()->set_recursive_read_only_mounts(
+          h.probe.features.recursive_read_only_mounts);
+      out->mutable_features()->set_user_namespaces(h.probe.features.user_namespaces);
+    };
+    for (const auto& h : info_.handlers) {
+      if (h.probe.works) add_handler(h.name, h);
     }
+    if (def != nullptr && def->probe.works) add_handler("", *def);
     if (req->verbose()) {
       nlohmann::json cfg{{"socket", config_.socket},
                          {"root", config_.root},
@@ -43,6 +57,16 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*,
                          {"cgroupDriver", config_.cgroup_driver},
                          {"defaultRuntime", info_.oci_runtime_name},
                          {"defaultRuntimePath", info_.oci_runtime}};
+      nlohmann::json handlers = nlohmann::json::object();
+      for (const auto& h : info_.handlers) {
+        handlers[h.name] = {
+            {"binary", h.binary},
+            {"works", h.probe.works},
+            {"error", h.probe.error},
+            {"recursiveReadOnlyMounts", h.probe.features.recursive_read_only_mounts},
+            {"userNamespaces", h.probe.features.user_namespaces}};
+      }
+      (*resp->mutable_info())["runtimeHandlers"] = handlers.dump();
       (*resp->mutable_info())["config"] = cfg.dump();
       // crictl parses every info value as JSON.
       (*resp->mutable_info())["configToml"] = nlohmann::json(config_.ToToml()).dump();

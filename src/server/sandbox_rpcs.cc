@@ -12,9 +12,17 @@ grpc::Status RuntimeServiceImpl::RunPodSandbox(grpc::ServerContext*,
     ASSIGN_OR_RETURN(sandbox::SandboxConfig cfg, ToSandboxConfig(req->config()));
     std::string handler = req->runtime_handler();
     if (handler.empty()) handler = info_.oci_runtime_name;
-    if (!domain_.runtimes.contains(handler)) {
+    const HandlerInfo* h = info_.Find(handler);
+    if (h == nullptr || !domain_.runtimes.contains(handler)) {
+      std::string known;
+      for (const auto& k : info_.handlers) known = StrCat(known, known.empty() ? "" : ", ", k.name);
       return InvalidArgumentError(StrCat("unknown runtime handler \"", req->runtime_handler(),
-                                         "\"; known: ", info_.oci_runtime_name));
+                                         "\"; configured: ", known.empty() ? "none" : known));
+    }
+    if (!h->probe.works) {
+      return FailedPreconditionError(StrCat("runtime handler \"", handler, "\" (", h->binary,
+                                            ") cannot run containers on this host: ",
+                                            h->probe.error));
     }
     ASSIGN_OR_RETURN(sandbox::SandboxRecord r, domain_.sandboxes->Run(cfg, handler));
     resp->set_pod_sandbox_id(r.id);

@@ -306,6 +306,11 @@ class CniTest : public ::testing::Test {
 
   void ExpectNothingLeft(const fs::path& netns) {
     EXPECT_EQ(AllocatedIps(), std::vector<std::string>{});
+    // When the namespace itself was removed, the kernel destroys its veth
+    // end (and so the bridge port) from a work queue, a moment later.
+    for (int i = 0; i < 40 && !BridgePorts().empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     EXPECT_EQ(BridgePorts(), std::vector<std::string>{});
     EXPECT_EQ(CacheFiles(), std::vector<std::string>{});
     if (!netns.empty() && fs::exists(netns)) {

@@ -73,6 +73,42 @@ TEST(ConfigTest, ValidateNamesTheSetting) {
   EXPECT_FALSE(cfg.Validate().ok());
 }
 
+TEST(ConfigTest, RuntimeHandlers) {
+  Config cfg;
+  EXPECT_EQ(cfg.handlers.at("runc"), "runc");
+  EXPECT_EQ(cfg.handlers.at("crun"), "crun");
+  ASSERT_TRUE(MergeToml(R"(
+[runtime]
+default_handler = "kata"
+[runtime.handlers]
+kata = "/opt/kata/bin/kata-runtime"
+crun = ""
+)",
+                        "test.toml", cfg)
+                  .ok());
+  EXPECT_EQ(cfg.default_handler, "kata");
+  EXPECT_EQ(cfg.handlers,
+            (std::map<std::string, std::string>{{"kata", "/opt/kata/bin/kata-runtime"},
+                                                {"runc", "runc"}}));
+  EXPECT_TRUE(cfg.Validate().ok());
+  // Round trip through the printed TOML.
+  Config again;
+  ASSERT_TRUE(MergeToml(cfg.ToToml(), "printed", again).ok());
+  EXPECT_EQ(again.handlers, cfg.handlers);
+  EXPECT_EQ(again.default_handler, "kata");
+
+  cfg.default_handler = "gvisor";
+  Status s = cfg.Validate();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("gvisor"), std::string::npos) << s.message();
+  cfg.default_handler = "";
+  cfg.handlers["Bad_Name"] = "runc";
+  s = cfg.Validate();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("Bad_Name"), std::string::npos) << s.message();
+  EXPECT_FALSE(MergeToml("[runtime.handlers]\nrunc = 3\n", "t", cfg).ok());
+}
+
 TEST(ConfigTest, SplitColonList) {
   EXPECT_EQ(SplitColonList("/a::/b:"), (std::vector<std::string>{"/a", "/b"}));
   EXPECT_TRUE(SplitColonList("").empty());

@@ -548,6 +548,32 @@ TEST(SpecMountsTest, CriMountsPropagationAndReadonly) {
   EXPECT_EQ(spec["linux"]["rootfsPropagation"], "rshared");
 }
 
+TEST(SpecMountsTest, RecursiveReadOnly) {
+  SpecInputs in = BaseInputs();
+  Mount m{"/data", "/srv/data", true, MountPropagation::kPrivate};
+  m.recursive_read_only = true;
+  in.container.mounts = {m};
+  // Refused unless the runtime handler supports it.
+  auto refused = BuildSpec(in, nullptr);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("not supported by this runtime handler"));
+  in.runtime_supports_rro = true;
+  json spec = Build(in);
+  EXPECT_THAT(Strings((*FindMount(spec, "/data"))["options"]),
+              ElementsAre("rbind", "rprivate", "ro", "rro"));
+  // It needs readonly and private propagation.
+  in.container.mounts[0].readonly = false;
+  auto s = BuildSpec(in, nullptr);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.status().message(), HasSubstr("needs readonly"));
+  in.container.mounts[0].readonly = true;
+  in.container.mounts[0].propagation = MountPropagation::kHostToContainer;
+  s = BuildSpec(in, nullptr);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.status().message(), HasSubstr("private propagation"));
+}
+
 TEST(SpecMountsTest, CriMountOverridesDefaultAtSameDestination) {
   SpecInputs in = BaseInputs();
   in.container.mounts = {{"/etc/hosts", "/custom/hosts", true, MountPropagation::kPrivate},
