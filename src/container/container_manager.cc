@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -233,7 +235,67 @@ StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
     }
     m->containers_[r.id] = r;
   }
+  m->CollectOrphans();
+  m->SettleInterruptedStarts();
   return m;
+}
+
+void ContainerManager::CollectOrphans() {
+  std::error_code ec;
+  std::set<std::string> orphans;
+  for (const fs::path& dir : {options_.state_dir, options_.root_dir}) {
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      std::string id = e.path().filename().string();
+      if (!containers_.contains(id)) orphans.insert(id);
+    }
+  }
+  if (orphans.empty()) return;
+  // An interrupted create may still be running: its monitor (a session
+  // leader, see monitor/main.cc) and the runtime's create under it. Kill
+  // that whole session before the runtime deletes what it created.
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    std::string pid = e.path().filename().string();
+    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
+    auto cmdline = ReadFile(StrCat("/proc/", pid, "/cmdline"));
+    if (!cmdline.ok() || cmdline->find("berth-monitor") == std::string::npos) continue;
+    for (const std::string& id : orphans) {
+      if (cmdline->find(StrCat("--id", std::string(1, '\0'), id, std::string(1, '\0'))) !=
+          std::string::npos) {
+        ::kill(-std::stoi(pid), SIGKILL);
+        ::kill(std::stoi(pid), SIGKILL);
+      }
+    }
+  }
+  for (const std::string& id : orphans) {
+    for (const auto& [name, runtime] : runtimes_) {
+      Status s = runtime->Delete(id, true);
+      if (!s.ok()) spdlog::warn("event=orphan_container_delete id={} error=\"{}\"", id, s.message());
+    }
+    const fs::path bundle = options_.state_dir / id;
+    ::umount2((bundle / "rootfs").c_str(), MNT_DETACH);
+    Status a = RemoveAll(bundle);
+    Status b = RemoveAll(options_.root_dir / id);
+    spdlog::info("event=orphan_container_removed id={} ok={}", id, a.ok() && b.ok());
+  }
+}
+
+void ContainerManager::SettleInterruptedStarts() {
+  for (auto& [id, r] : containers_) {
+    if (r.state != ContainerState::kCreated || r.started_at_ns == 0) continue;
+    // Start stamps started_at before it asks the runtime, so a CREATED
+    // record with that stamp had its start interrupted: the runtime knows
+    // whether it happened.
+    auto runtime = RuntimeFor(r.runtime_handler);
+    if (!runtime.ok()) continue;
+    auto state = (*runtime)->State(r.id);
+    if (state.ok() && state->status == "created") {
+      r.started_at_ns = 0;  // it did not: it can still be started
+    } else {
+      r.state = ContainerState::kRunning;
+      RefreshLocked(r);
+    }
+    (void)db_->Put(kBucket, r.id, r.ToJson());
+  }
 }
 
 Status ContainerManager::Save(const ContainerRecord& r) {
@@ -511,6 +573,9 @@ Status ContainerManager::Start(const std::string& id) {
   // Stamped before `start`: a short-lived container can exit (and the monitor
   // stamp its exit) before the runtime returns.
   const int64_t started_at = NowNs();
+  // Persisted first, so that recovery can tell an interrupted start.
+  r.started_at_ns = started_at;
+  RETURN_IF_ERROR(Save(r));
   Status s = runtime->Start(r.id);
   if (!s.ok()) {
     // The init still waits in the runtime's create, or (when `start` failed
@@ -518,6 +583,7 @@ Status ContainerManager::Start(const std::string& id) {
     (void)runtime->Kill(r.id, SIGKILL, true);
     (void)WaitForExit(r, std::chrono::seconds(10));
     r.state = ContainerState::kExited;
+    r.started_at_ns = 0;
     r.exit_code = 128;
     r.reason = "StartError";
     r.message = s.message();

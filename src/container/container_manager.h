@@ -115,6 +115,10 @@ class ContainerManager {
   std::shared_ptr<std::mutex> LockFor(const std::string& id);
   StatusOr<oci::OciRuntime*> RuntimeFor(const std::string& handler);
   Status WaitForExit(ContainerRecord& r, std::chrono::milliseconds timeout);
+  // Start-up only: removes containers that interrupted creates left without
+  // a record, and settles CREATED records whose start was interrupted.
+  void CollectOrphans();
+  void SettleInterruptedStarts();
 
   ContainerManagerOptions options_;
   store::MetadataStore* db_;

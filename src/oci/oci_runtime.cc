@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
@@ -132,6 +133,15 @@ class CliRuntime final : public OciRuntime {
 std::unique_ptr<OciRuntime> NewCliRuntime(std::string handler_name, std::string binary,
                                           std::string state_root,
                                           std::vector<std::string> global_args) {
+  // Process and resource files of calls a crashed berthd never finished.
+  // The runtime's own entries are directories named by container id.
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(state_root, ec)) {
+    std::string name = e.path().filename().string();
+    if ((name.starts_with("exec-") || name.starts_with("update-")) && !e.is_directory()) {
+      std::filesystem::remove(e.path(), ec);
+    }
+  }
   return std::make_unique<CliRuntime>(std::move(handler_name), std::move(binary),
                                       std::move(state_root), std::move(global_args));
 }

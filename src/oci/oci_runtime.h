@@ -46,6 +46,8 @@ class OciRuntime {
   virtual Status Update(const std::string& id, const std::string& resources_json) = 0;
 };
 
+// Also removes the temporary files of calls a crashed berthd left in
+// `state_root`: create it once per daemon start, before any call.
 std::unique_ptr<OciRuntime> NewCliRuntime(std::string handler_name, std::string binary,
                                           std::string state_root,
                                           std::vector<std::string> global_args = {});

@@ -9,10 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "common/fs.h"
@@ -143,6 +145,22 @@ void KillPause(int pid, const std::string& pinned) {
   if (::stat(live.c_str(), &a) != 0 || ::stat(pinned.c_str(), &b) != 0) return;
   if (a.st_ino != b.st_ino || a.st_dev != b.st_dev) return;
   ::kill(pid, SIGKILL);
+}
+
+// SIGKILLs every process in the PID namespace pinned at `pinned`.
+void KillNamespaceProcesses(const std::string& pinned) {
+  struct stat ns;
+  if (::stat(pinned.c_str(), &ns) != 0) return;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    struct stat st;
+    std::string live = StrCat("/proc/", name, "/ns/pid");
+    if (::stat(live.c_str(), &st) == 0 && st.st_ino == ns.st_ino && st.st_dev == ns.st_dev) {
+      ::kill(std::stoi(name), SIGKILL);
+    }
+  }
 }
 
 void UnpinNamespace(const std::string& path) {
@@ -308,7 +326,43 @@ StatusOr<std::unique_ptr<SandboxManager>> SandboxManager::Open(SandboxManagerOpt
     m->names_[ReservedName(r.config)] = r.id;
     m->sandboxes_[r.id] = r;
   }
+  m->CollectOrphans();
   return m;
+}
+
+// A RunPodSandbox interrupted by a crash leaves a directory (and maybe a
+// network, namespaces, a pause process) but no record. Nobody can name such
+// a pod any more, so it is torn down here; each step tolerates what the
+// interrupted run never got to.
+void SandboxManager::CollectOrphans() {
+  std::error_code ec;
+  std::set<std::string> orphans;
+  for (const auto& e : fs::directory_iterator(options_.state_dir, ec)) {
+    std::string id = e.path().filename().string();
+    if (!sandboxes_.contains(id)) orphans.insert(id);
+  }
+  for (const auto& e : fs::directory_iterator(options_.netns_dir, ec)) {
+    std::string id = e.path().filename().string();
+    if (!sandboxes_.contains(id)) orphans.insert(id);
+  }
+  for (const std::string& id : orphans) {
+    const fs::path dir = options_.state_dir / id;
+    const fs::path netns = options_.netns_dir / id;
+    network::PodNetworkRequest req;
+    req.container_id = id;
+    req.netns_path = fs::exists(netns) ? netns.string() : "";
+    Status net = cni_->TearDownPod(req);
+    if (!net.ok()) {
+      spdlog::warn("event=orphan_sandbox_network id={} error=\"{}\"", id, net.message());
+    }
+    if (fs::exists(netns)) (void)network::RemoveNetworkNamespace(netns.string());
+    // The pause process of a pid-POD pod is whatever runs in its pinned namespace.
+    KillNamespaceProcesses((dir / "pidns").string());
+    for (const char* pinned : {"pidns", "ipcns", "utsns"}) UnpinNamespace((dir / pinned).string());
+    ::umount2((dir / "shm").c_str(), MNT_DETACH);
+    Status rm = RemoveAll(dir);
+    spdlog::info("event=orphan_sandbox_removed id={} ok={}", id, rm.ok());
+  }
 }
 
 Status SandboxManager::Save(const SandboxRecord& r) {

@@ -96,6 +96,8 @@ class SandboxManager {
   StatusOr<SandboxRecord> RunLocked(const SandboxConfig& config, const std::string& handler);
   Status StopLocked(SandboxRecord& record);
   Status Save(const SandboxRecord& record);
+  // Tears down what interrupted runs left without a record (start-up only).
+  void CollectOrphans();
   std::shared_ptr<std::mutex> LockFor(const std::string& id);
 
   SandboxManagerOptions options_;

@@ -268,7 +268,8 @@ void ToCriContainerStatus(const container::ContainerRecord& r, runtime::v1::Cont
   out->mutable_metadata()->set_attempt(r.attempt);
   out->set_state(ToCriState(r.state));
   out->set_created_at(r.created_at_ns);
-  out->set_started_at(r.started_at_ns);
+  // A CREATED record carries the stamp of a start in progress; it has not started yet.
+  out->set_started_at(r.state == container::ContainerState::kCreated ? 0 : r.started_at_ns);
   out->set_finished_at(r.finished_at_ns);
   out->set_exit_code(r.exit_code);
   out->mutable_image()->set_image(r.image);
