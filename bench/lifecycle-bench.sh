@@ -34,7 +34,7 @@ pids=()
 # everything running in its containers, when the command line names $work.
 kill_leftovers() {
   local d comm
-  for root in "$work/berth-state/runc" "$work/containerd-runc/k8s.io"; do
+  for root in "$work/berth-state/runtimes/runc" "$work/berth-state/runc" "$work/containerd-runc/k8s.io"; do
     [ -d "$root" ] || continue
     for id in $(runc --root "$root" list -q 2>/dev/null); do
       runc --root "$root" delete --force "$id" >/dev/null 2>&1 || true
@@ -131,7 +131,7 @@ write_conflist containerd bbench1 10.78.0.0/16
 # --- the two daemons
 "$bin/berthd" --socket "$work/berth.sock" --root "$work/berth-root" --state "$work/berth-state" \
   --registry-config-dir "$work/certs.d" --cni-conf-dir "$work/cni-berth" \
-  --cni-bin-dir /usr/lib/cni >"$work/berthd.log" 2>&1 &
+  --cni-bin-dir /usr/lib/cni --log-level "${BERTH_BENCH_LOG_LEVEL:-info}" >"$work/berthd.log" 2>&1 &
 berthd_pid=$!
 pids+=("$berthd_pid")
 
@@ -230,3 +230,21 @@ awk '
     printf "summary memory daemon_rss_kb berth=%d containerd=%d ratio=%.2f\n", bd, cd, (bd > 0 ? cd / bd : 0)
     printf "summary memory helper_avg_kb berth=%d containerd=%d ratio=%.2f\n", bh, ch, (bh > 0 ? ch / bh : 0)
   }' "$out"
+
+# Where Berth's time goes: berthd's own per-RPC latency, median (rpc_end log lines, logged
+# for successful calls only with BERTH_BENCH_LOG_LEVEL=debug).
+echo "# berthd per-RPC medians (server side)"
+awk '
+  /event=rpc_end/ {
+    m = ""; t = ""
+    for (i = 1; i <= NF; i++) { if ($i ~ /^method=/) m = substr($i, 8); if ($i ~ /^ms=/) t = substr($i, 4) }
+    if (m != "" && t != "") { n[m]++; v[m, n[m]] = t + 0 }
+  }
+  END {
+    for (m in n) {
+      k = n[m]; for (i = 1; i <= k; i++) a[i] = v[m, i]
+      for (i = 2; i <= k; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+      med = k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+      printf "berthd rpc=%s calls=%d median_ms=%.1f\n", m, k, med
+    }
+  }' "$work/berthd.log" | sort

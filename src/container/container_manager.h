@@ -53,6 +53,9 @@ struct ContainerRecord {
   std::string reason, message;
   int pid = 0;
   int monitor_pid = 0;
+  // The container's init is the init of a PID namespace of its own: killing
+  // it kills every process of the container.
+  bool own_pid_ns = false;
   std::string bundle;  // <state>/containers/<id>: config.json, rootfs/, exit, attach
   std::string rootfs;  // overlay mount point
   std::string layer_dir;  // <root>/containers/<id>: upper/, work/
@@ -115,6 +118,7 @@ class ContainerManager {
   std::shared_ptr<std::mutex> LockFor(const std::string& id);
   StatusOr<oci::OciRuntime*> RuntimeFor(const std::string& handler);
   Status WaitForExit(ContainerRecord& r, std::chrono::milliseconds timeout);
+  bool SignalInitDirectly(ContainerRecord& r, int signal);
   // Start-up only: removes containers that interrupted creates left without
   // a record, and settles CREATED records whose start was interrupted.
   void CollectOrphans();
