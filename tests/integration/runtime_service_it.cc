@@ -695,5 +695,65 @@ TEST_F(RuntimeServiceIT, SecurityContextAndResources) {
   ExpectNoLeaks("after removing the pod");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Recursive read-only bind mounts: a plain read-only bind leaves submounts writable, "rro"
+// does not.
+
+TEST_F(RuntimeServiceIT, RecursiveReadOnlyMountCoversSubmounts) {
+  const fs::path host = berthd_->dir() / "rro-src";
+  const fs::path sub = host / "sub";
+  IT_ASSERT_OK(MakeDirs(sub));
+  ASSERT_EQ(::mount("tmpfs", sub.c_str(), "tmpfs", 0, "size=1m"), 0) << strerror(errno);
+  cleanups_.push_back([sub] { ::umount2(sub.c_str(), MNT_DETACH); });
+
+  cri::PodSandboxConfig pod = PodConfig("rro", cri::NODE, cri::CONTAINER);
+  std::string pod_id;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id));
+  auto container = [&](const std::string& name, bool rro) {
+    cri::ContainerConfig cfg = CtrConfig(name, {"sleep", "60"});
+    cri::Mount* m = cfg.add_mounts();
+    m->set_container_path("/data");
+    m->set_host_path(host.string());
+    m->set_readonly(true);
+    m->set_recursive_read_only(rro);
+    std::string id;
+    grpc::Status s = CreateCtr(pod_id, pod, cfg, &id);
+    EXPECT_TRUE(s.ok()) << Describe(s);
+    if (s.ok()) IT_EXPECT_GRPC_OK(StartCtr(id));
+    return id;
+  };
+  auto touch = [&](const std::string& id, const std::string& path) {
+    cri::ExecSyncResponse resp;
+    grpc::Status s = Exec(id, {"touch", path}, 10, &resp);
+    EXPECT_TRUE(s.ok()) << Describe(s);
+    return resp.exit_code();
+  };
+  const std::string plain = container("plain-ro", false);
+  const std::string rro = container("rro", true);
+  ASSERT_FALSE(plain.empty());
+  ASSERT_FALSE(rro.empty());
+  EXPECT_NE(touch(plain, "/data/top"), 0) << "read-only bind is writable";
+  EXPECT_EQ(touch(plain, "/data/sub/plain"), 0) << "a plain ro bind should leave submounts as they are";
+  EXPECT_NE(touch(rro, "/data/top"), 0);
+  EXPECT_NE(touch(rro, "/data/sub/rro"), 0) << "recursive read-only left a submount writable";
+  EXPECT_TRUE(Exists(sub / "plain"));
+  EXPECT_FALSE(Exists(sub / "rro"));
+
+  // rro without readonly is refused.
+  cri::ContainerConfig bad = CtrConfig("rro-rw", {"sleep", "60"});
+  cri::Mount* m = bad.add_mounts();
+  m->set_container_path("/data");
+  m->set_host_path(host.string());
+  m->set_recursive_read_only(true);
+  std::string unused;
+  grpc::Status s = CreateCtr(pod_id, pod, bad, &unused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(s);
+  EXPECT_THAT(s.error_message(), HasSubstr("needs readonly"));
+
+  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
+  ::umount2(sub.c_str(), MNT_DETACH);  // the test's own mount, not a leak
+  ExpectNoLeaks("after removing the pod");
+}
+
 }  // namespace
 }  // namespace berth::testing
