@@ -240,6 +240,11 @@ awk '
     for (i = 1; i <= NF; i++) { if ($i ~ /^method=/) m = substr($i, 8); if ($i ~ /^ms=/) t = substr($i, 4) }
     if (m != "" && t != "") { n[m]++; v[m, n[m]] = t + 0 }
   }
+  /event=container_create_timing/ {
+    for (i = 1; i <= NF; i++) if ($i ~ /_ms=/) {
+      split($i, kv, "="); m = "CreateContainer." kv[1]; n[m]++; v[m, n[m]] = kv[2] + 0
+    }
+  }
   END {
     for (m in n) {
       k = n[m]; for (i = 1; i <= k; i++) a[i] = v[m, i]

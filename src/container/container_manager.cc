@@ -358,6 +358,15 @@ StatusOr<ContainerRecord> ContainerManager::Create(const CreateRequest& req) {
 StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& req,
                                                          const sandbox::SandboxRecord& sb) {
   ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(sb.runtime_handler));
+  // Where create time goes, logged at debug level.
+  auto last = std::chrono::steady_clock::now();
+  std::string timing;
+  auto mark = [&](const char* phase) {
+    auto now = std::chrono::steady_clock::now();
+    timing += fmt::format(" {}_ms={:.2f}", phase,
+                          std::chrono::duration<double, std::milli>(now - last).count());
+    last = now;
+  };
   auto found = images_->Find(req.image);
   if (!found.ok()) {
     return NotFoundError(StrCat("image \"", req.image, "\" is not present; pull it first"));
@@ -429,6 +438,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   std::string opts = StrCat("lowerdir=", images_->layers().LowerDirOption(img.diff_ids),
                             ",upperdir=", r.layer_dir, "/upper,workdir=", r.layer_dir, "/work");
   if (img.diff_ids.empty()) return FailedPreconditionError(StrCat("image ", img.id, " has no layers"));
+  mark("image");
   if (::mount("overlay", r.rootfs.c_str(), "overlay", 0, opts.c_str()) != 0) {
     return ErrnoStatus(errno, StrCat("mount rootfs of container ", r.id));
   }
@@ -474,6 +484,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
       f != options_.handler_features.end()) {
     in.runtime_supports_rro = f->second.recursive_read_only_mounts;
   }
+  mark("rootfs");
   auto passwd = ReadFileInRoot(r.rootfs, "etc/passwd");
   if (passwd.ok()) in.etc_passwd = *passwd;
   auto group = ReadFileInRoot(r.rootfs, "etc/group");
@@ -511,7 +522,9 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   ms.stdin_once = r.stdin_once;
   ms.monitor_log = fs::path(r.bundle) / "monitor.log";
   ScopeGuard delete_runtime([&] { (void)runtime->Delete(r.id, true); });
+  mark("spec");
   auto handle = monitor::SpawnMonitor(ms);
+  mark("monitor_and_runtime_create");
   if (!handle.ok()) {
     delete_runtime.Cancel();
     Status undo = runtime->Delete(r.id, true);
@@ -544,6 +557,8 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     std::lock_guard lock(mu_);
     names_[ReservedName(req.config, sb)] = r.id;
   }
+  mark("save");
+  spdlog::debug("event=container_create_timing id={}{}", r.id, timing);
   delete_runtime.Cancel();
   umount_rootfs.Cancel();
   remove_dirs.Cancel();
