@@ -499,6 +499,39 @@ Status BuildResources(const SpecInputs& in, json& resources) {
   return OkStatus();
 }
 
+}  // namespace
+
+Status ValidateCgroupParent(const std::string& parent, CgroupDriver driver) {
+  if (parent.empty()) return OkStatus();
+  for (char c : parent) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return InvalidArgumentError("cgroup parent contains a control character");
+    }
+  }
+  size_t start = 0;
+  while (start <= parent.size()) {
+    size_t end = parent.find('/', start);
+    if (end == std::string::npos) end = parent.size();
+    std::string_view part(parent.data() + start, end - start);
+    if (part == "..") {
+      return InvalidArgumentError(StrCat("cgroup parent \"", parent, "\" must not contain \"..\""));
+    }
+    if (part.size() > 255) {
+      return InvalidArgumentError(
+          StrCat("cgroup parent \"", parent.substr(0, 64), "...\" has a component longer than 255 bytes"));
+    }
+    start = end + 1;
+  }
+  if (driver == CgroupDriver::kSystemd &&
+      !std::filesystem::path(CleanPath(parent)).filename().string().ends_with(".slice")) {
+    return InvalidArgumentError(StrCat("cgroup parent \"", parent,
+                                       "\" is not a systemd slice (the cgroup driver is systemd)"));
+  }
+  return OkStatus();
+}
+
+namespace {
+
 StatusOr<std::string> CgroupsPath(const SpecInputs& in) {
   const std::string& parent = in.sandbox.cgroup_parent;
   if (in.cgroup_driver == CgroupDriver::kSystemd) {

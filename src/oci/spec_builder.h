@@ -91,6 +91,12 @@ struct SpecNotes {
 // relative mount paths, net.* sysctls on host network, privileged container
 // in an unprivileged pod, ... FAILED_PRECONDITION when the pod lacks what the
 // container needs to join (a namespace path, a TARGET container's pid ns).
+// Checks a pod's cgroup parent before anything is made for the pod, so that a
+// bad one is INVALID_ARGUMENT at RunPodSandbox rather than a runtime error at
+// CreateContainer: no "..", no control characters, components of at most 255
+// bytes; with the systemd driver it must name a slice ("x.slice").
+Status ValidateCgroupParent(const std::string& parent, CgroupDriver driver);
+
 StatusOr<nlohmann::json> BuildSpec(const SpecInputs& in, SpecNotes* notes = nullptr);
 
 // BuildSpec serialized, ready to be written as <bundle>/config.json.

@@ -2,6 +2,7 @@
 // build the response.
 #include "server/cri_convert.h"
 #include "server/cri_services.h"
+#include "oci/spec_builder.h"
 
 namespace berth::server {
 
@@ -10,6 +11,10 @@ grpc::Status RuntimeServiceImpl::RunPodSandbox(grpc::ServerContext*,
                                                runtime::v1::RunPodSandboxResponse* resp) {
   return rpc_.Run("RunPodSandbox", [&]() -> berth::Status {
     ASSIGN_OR_RETURN(sandbox::SandboxConfig cfg, ToSandboxConfig(req->config()));
+    RETURN_IF_ERROR(oci::ValidateCgroupParent(
+        req->config().linux().cgroup_parent(),
+        config_.cgroup_driver == "systemd" ? oci::CgroupDriver::kSystemd
+                                           : oci::CgroupDriver::kCgroupfs));
     std::string handler = req->runtime_handler();
     if (handler.empty()) handler = info_.oci_runtime_name;
     const HandlerInfo* h = info_.Find(handler);

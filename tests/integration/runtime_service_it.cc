@@ -532,6 +532,19 @@ TEST_F(RuntimeServiceIT, BadInputIsRejectedCleanly) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(s);
     EXPECT_THAT(PodIds(), UnorderedElementsAre(pod_id));
   }
+  for (const std::string& parent : {std::string("/kubepods/../../escape"),
+                                   "/kubepods/" + std::string(300, 'x')}) {
+    cri::PodSandboxConfig other = PodConfig("badcgroup", cri::POD, cri::CONTAINER);
+    other.mutable_linux()->set_cgroup_parent(parent);
+    Snapshot before = snapshot();
+    std::string id;
+    grpc::Status s = RunPod(other, &id);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(s);
+    EXPECT_THAT(s.error_message(), HasSubstr("cgroup parent"));
+    EXPECT_THAT(PodIds(), UnorderedElementsAre(pod_id));
+    EXPECT_THAT(DirEntries(berthd_->state() / "sandboxes"), UnorderedElementsAre(pod_id));
+    expect_unchanged(before, "RunPodSandbox with a bad cgroup parent");
+  }
 
   std::string dup;
   IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, CtrConfig("dup", {"sleep", "1000"}), &dup));

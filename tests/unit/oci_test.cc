@@ -834,6 +834,23 @@ TEST(SpecResourcesTest, CgroupsPathPerDriver) {
   EXPECT_EQ(BuildError(in).code(), StatusCode::kInvalidArgument);
 }
 
+TEST(SpecResourcesTest, ValidateCgroupParent) {
+  EXPECT_TRUE(ValidateCgroupParent("", CgroupDriver::kCgroupfs).ok());
+  EXPECT_TRUE(ValidateCgroupParent("/kubepods/burstable/pod1", CgroupDriver::kCgroupfs).ok());
+  EXPECT_TRUE(ValidateCgroupParent("kubepods-pod1.slice", CgroupDriver::kSystemd).ok());
+  EXPECT_TRUE(
+      ValidateCgroupParent("/kubepods.slice/kubepods-pod1.slice", CgroupDriver::kSystemd).ok());
+  EXPECT_EQ(ValidateCgroupParent("/a/../../b", CgroupDriver::kCgroupfs).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateCgroupParent("/" + std::string(256, 'x'), CgroupDriver::kCgroupfs).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateCgroupParent("/a\nb", CgroupDriver::kCgroupfs).code(),
+            StatusCode::kInvalidArgument);
+  Status s = ValidateCgroupParent("/kubepods/pod1", CgroupDriver::kSystemd);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("not a systemd slice"));
+}
+
 // ---------------------------------------------------------------- devices
 
 TEST(SpecDevicesTest, DefaultDenyWithStandardAllowlist) {
