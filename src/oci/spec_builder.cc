@@ -499,6 +499,25 @@ Status BuildResources(const SpecInputs& in, json& resources) {
   return OkStatus();
 }
 
+// "a-b-c.slice" → "/a.slice/a-b.slice/a-b-c.slice" (systemd's nesting rule).
+StatusOr<std::string> ExpandSlice(const std::string& slice) {
+  std::string stem = slice.substr(0, slice.size() - 6);
+  if (stem.empty() || stem.front() == '-' || stem.back() == '-' ||
+      stem.find("--") != std::string::npos) {
+    return InvalidArgumentError(StrCat("cgroup parent \"", slice, "\" is not a valid slice name"));
+  }
+  std::string path, prefix;
+  size_t start = 0;
+  for (;;) {
+    size_t dash = stem.find('-', start);
+    prefix = stem.substr(0, dash);
+    path += "/" + prefix + ".slice";
+    if (dash == std::string::npos) break;
+    start = dash + 1;
+  }
+  return path;
+}
+
 }  // namespace
 
 Status ValidateCgroupParent(const std::string& parent, CgroupDriver driver) {
@@ -521,6 +540,11 @@ Status ValidateCgroupParent(const std::string& parent, CgroupDriver driver) {
           StrCat("cgroup parent \"", parent.substr(0, 64), "...\" has a component longer than 255 bytes"));
     }
     start = end + 1;
+  }
+  std::string lone = CleanPath(parent);
+  if (lone.starts_with("/")) lone = lone.substr(1);
+  if (lone.ends_with(".slice") && lone.find('/') == std::string::npos) {
+    RETURN_IF_ERROR(ExpandSlice(lone).status());
   }
   if (driver == CgroupDriver::kSystemd &&
       !std::filesystem::path(CleanPath(parent)).filename().string().ends_with(".slice")) {
@@ -545,6 +569,13 @@ StatusOr<std::string> CgroupsPath(const SpecInputs& in) {
     return StrCat(slice, ":", kCgroupSystemdPrefix, ":", in.container_id);
   }
   std::string base = parent.empty() ? std::string("/") : CleanPath(parent);
+  // A lone systemd slice name ("kubepods-burstable-pod1.slice", what a
+  // kubelet configured for systemd sends) becomes the directory path systemd
+  // would give it, so both drivers put the pod in the same place.
+  if (std::string name = base.starts_with("/") ? base.substr(1) : base;
+      name.ends_with(".slice") && name.find('/') == std::string::npos) {
+    ASSIGN_OR_RETURN(base, ExpandSlice(name));
+  }
   if (!base.starts_with("/")) base = "/" + base;
   if (!base.ends_with("/")) base += "/";
   return base + in.container_id;

@@ -709,6 +709,34 @@ TEST_F(RuntimeServiceIT, SecurityContextAndResources) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A systemd-style cgroup parent with the cgroupfs driver lands where systemd would put it.
+
+TEST_F(RuntimeServiceIT, SliceCgroupParentWithCgroupfsDriver) {
+  const std::string top = StrCat("berthit", RandomHex(3));
+  const std::string slice = top + "-pod1.slice";
+  const std::string expanded = StrCat("/", top, ".slice/", slice);
+  cleanups_.push_back([top, slice] {
+    for (const std::string& ctrl : DirEntries("/sys/fs/cgroup")) {
+      const fs::path base = fs::path("/sys/fs/cgroup") / ctrl / (top + ".slice");
+      ::rmdir((base / slice).c_str());
+      ::rmdir(base.c_str());
+    }
+  });
+  cri::PodSandboxConfig pod = PodConfig("sliced", cri::NODE, cri::CONTAINER);
+  pod.mutable_linux()->set_cgroup_parent(slice);
+  std::string pod_id, id;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id));
+  IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, CtrConfig("in-slice", {"sleep", "60"}), &id));
+  IT_ASSERT_GRPC_OK(StartCtr(id));
+  const int pid = CtrPid(id);
+  ASSERT_GT(pid, 0);
+  const std::string cgroups = ReadOr(StrCat("/proc/", pid, "/cgroup"));
+  EXPECT_THAT(cgroups, HasSubstr(StrCat(":", expanded, "/", id, "\n"))) << cgroups;
+  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
+  ExpectNoLeaks("after removing the pod");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Recursive read-only bind mounts: a plain read-only bind leaves submounts writable, "rro"
 // does not.
 

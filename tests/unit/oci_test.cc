@@ -826,6 +826,15 @@ TEST(SpecResourcesTest, CgroupsPathPerDriver) {
   EXPECT_EQ(Build(in)["linux"]["cgroupsPath"], "/kubepods/pod1/c0ffee");
   in.sandbox.cgroup_parent.clear();
   EXPECT_EQ(Build(in)["linux"]["cgroupsPath"], "/c0ffee");
+  // Slice syntax with the cgroupfs driver: laid out as systemd would.
+  in.sandbox.cgroup_parent = "kubepods-burstable-pod1.slice";
+  EXPECT_EQ(Build(in)["linux"]["cgroupsPath"],
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/c0ffee");
+  in.sandbox.cgroup_parent = "/kubepods.slice/kubepods-besteffort.slice";
+  EXPECT_EQ(Build(in)["linux"]["cgroupsPath"], "/kubepods.slice/kubepods-besteffort.slice/c0ffee");
+  in.sandbox.cgroup_parent = "kubepods--bad.slice";
+  EXPECT_EQ(BuildError(in).code(), StatusCode::kInvalidArgument);
+  in.sandbox.cgroup_parent.clear();
 
   in.cgroup_driver = CgroupDriver::kSystemd;
   in.sandbox.cgroup_parent = "/kubepods.slice/kubepods-burstable.slice/kubepods-pod1.slice";
@@ -845,6 +854,8 @@ TEST(SpecResourcesTest, ValidateCgroupParent) {
   EXPECT_EQ(ValidateCgroupParent("/" + std::string(256, 'x'), CgroupDriver::kCgroupfs).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateCgroupParent("/a\nb", CgroupDriver::kCgroupfs).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateCgroupParent("-kubepods.slice", CgroupDriver::kCgroupfs).code(),
             StatusCode::kInvalidArgument);
   Status s = ValidateCgroupParent("/kubepods/pod1", CgroupDriver::kSystemd);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
