@@ -215,7 +215,7 @@ Status RunDaemon(const config::Config& config) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) return UnavailableError(StrCat("cannot listen on ", config.socket));
   ScopeGuard stop_server([&] {
-    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    server->Shutdown(std::chrono::system_clock::now());
     server->Wait();
     ::unlink(config.socket.c_str());
   });
@@ -284,7 +284,10 @@ Status RunDaemon(const config::Config& config) {
 
   spdlog::info("event=shutdown signal={}", WaitForShutdownSignal());
   stop_server.Cancel();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (!rpc.Drain(std::chrono::seconds(5))) {
+    spdlog::warn("event=shutdown_cancels detail=\"calls still running after 5 s are cancelled\"");
+  }
+  server->Shutdown(std::chrono::system_clock::now());
   server->Wait();
   ::unlink(config.socket.c_str());
   spdlog::info("event=stopped");

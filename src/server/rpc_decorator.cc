@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <exception>
+#include <thread>
 
 namespace berth::server {
 
@@ -17,6 +18,15 @@ grpc::Status RpcDecorator::Run(std::string_view method,
   if (!ready()) {
     return ToGrpcStatus(UnavailableError(
         StrCat("berthd is starting: ", method, " is served once recovery has finished")));
+  }
+  in_flight_.fetch_add(1, std::memory_order_acq_rel);
+  struct Done {
+    std::atomic<int>& n;
+    ~Done() { n.fetch_sub(1, std::memory_order_acq_rel); }
+  } done{in_flight_};
+  if (stopping_.load(std::memory_order_acquire)) {
+    return ToGrpcStatus(
+        UnavailableError(StrCat("berthd is stopping: retry ", method, " once it is back")));
   }
   auto start = std::chrono::steady_clock::now();
   spdlog::debug("event=rpc_start method={}", method);
@@ -36,6 +46,16 @@ grpc::Status RpcDecorator::Run(std::string_view method,
                  StatusCodeName(s.code()), ms, s.message());
   }
   return ToGrpcStatus(s);
+}
+
+bool RpcDecorator::Drain(std::chrono::milliseconds timeout) {
+  stopping_.store(true, std::memory_order_release);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (in_flight_.load(std::memory_order_acquire) > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
 }
 
 }  // namespace berth::server

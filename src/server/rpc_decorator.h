@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <string_view>
 
@@ -22,11 +23,20 @@ class RpcDecorator {
   bool ready() const { return ready_.load(std::memory_order_acquire); }
 
   // Runs `handler` for RPC `method`, or refuses with UNAVAILABLE while the
-  // daemon is still recovering its state.
+  // daemon is still recovering its state or is stopping.
   grpc::Status Run(std::string_view method, const std::function<Status()>& handler) const;
+
+  // For shutdown: refuses new calls from now on and waits up to `timeout`
+  // for the calls in progress to finish. True when none is left. (gRPC's own
+  // Shutdown also waits for idle client connections to close, which a
+  // kubelet's never does, so berthd drains here and then shuts gRPC down at
+  // once.)
+  bool Drain(std::chrono::milliseconds timeout);
 
  private:
   std::atomic<bool> ready_{false};
+  std::atomic<bool> stopping_{false};
+  mutable std::atomic<int> in_flight_{0};
 };
 
 }  // namespace berth::server

@@ -63,8 +63,8 @@ class BerthdProcess {
   Status Start(std::vector<std::string> extra_args = {},
                std::chrono::seconds ready_timeout = std::chrono::seconds(20));
   // Closes the stubs' channel, sends SIGTERM and waits up to 20s; OK only if berthd exited
-  // with code 0. Idempotent. (The channel goes first because berthd's gRPC shutdown waits out
-  // its grace period while any client keeps a connection open.)
+  // with code 0. Idempotent. (The channel goes first so that no call of the test races the
+  // shutdown; berthd itself stops at once even while clients keep connections open.)
   Status Stop();
   // SIGKILL, reaped. No-op when not running.
   void Kill();
