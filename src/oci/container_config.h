@@ -156,6 +156,16 @@ struct ImageConfig {
 // What the pod sandbox provides to its containers. Namespace paths are files
 // that can be opened to join the namespace: /proc/<infra pid>/ns/<type> or a
 // bind-mounted namespace file.
+// Pod-level resources the kubelet reports in PodSandboxConfig (the sum of the
+// containers' limits, and the RuntimeClass overhead): informational for runc
+// and crun (the kubelet sizes the pod cgroup itself), used by VM runtimes.
+struct PodResources {
+  int64_t cpu_period = 0;
+  int64_t cpu_quota = 0;
+  int64_t cpu_shares = 0;
+  int64_t memory_limit_in_bytes = 0;
+};
+
 struct SandboxInfo {
   std::string id;
   std::string name;        // metadata.name (annotation only)
@@ -174,6 +184,9 @@ struct SandboxInfo {
   std::string shm_path;  // the pod's /dev/shm tmpfs directory
   std::map<std::string, std::string> sysctls;
   bool privileged = false;  // the pod's security context allows privileged containers
+  // Set when the kubelet gave pod resources: become the sandbox-cpu-*/sandbox-memory
+  // annotations VM runtimes size the pod with.
+  std::optional<PodResources> resources;
 };
 
 }  // namespace berth::oci

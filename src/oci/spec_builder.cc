@@ -1032,6 +1032,13 @@ StatusOr<nlohmann::json> BuildSpec(const SpecInputs& in, SpecNotes* notes) {
     annotations["io.kubernetes.cri.sandbox-namespace"] = in.sandbox.namespace_;
   }
   if (!in.image_name.empty()) annotations["io.kubernetes.cri.image-name"] = in.image_name;
+  if (const auto& r = in.sandbox.resources) {
+    // containerd's names, which VM runtimes (Kata) read to size the pod.
+    annotations["io.kubernetes.cri.sandbox-cpu-period"] = std::to_string(r->cpu_period);
+    annotations["io.kubernetes.cri.sandbox-cpu-quota"] = std::to_string(r->cpu_quota);
+    annotations["io.kubernetes.cri.sandbox-cpu-shares"] = std::to_string(r->cpu_shares);
+    annotations["io.kubernetes.cri.sandbox-memory"] = std::to_string(r->memory_limit_in_bytes);
+  }
   spec["annotations"] = std::move(annotations);
   return spec;
 }

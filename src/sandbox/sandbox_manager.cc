@@ -147,6 +147,24 @@ void KillPause(int pid, const std::string& pinned) {
   ::kill(pid, SIGKILL);
 }
 
+json ResourcesJson(const std::optional<oci::PodResources>& r) {
+  if (!r) return nullptr;
+  return {{"cpu_period", r->cpu_period},
+          {"cpu_quota", r->cpu_quota},
+          {"cpu_shares", r->cpu_shares},
+          {"memory_limit_in_bytes", r->memory_limit_in_bytes}};
+}
+
+std::optional<oci::PodResources> ResourcesFromJson(const json& j) {
+  if (!j.is_object()) return std::nullopt;  // also records written before these fields
+  oci::PodResources r;
+  r.cpu_period = j.value("cpu_period", int64_t{0});
+  r.cpu_quota = j.value("cpu_quota", int64_t{0});
+  r.cpu_shares = j.value("cpu_shares", int64_t{0});
+  r.memory_limit_in_bytes = j.value("memory_limit_in_bytes", int64_t{0});
+  return r;
+}
+
 // SIGKILLs every process in the PID namespace pinned at `pinned`.
 void KillNamespaceProcesses(const std::string& pinned) {
   struct stat ns;
@@ -215,6 +233,8 @@ std::string SandboxRecord::ToJson() const {
          {"annotations", config.annotations},
          {"cgroup_parent", config.cgroup_parent},
          {"sysctls", config.sysctls},
+         {"resources", ResourcesJson(config.resources)},
+         {"overhead", ResourcesJson(config.overhead)},
          {"network_mode", ModeName(config.network_mode)},
          {"pid_mode", ModeName(config.pid_mode)},
          {"ipc_mode", ModeName(config.ipc_mode)},
@@ -263,6 +283,8 @@ StatusOr<SandboxRecord> SandboxRecord::FromJson(std::string_view text) {
     r.config.annotations = c.at("annotations").get<std::map<std::string, std::string>>();
     r.config.cgroup_parent = c.at("cgroup_parent");
     r.config.sysctls = c.at("sysctls").get<std::map<std::string, std::string>>();
+    r.config.resources = ResourcesFromJson(c.value("resources", json()));
+    r.config.overhead = ResourcesFromJson(c.value("overhead", json()));
     r.config.network_mode = ModeFromName(c.at("network_mode"));
     r.config.pid_mode = ModeFromName(c.at("pid_mode"));
     r.config.ipc_mode = ModeFromName(c.at("ipc_mode"));
@@ -301,6 +323,7 @@ oci::SandboxInfo SandboxRecord::Info() const {
   s.hostname_path = (fs::path(dir) / "hostname").string();
   if (config.ipc_mode != oci::NamespaceMode::kNode) s.shm_path = (fs::path(dir) / "shm").string();
   s.sysctls = config.sysctls;
+  s.resources = config.resources;
   s.privileged = config.privileged;
   return s;
 }

@@ -33,6 +33,7 @@ struct SandboxConfig {
   std::map<std::string, std::string> labels, annotations;
   std::string cgroup_parent;
   std::map<std::string, std::string> sysctls;
+  std::optional<oci::PodResources> resources, overhead;
   oci::NamespaceMode network_mode = oci::NamespaceMode::kPod;
   oci::NamespaceMode pid_mode = oci::NamespaceMode::kContainer;
   oci::NamespaceMode ipc_mode = oci::NamespaceMode::kPod;

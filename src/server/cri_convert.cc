@@ -84,6 +84,16 @@ StatusOr<sandbox::SandboxConfig> ToSandboxConfig(const runtime::v1::PodSandboxCo
   out.annotations = ToMap(c.annotations());
   out.cgroup_parent = c.linux().cgroup_parent();
   out.sysctls = ToMap(c.linux().sysctls());
+  auto pod_resources = [](const runtime::v1::LinuxContainerResources& r) {
+    oci::PodResources p;
+    p.cpu_period = r.cpu_period();
+    p.cpu_quota = r.cpu_quota();
+    p.cpu_shares = r.cpu_shares();
+    p.memory_limit_in_bytes = r.memory_limit_in_bytes();
+    return p;
+  };
+  if (c.linux().has_resources()) out.resources = pod_resources(c.linux().resources());
+  if (c.linux().has_overhead()) out.overhead = pod_resources(c.linux().overhead());
   const auto& ns = c.linux().security_context().namespace_options();
   out.network_mode = ToMode(ns.network());
   out.pid_mode = ToMode(ns.pid());

@@ -724,6 +724,11 @@ TEST_F(RuntimeServiceIT, SliceCgroupParentWithCgroupfsDriver) {
   });
   cri::PodSandboxConfig pod = PodConfig("sliced", cri::NODE, cri::CONTAINER);
   pod.mutable_linux()->set_cgroup_parent(slice);
+  // Pod resources and overhead, as a kubelet sends them: kept, and passed on to the runtime.
+  pod.mutable_linux()->mutable_resources()->set_cpu_period(100000);
+  pod.mutable_linux()->mutable_resources()->set_cpu_quota(150000);
+  pod.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(256 << 20);
+  pod.mutable_linux()->mutable_overhead()->set_memory_limit_in_bytes(64 << 20);
   std::string pod_id, id;
   IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id));
   IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, CtrConfig("in-slice", {"sleep", "60"}), &id));
@@ -732,6 +737,14 @@ TEST_F(RuntimeServiceIT, SliceCgroupParentWithCgroupfsDriver) {
   ASSERT_GT(pid, 0);
   const std::string cgroups = ReadOr(StrCat("/proc/", pid, "/cgroup"));
   EXPECT_THAT(cgroups, HasSubstr(StrCat(":", expanded, "/", id, "\n"))) << cgroups;
+  nlohmann::json info = CtrInfo(id);
+  ASSERT_FALSE(info.is_discarded());
+  const nlohmann::json& annotations = info["runtimeSpec"]["annotations"];
+  EXPECT_EQ(annotations.value("io.kubernetes.cri.sandbox-cpu-quota", ""), "150000");
+  EXPECT_EQ(annotations.value("io.kubernetes.cri.sandbox-memory", ""), "268435456");
+  nlohmann::json pod_info = PodInfo(pod_id);
+  ASSERT_FALSE(pod_info.is_discarded());
+  EXPECT_EQ(pod_info["config"]["overhead"]["memory_limit_in_bytes"], 64 << 20) << pod_info.dump();
   IT_ASSERT_GRPC_OK(RemovePod(pod_id));
   ExpectNoLeaks("after removing the pod");
 }

@@ -1227,6 +1227,18 @@ TEST(SpecMiscTest, InvalidBasics) {
   EXPECT_EQ(BuildError(in).code(), StatusCode::kInvalidArgument);
 }
 
+TEST(SpecMiscTest, PodResourcesBecomeSandboxAnnotations) {
+  SpecInputs in = BaseInputs();
+  json spec = Build(in);
+  EXPECT_FALSE(spec["annotations"].contains("io.kubernetes.cri.sandbox-memory"));
+  in.sandbox.resources = PodResources{100000, 50000, 512, 268435456};
+  spec = Build(in);
+  EXPECT_EQ(spec["annotations"]["io.kubernetes.cri.sandbox-cpu-period"], "100000");
+  EXPECT_EQ(spec["annotations"]["io.kubernetes.cri.sandbox-cpu-quota"], "50000");
+  EXPECT_EQ(spec["annotations"]["io.kubernetes.cri.sandbox-cpu-shares"], "512");
+  EXPECT_EQ(spec["annotations"]["io.kubernetes.cri.sandbox-memory"], "268435456");
+}
+
 TEST(SpecMiscTest, JsonIsDeterministicAndParses) {
   auto a = BuildSpecJson(BaseInputs());
   auto b = BuildSpecJson(BaseInputs());
