@@ -20,7 +20,8 @@ void Reap(int) {
 
 int main(int argc, char** argv) {
   // "-v" prints a name and exits: berthd runs it in a throwaway container to
-  // find out whether an OCI runtime works on this host.
+  // find out whether an OCI runtime works on this host. Any other argument
+  // (berthd passes the pod's directory) only labels the process.
   if (argc > 1 && strcmp(argv[1], "-v") == 0) {
     static const char kName[] = "berth-pause\n";
     return write(1, kName, sizeof kName - 1) == static_cast<ssize_t>(sizeof kName - 1) ? 0 : 1;

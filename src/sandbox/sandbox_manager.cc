@@ -91,7 +91,11 @@ Status PinIpcUts(const fs::path& ipc_path, const fs::path& uts_path, const std::
 // Starts berth-pause as PID 1 of a new PID namespace, inside the pod's other
 // namespaces, detached from berthd (its own session; reparented to init) so
 // it outlives a daemon restart. Returns its host pid.
-StatusOr<pid_t> SpawnPause(const std::string& binary, const std::vector<std::string>& ns_paths) {
+// `sandbox_dir` goes on berth-pause's command line (it ignores it), so that
+// start-up recovery can find the pause process of a pod whose RunPodSandbox
+// was interrupted before its PID namespace was pinned.
+StatusOr<pid_t> SpawnPause(const std::string& binary, const std::vector<std::string>& ns_paths,
+                           const std::string& sandbox_dir) {
   if (binary.empty() || ::access(binary.c_str(), X_OK) != 0) {
     return FailedPreconditionError(
         "berth-pause not found beside berthd or in PATH: pods with a shared PID namespace need it");
@@ -119,7 +123,7 @@ StatusOr<pid_t> SpawnPause(const std::string& binary, const std::vector<std::str
       ::dup2(null, 0);
       ::dup2(null, 1);
       ::dup2(null, 2);
-      ::execl(binary.c_str(), "berth-pause", static_cast<char*>(nullptr));
+      ::execl(binary.c_str(), "berth-pause", sandbox_dir.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
     (void)!::write(wr.get(), &pause, sizeof pause);
@@ -178,6 +182,18 @@ void KillNamespaceProcesses(const std::string& pinned) {
     if (::stat(live.c_str(), &st) == 0 && st.st_ino == ns.st_ino && st.st_dev == ns.st_dev) {
       ::kill(std::stoi(name), SIGKILL);
     }
+  }
+}
+
+// SIGKILLs the berth-pause started for the pod directory `dir`.
+void KillPauseOf(const std::string& dir) {
+  const std::string wanted = StrCat("berth-pause", std::string(1, '\0'), dir, std::string(1, '\0'));
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    auto cmdline = ReadFile(StrCat("/proc/", name, "/cmdline"));
+    if (cmdline.ok() && *cmdline == wanted) ::kill(std::stoi(name), SIGKILL);
   }
 }
 
@@ -379,8 +395,11 @@ void SandboxManager::CollectOrphans() {
       spdlog::warn("event=orphan_sandbox_network id={} error=\"{}\"", id, net.message());
     }
     if (fs::exists(netns)) (void)network::RemoveNetworkNamespace(netns.string());
-    // The pause process of a pid-POD pod is whatever runs in its pinned namespace.
+    // The pause process of a pid-POD pod is whatever runs in its pinned
+    // namespace, or, if the run was interrupted before pinning it, the
+    // berth-pause naming this pod's directory.
     KillNamespaceProcesses((dir / "pidns").string());
+    KillPauseOf(dir.string());
     for (const char* pinned : {"pidns", "ipcns", "utsns"}) UnpinNamespace((dir / pinned).string());
     ::umount2((dir / "shm").c_str(), MNT_DETACH);
     Status rm = RemoveAll(dir);
@@ -528,7 +547,7 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
     for (const auto& p : {r.ipc_ns_path, r.uts_ns_path, r.netns_path}) {
       if (!p.empty()) join.push_back(p);
     }
-    ASSIGN_OR_RETURN(r.pause_pid, SpawnPause(options_.pause_binary, join));
+    ASSIGN_OR_RETURN(r.pause_pid, SpawnPause(options_.pause_binary, join, r.dir));
     std::string pinned = (dir / "pidns").string();
     UniqueFd f(::open(pinned.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
     std::string live = StrCat("/proc/", r.pause_pid, "/ns/pid");

@@ -140,6 +140,7 @@ exec "$B"
       for (int pid : AllPids()) {
         if (pid == ::getpid() || pid == berthd_->pid()) continue;
         std::string cmdline = CmdlineOf(pid);
+        if (cmdline.starts_with("berth-pause ")) continue;  // the pod's own, while it exists
         if (cmdline.find(berthd_->dir().string()) != std::string::npos) {
           procs.push_back(StrCat(pid, " ", cmdline));
         }
