@@ -18,18 +18,16 @@
 #include <vector>
 
 #include "common/digest.h"
+#include "common/media_types.h"
 #include "common/status.h"
 
 namespace berth::image {
 
-// Manifests and indexes.
-inline constexpr std::string_view kMediaTypeDockerManifest =
-    "application/vnd.docker.distribution.manifest.v2+json";
-inline constexpr std::string_view kMediaTypeDockerManifestList =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
-inline constexpr std::string_view kMediaTypeOciManifest =
-    "application/vnd.oci.image.manifest.v1+json";
-inline constexpr std::string_view kMediaTypeOciIndex = "application/vnd.oci.image.index.v1+json";
+// Manifests and indexes (common/media_types.h).
+using ::berth::kMediaTypeDockerManifest;
+using ::berth::kMediaTypeDockerManifestList;
+using ::berth::kMediaTypeOciIndex;
+using ::berth::kMediaTypeOciManifest;
 // Schema 1 (recognised only to be refused with UNIMPLEMENTED).
 inline constexpr std::string_view kMediaTypeDockerSchema1Manifest =
     "application/vnd.docker.distribution.manifest.v1+json";

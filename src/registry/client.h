@@ -35,19 +35,12 @@
 #include <vector>
 
 #include "common/digest.h"
+#include "common/media_types.h"
 #include "common/status.h"
 #include "registry/auth.h"
 #include "registry/hosts.h"
 
 namespace berth::registry {
-
-inline constexpr std::string_view kMediaTypeDockerManifest =
-    "application/vnd.docker.distribution.manifest.v2+json";
-inline constexpr std::string_view kMediaTypeDockerManifestList =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
-inline constexpr std::string_view kMediaTypeOciManifest =
-    "application/vnd.oci.image.manifest.v1+json";
-inline constexpr std::string_view kMediaTypeOciIndex = "application/vnd.oci.image.index.v1+json";
 
 struct ClientOptions {
   std::filesystem::path hosts_dir;  // containerd hosts.toml layout; empty: default endpoints
