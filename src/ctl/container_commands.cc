@@ -390,18 +390,14 @@ struct InspectOptions {
 
 Status InspectOneContainer(CommandEnv& env, const InspectOptions& o, const std::string& id) {
   bool verbose = !o.quiet;
-  std::string output = o.output.empty() ? "json" : o.output;
   if (id.empty()) return InvalidArgumentError("ID cannot be empty");
   ASSIGN_OR_RETURN(cri::ContainerStatusResponse r, ContainerStatus(env.client, id, verbose));
   if (!r.has_status()) return InternalError("the runtime returned no container status");
   ASSIGN_OR_RETURN(std::string status, ContainerStatusJson(r.status()));
-  if (output == "json" || output == "yaml" || output == "go-template") {
-    ASSIGN_OR_RETURN(std::string text, StatusInfoOutput(status, ToStdMap(r.info()), output));
-    env.out << text;
-    return OkStatus();
-  }
-  if (output != "table") return InvalidArgumentError(StrCat("output option cannot be ", output));
-  env.out << ContainerStatusTable(r, verbose, NowNanos());
+  ASSIGN_OR_RETURN(std::string text,
+                   InspectionOutput(o.output, status, ToStdMap(r.info()),
+                                    [&] { return ContainerStatusTable(r, verbose, NowNanos()); }));
+  env.out << text;
   return OkStatus();
 }
 

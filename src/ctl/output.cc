@@ -19,6 +19,17 @@ StatusOr<std::string> ProtoAsYaml(const google::protobuf::Message& msg) {
   return yaml + "\n";
 }
 
+StatusOr<std::string> InspectionOutput(std::string_view output, std::string_view status_json,
+                                       const std::map<std::string, std::string>& info,
+                                       const std::function<std::string()>& table) {
+  if (output.empty()) output = "json";
+  if (output == "json" || output == "yaml" || output == "go-template") {
+    return StatusInfoOutput(status_json, info, output);
+  }
+  if (output != "table") return InvalidArgumentError(StrCat("output option cannot be ", output));
+  return table();
+}
+
 StatusOr<std::string> StatusInfoOutput(std::string_view status_json,
                                        const std::map<std::string, std::string>& info,
                                        std::string_view format) {

@@ -13,6 +13,7 @@
 #include <google/protobuf/map.h>
 #include <google/protobuf/message.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -36,6 +37,14 @@ StatusOr<std::string> ProtoAsYaml(const google::protobuf::Message& msg);
 StatusOr<std::string> StatusInfoOutput(std::string_view status_json,
                                        const std::map<std::string, std::string>& info,
                                        std::string_view format);
+
+// The body of `inspect` and `inspectp` for one object: `output` "" or
+// "json"/"yaml"/"go-template" prints StatusInfoOutput of the status and info;
+// "table" prints `table()`; anything else is crictl's "output option cannot
+// be" error.
+StatusOr<std::string> InspectionOutput(std::string_view output, std::string_view status_json,
+                                       const std::map<std::string, std::string>& info,
+                                       const std::function<std::string()>& table);
 
 // A protobuf map<string,string> as an ordered std::map.
 std::map<std::string, std::string> ToStdMap(

@@ -200,18 +200,14 @@ struct InspectpOptions {
 
 Status InspectOnePod(CommandEnv& env, const InspectpOptions& o, const std::string& id) {
   bool verbose = !o.quiet;
-  std::string output = o.output.empty() ? "json" : o.output;
   if (id.empty()) return InvalidArgumentError("ID cannot be empty");
   ASSIGN_OR_RETURN(cri::PodSandboxStatusResponse r, PodSandboxStatus(env.client, id, verbose));
   if (!r.has_status()) return InternalError("the runtime returned no pod sandbox status");
   ASSIGN_OR_RETURN(std::string status, PodSandboxStatusJson(r.status()));
-  if (output == "json" || output == "yaml" || output == "go-template") {
-    ASSIGN_OR_RETURN(std::string text, StatusInfoOutput(status, ToStdMap(r.info()), output));
-    env.out << text;
-    return OkStatus();
-  }
-  if (output != "table") return InvalidArgumentError(StrCat("output option cannot be ", output));
-  env.out << PodSandboxStatusTable(r, verbose);
+  ASSIGN_OR_RETURN(std::string text,
+                   InspectionOutput(o.output, status, ToStdMap(r.info()),
+                                    [&] { return PodSandboxStatusTable(r, verbose); }));
+  env.out << text;
   return OkStatus();
 }
 
