@@ -308,13 +308,6 @@ Status ContainerManager::Save(const ContainerRecord& r) {
   return OkStatus();
 }
 
-std::shared_ptr<std::mutex> ContainerManager::LockFor(const std::string& id) {
-  std::lock_guard lock(mu_);
-  auto& l = locks_[id];
-  if (!l) l = std::make_shared<std::mutex>();
-  return l;
-}
-
 StatusOr<oci::OciRuntime*> ContainerManager::RuntimeFor(const std::string& handler) {
   const std::string& h = handler.empty() ? default_handler_ : handler;
   auto it = runtimes_.find(h);
@@ -332,18 +325,10 @@ StatusOr<ContainerRecord> ContainerManager::Create(const CreateRequest& req) {
     return FailedPreconditionError(StrCat("pod sandbox ", sb.id, " is not ready"));
   }
   const std::string reserved = ReservedName(req.config, sb);
-  std::shared_ptr<std::mutex> name_lock;
-  {
-    std::lock_guard lock(mu_);
-    auto& l = name_locks_[reserved];
-    if (!l) l = std::make_shared<std::mutex>();
-    name_lock = l;
-  }
   // A kubelet retry of a create still in flight waits for it and gets its
   // result; a later create with a taken name is ALREADY_EXISTS.
-  std::unique_lock hold(*name_lock, std::try_to_lock);
-  const bool waited = !hold.owns_lock();
-  if (waited) hold.lock();
+  bool waited = false;
+  auto name_held = name_locks_.Acquire(reserved, &waited);
   {
     std::lock_guard lock(mu_);
     if (auto it = names_.find(reserved); it != names_.end()) {
@@ -583,8 +568,7 @@ void ContainerManager::RefreshLocked(ContainerRecord& r) {
 
 Status ContainerManager::Start(const std::string& id) {
   ASSIGN_OR_RETURN(ContainerRecord r, Get(id));
-  auto lock = LockFor(r.id);
-  std::lock_guard hold(*lock);
+  auto held = locks_.Acquire(r.id);
   ASSIGN_OR_RETURN(r, Get(r.id));
   if (r.state != ContainerState::kCreated) {
     return FailedPreconditionError(
@@ -660,8 +644,7 @@ Status ContainerManager::Stop(const std::string& id, std::chrono::seconds timeou
     return got.status();
   }
   ContainerRecord r = *got;
-  auto lock = LockFor(r.id);
-  std::lock_guard hold(*lock);
+  auto held = locks_.Acquire(r.id);
   ASSIGN_OR_RETURN(r, Get(r.id));
   // Idempotent per the CRI spec: stopping a stopped container succeeds.
   if (r.state != ContainerState::kRunning && r.state != ContainerState::kCreated) return OkStatus();
@@ -701,8 +684,7 @@ Status ContainerManager::Remove(const std::string& id) {
   if (r.state == ContainerState::kRunning || r.state == ContainerState::kCreated) {
     RETURN_IF_ERROR(Stop(r.id, std::chrono::seconds(0)));
   }
-  auto lock = LockFor(r.id);
-  std::lock_guard hold(*lock);
+  auto held = locks_.Acquire(r.id);
   ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
   RETURN_IF_ERROR(runtime->Delete(r.id, true));
   if (::umount2(r.rootfs.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
@@ -776,8 +758,7 @@ StatusOr<ProcessResult> ContainerManager::ExecSync(const std::string& id,
 
 Status ContainerManager::UpdateResources(const std::string& id, const oci::Resources& resources) {
   ASSIGN_OR_RETURN(ContainerRecord r, Get(id));
-  auto lock = LockFor(r.id);
-  std::lock_guard hold(*lock);
+  auto held = locks_.Acquire(r.id);
   ASSIGN_OR_RETURN(std::string spec_text, ReadFile(fs::path(r.bundle) / "config.json"));
   // The resources section is built by the same pure function as at create.
   oci::SpecInputs in;

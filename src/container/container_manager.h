@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/keyed_mutex.h"
 #include "common/status.h"
 #include "image/image_service.h"
 #include "oci/container_config.h"
@@ -115,7 +116,6 @@ class ContainerManager {
   // Reads the exit file of a CREATED/RUNNING container and records the exit.
   void RefreshLocked(ContainerRecord& r);
   Status Save(const ContainerRecord& r);
-  std::shared_ptr<std::mutex> LockFor(const std::string& id);
   StatusOr<oci::OciRuntime*> RuntimeFor(const std::string& handler);
   Status WaitForExit(ContainerRecord& r, std::chrono::milliseconds timeout);
   bool SignalInitDirectly(ContainerRecord& r, int signal);
@@ -134,8 +134,8 @@ class ContainerManager {
   std::mutex mu_;
   std::map<std::string, ContainerRecord> containers_;
   std::map<std::string, std::string> names_;  // reserved name -> id
-  std::map<std::string, std::shared_ptr<std::mutex>> locks_;
-  std::map<std::string, std::shared_ptr<std::mutex>> name_locks_;
+  KeyedMutex locks_;       // per id: one operation on an object at a time
+  KeyedMutex name_locks_;  // per reserved name: creates of one name in turn
 };
 
 // Signal number for "SIGTERM", "TERM", "15"; INVALID_ARGUMENT otherwise.

@@ -174,53 +174,6 @@ Status PluginError(std::string_view command, const std::string& type, const Atta
 }  // namespace
 
 // Per-container-id mutexes; entries exist only while someone holds or waits.
-class CniManager::PodLocks {
- public:
-  class Held {
-   public:
-    Held(PodLocks* owner, std::string id, std::shared_ptr<std::mutex> m)
-        : owner_(owner), id_(std::move(id)), m_(std::move(m)) {
-      m_->lock();
-    }
-    Held(const Held&) = delete;
-    Held& operator=(const Held&) = delete;
-    ~Held() {
-      m_->unlock();
-      owner_->Release(id_);
-    }
-
-   private:
-    PodLocks* owner_;
-    std::string id_;
-    std::shared_ptr<std::mutex> m_;
-  };
-
-  Held Acquire(const std::string& id) {
-    std::shared_ptr<std::mutex> m;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      Entry& e = entries_[id];
-      if (!e.mutex) e.mutex = std::make_shared<std::mutex>();
-      ++e.refs;
-      m = e.mutex;
-    }
-    return Held(this, id, std::move(m));
-  }
-
- private:
-  struct Entry {
-    std::shared_ptr<std::mutex> mutex;
-    int refs = 0;
-  };
-  void Release(const std::string& id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = entries_.find(id);
-    if (it != entries_.end() && --it->second.refs == 0) entries_.erase(it);
-  }
-
-  std::mutex mu_;
-  std::map<std::string, Entry> entries_;
-};
 
 namespace {
 
@@ -477,7 +430,7 @@ StatusOr<NetworkResult> ParseCniResult(std::string_view result_json, std::string
 }
 
 CniManager::CniManager(CniOptions options)
-    : options_(std::move(options)), locks_(std::make_unique<PodLocks>()) {}
+    : options_(std::move(options)), locks_(std::make_unique<KeyedMutex>()) {}
 
 CniManager::~CniManager() = default;
 

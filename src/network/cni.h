@@ -37,6 +37,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/keyed_mutex.h"
 #include "common/status.h"
 #include "network/cni_config.h"
 
@@ -127,10 +128,9 @@ class CniManager {
   StatusOr<NetworkResult> CachedResult(const std::string& container_id) const;
 
  private:
-  class PodLocks;
 
   const CniOptions options_;
-  std::unique_ptr<PodLocks> locks_;
+  std::unique_ptr<KeyedMutex> locks_;  // per pod (container id)
 };
 
 }  // namespace berth::network

@@ -414,13 +414,6 @@ Status SandboxManager::Save(const SandboxRecord& r) {
   return OkStatus();
 }
 
-std::shared_ptr<std::mutex> SandboxManager::LockFor(const std::string& id) {
-  std::lock_guard lock(mu_);
-  auto& l = locks_[id];
-  if (!l) l = std::make_shared<std::mutex>();
-  return l;
-}
-
 StatusOr<SandboxRecord> SandboxManager::Run(const SandboxConfig& config,
                                             const std::string& runtime_handler) {
   if (config.name.empty() || config.uid.empty() || config.namespace_.empty()) {
@@ -430,18 +423,10 @@ StatusOr<SandboxRecord> SandboxManager::Run(const SandboxConfig& config,
     return InvalidArgumentError("a pod sandbox cannot use pid mode TARGET");
   }
   const std::string reserved = ReservedName(config);
-  std::shared_ptr<std::mutex> name_lock;
-  {
-    std::lock_guard lock(mu_);
-    auto& l = name_locks_[reserved];
-    if (!l) l = std::make_shared<std::mutex>();
-    name_lock = l;
-  }
   // A retry of an in-flight call waits here, then finds the sandbox made by
   // the first call and returns it.
-  std::unique_lock hold(*name_lock, std::try_to_lock);
-  const bool waited = !hold.owns_lock();
-  if (waited) hold.lock();
+  bool waited = false;
+  auto name_held = name_locks_.Acquire(reserved, &waited);
   {
     std::lock_guard lock(mu_);
     if (auto it = names_.find(reserved); it != names_.end()) {
@@ -599,8 +584,7 @@ Status SandboxManager::StopLocked(SandboxRecord& r) {
 }
 
 Status SandboxManager::Stop(const std::string& id) {
-  auto lock = LockFor(id);
-  std::lock_guard hold(*lock);
+  auto held = locks_.Acquire(id);
   SandboxRecord r;
   {
     std::lock_guard l(mu_);
@@ -614,8 +598,7 @@ Status SandboxManager::Stop(const std::string& id) {
 }
 
 Status SandboxManager::Remove(const std::string& id) {
-  auto lock = LockFor(id);
-  std::lock_guard hold(*lock);
+  auto held = locks_.Acquire(id);
   SandboxRecord r;
   {
     std::lock_guard l(mu_);
@@ -630,7 +613,6 @@ Status SandboxManager::Remove(const std::string& id) {
     std::lock_guard l(mu_);
     sandboxes_.erase(id);
     names_.erase(ReservedName(r.config));
-    locks_.erase(id);
   }
   spdlog::info("event=sandbox_removed id={}", id);
   return OkStatus();

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/keyed_mutex.h"
 #include "common/status.h"
 #include "network/cni.h"
 #include "network/netns.h"
@@ -99,7 +100,6 @@ class SandboxManager {
   Status Save(const SandboxRecord& record);
   // Tears down what interrupted runs left without a record (start-up only).
   void CollectOrphans();
-  std::shared_ptr<std::mutex> LockFor(const std::string& id);
 
   SandboxManagerOptions options_;
   store::MetadataStore* db_;
@@ -109,8 +109,8 @@ class SandboxManager {
   mutable std::mutex mu_;
   std::map<std::string, SandboxRecord> sandboxes_;                 // by id
   std::map<std::string, std::string> names_;                       // reserved name -> id
-  std::map<std::string, std::shared_ptr<std::mutex>> locks_;       // per sandbox id
-  std::map<std::string, std::shared_ptr<std::mutex>> name_locks_;  // per reserved name
+  KeyedMutex locks_;       // per id: one operation on an object at a time
+  KeyedMutex name_locks_;  // per reserved name: creates of one name in turn
 };
 
 // "<name>_<namespace>_<uid>_<attempt>": the unique key kubelet's retries reuse.

@@ -1,9 +1,15 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <future>
+#include <thread>
+#include <vector>
 
 #include "common/digest.h"
 #include "common/fs.h"
+#include "common/keyed_mutex.h"
 #include "common/status.h"
 
 namespace berth {
@@ -101,6 +107,50 @@ TEST(ProcessTest, OutputIsCapped) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->out.size(), 1000u);
   EXPECT_EQ(r->exit_code, 0);
+}
+
+}  // namespace
+}  // namespace berth
+
+// ---------------------------------------------------------------- KeyedMutex
+
+namespace berth {
+namespace {
+
+TEST(KeyedMutexTest, SerialisesOneKeyAndTellsWhoWaited) {
+  KeyedMutex locks;
+  std::atomic<int> inside{0};
+  std::atomic<int> max_inside{0};
+  std::atomic<int> waited_count{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      bool waited = false;
+      auto held = locks.Acquire("pod-a", &waited);
+      if (waited) ++waited_count;
+      int now = ++inside;
+      int seen = max_inside.load();
+      while (now > seen && !max_inside.compare_exchange_weak(seen, now)) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      --inside;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(max_inside.load(), 1) << "two holders of one key at once";
+  EXPECT_GE(waited_count.load(), 1);
+
+  // A free key does not wait, and other keys are independent of a held one.
+  bool waited = true;
+  auto a = locks.Acquire("pod-a", &waited);
+  EXPECT_FALSE(waited);
+  auto b = std::async(std::launch::async, [&] {
+    bool w = true;
+    auto held = locks.Acquire("pod-b", &w);
+    return w;
+  });
+  EXPECT_EQ(b.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_FALSE(b.get());
 }
 
 }  // namespace
