@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/proc.h"
 #include "common/safe_path.h"
 #include "monitor/client.h"
 
@@ -256,16 +257,12 @@ void ContainerManager::CollectOrphans() {
   // An interrupted create may still be running: its monitor (a session
   // leader, see monitor/main.cc) and the runtime's create under it. Kill
   // that whole session before the runtime deletes what it created.
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    std::string pid = e.path().filename().string();
-    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
-    auto cmdline = ReadFile(StrCat("/proc/", pid, "/cmdline"));
-    if (!cmdline.ok() || cmdline->find("berth-monitor") == std::string::npos) continue;
+  for (const ProcessInfo& p : ListProcesses()) {
+    if (p.cmdline.find("berth-monitor") == std::string::npos) continue;
     for (const std::string& id : orphans) {
-      if (cmdline->find(StrCat("--id", std::string(1, '\0'), id, std::string(1, '\0'))) !=
-          std::string::npos) {
-        ::kill(-std::stoi(pid), SIGKILL);
-        ::kill(std::stoi(pid), SIGKILL);
+      if (p.cmdline.find(CmdlineOf({"--id", id})) != std::string::npos) {
+        ::kill(-p.pid, SIGKILL);
+        ::kill(p.pid, SIGKILL);
       }
     }
   }

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/proc.h"
 
 namespace berth::sandbox {
 
@@ -169,31 +170,19 @@ std::optional<oci::PodResources> ResourcesFromJson(const json& j) {
   return r;
 }
 
-// SIGKILLs every process in the PID namespace pinned at `pinned`.
-void KillNamespaceProcesses(const std::string& pinned) {
+// SIGKILLs the processes of the pod whose directory is `dir`: every process
+// in its pinned PID namespace, and the berth-pause started for it (found by
+// its command line when the run stopped before the namespace was pinned).
+void KillPodProcesses(const std::vector<ProcessInfo>& processes, const fs::path& dir) {
+  const std::string pause_cmdline = CmdlineOf({"berth-pause", dir.string()});
   struct stat ns;
-  if (::stat(pinned.c_str(), &ns) != 0) return;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    std::string name = e.path().filename().string();
-    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+  const bool pinned = ::stat((dir / "pidns").c_str(), &ns) == 0;
+  for (const ProcessInfo& p : processes) {
     struct stat st;
-    std::string live = StrCat("/proc/", name, "/ns/pid");
-    if (::stat(live.c_str(), &st) == 0 && st.st_ino == ns.st_ino && st.st_dev == ns.st_dev) {
-      ::kill(std::stoi(name), SIGKILL);
-    }
-  }
-}
-
-// SIGKILLs the berth-pause started for the pod directory `dir`.
-void KillPauseOf(const std::string& dir) {
-  const std::string wanted = StrCat("berth-pause", std::string(1, '\0'), dir, std::string(1, '\0'));
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    std::string name = e.path().filename().string();
-    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
-    auto cmdline = ReadFile(StrCat("/proc/", name, "/cmdline"));
-    if (cmdline.ok() && *cmdline == wanted) ::kill(std::stoi(name), SIGKILL);
+    std::string live = StrCat("/proc/", p.pid, "/ns/pid");
+    bool in_pod = pinned && ::stat(live.c_str(), &st) == 0 && st.st_ino == ns.st_ino &&
+                  st.st_dev == ns.st_dev;
+    if (in_pod || p.cmdline == pause_cmdline) ::kill(p.pid, SIGKILL);
   }
 }
 
@@ -384,6 +373,8 @@ void SandboxManager::CollectOrphans() {
     std::string id = e.path().filename().string();
     if (!sandboxes_.contains(id)) orphans.insert(id);
   }
+  if (orphans.empty()) return;
+  const std::vector<ProcessInfo> processes = ListProcesses();
   for (const std::string& id : orphans) {
     const fs::path dir = options_.state_dir / id;
     const fs::path netns = options_.netns_dir / id;
@@ -395,11 +386,7 @@ void SandboxManager::CollectOrphans() {
       spdlog::warn("event=orphan_sandbox_network id={} error=\"{}\"", id, net.message());
     }
     if (fs::exists(netns)) (void)network::RemoveNetworkNamespace(netns.string());
-    // The pause process of a pid-POD pod is whatever runs in its pinned
-    // namespace, or, if the run was interrupted before pinning it, the
-    // berth-pause naming this pod's directory.
-    KillNamespaceProcesses((dir / "pidns").string());
-    KillPauseOf(dir.string());
+    KillPodProcesses(processes, dir);
     for (const char* pinned : {"pidns", "ipcns", "utsns"}) UnpinNamespace((dir / pinned).string());
     ::umount2((dir / "shm").c_str(), MNT_DETACH);
     Status rm = RemoveAll(dir);

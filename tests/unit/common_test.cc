@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include "common/digest.h"
 #include "common/fs.h"
 #include "common/keyed_mutex.h"
+#include "common/proc.h"
 #include "common/status.h"
 
 namespace berth {
@@ -151,6 +153,29 @@ TEST(KeyedMutexTest, SerialisesOneKeyAndTellsWhoWaited) {
   });
   EXPECT_EQ(b.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   EXPECT_FALSE(b.get());
+}
+
+}  // namespace
+}  // namespace berth
+
+// ---------------------------------------------------------------- proc
+
+namespace berth {
+namespace {
+
+TEST(ProcTest, ListsThisProcessWithItsCommandLine) {
+  auto self = ReadFile("/proc/self/cmdline");
+  ASSERT_TRUE(self.ok());
+  bool found = false;
+  for (const ProcessInfo& p : ListProcesses()) {
+    if (p.pid == ::getpid()) {
+      found = true;
+      EXPECT_EQ(p.cmdline, *self);
+    }
+  }
+  EXPECT_TRUE(found);
+  EXPECT_EQ(CmdlineOf({"berth-pause", "/run/x"}), std::string("berth-pause\0/run/x\0", 19));
+  EXPECT_EQ(CmdlineOf({}), "");
 }
 
 }  // namespace
