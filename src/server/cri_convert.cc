@@ -210,7 +210,9 @@ StatusOr<oci::ContainerConfig> ToContainerConfig(const runtime::v1::ContainerCon
   return out;
 }
 
-void ToCriSandbox(const sandbox::SandboxRecord& r, runtime::v1::PodSandbox* out) {
+// What PodSandbox (list) and PodSandboxStatus share: id, metadata, state, created.
+template <typename CriMessage>
+void FillSandboxCommon(const sandbox::SandboxRecord& r, CriMessage* out) {
   out->set_id(r.id);
   auto* md = out->mutable_metadata();
   md->set_name(r.config.name);
@@ -220,21 +222,17 @@ void ToCriSandbox(const sandbox::SandboxRecord& r, runtime::v1::PodSandbox* out)
   out->set_state(r.state == sandbox::SandboxState::kReady ? runtime::v1::SANDBOX_READY
                                                           : runtime::v1::SANDBOX_NOTREADY);
   out->set_created_at(r.created_at_ns);
+}
+
+void ToCriSandbox(const sandbox::SandboxRecord& r, runtime::v1::PodSandbox* out) {
+  FillSandboxCommon(r, out);
   for (const auto& [k, v] : r.config.labels) (*out->mutable_labels())[k] = v;
   for (const auto& [k, v] : r.config.annotations) (*out->mutable_annotations())[k] = v;
   out->set_runtime_handler(r.runtime_handler);
 }
 
 void ToCriSandboxStatus(const sandbox::SandboxRecord& r, runtime::v1::PodSandboxStatus* out) {
-  out->set_id(r.id);
-  auto* md = out->mutable_metadata();
-  md->set_name(r.config.name);
-  md->set_uid(r.config.uid);
-  md->set_namespace_(r.config.namespace_);
-  md->set_attempt(r.config.attempt);
-  out->set_state(r.state == sandbox::SandboxState::kReady ? runtime::v1::SANDBOX_READY
-                                                          : runtime::v1::SANDBOX_NOTREADY);
-  out->set_created_at(r.created_at_ns);
+  FillSandboxCommon(r, out);
   if (!r.ip.empty()) {
     out->mutable_network()->set_ip(r.ip);
     for (const auto& ip : r.additional_ips) out->mutable_network()->add_additional_ips()->set_ip(ip);

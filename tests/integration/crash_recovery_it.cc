@@ -131,17 +131,7 @@ class CrashRecoveryIT : public RuntimeServiceIT {
 TEST_F(CrashRecoveryIT, SigkillInsideAChurnLoopLeavesNothing) {
   ASSERT_NO_FATAL_FAILURE(net_ = SetUpBridgeNetwork("bridge"));
   cgroup_parent_ = StrCat("berth-churn-", RandomHex(4));
-  const std::string parent = cgroup_parent_;
-  cleanups_.push_back([parent] {
-    for (const std::string& ctrl : DirEntries("/sys/fs/cgroup")) {
-      const fs::path p = fs::path("/sys/fs/cgroup") / ctrl / parent;
-      std::error_code ec;
-      for (const auto& e : fs::directory_iterator(p, ec)) {
-        if (e.is_directory()) ADD_FAILURE() << "container cgroup left: " << e.path();
-      }
-      if (Exists(p)) ::rmdir(p.c_str());
-    }
-  });
+  RemoveCgroupsAfterTest(cgroup_parent_);
 
   constexpr int kRounds = 6;
   constexpr int kClients = 2;
@@ -197,6 +187,7 @@ TEST_F(CrashRecoveryIT, SigkillInsideAChurnLoopLeavesNothing) {
   }
   EXPECT_THAT(monitors, IsEmpty()) << "monitor or runtime processes left";
   ExpectNoLeaks("after removing every pod");
+  EXPECT_THAT(CgroupsBelow(cgroup_parent_), IsEmpty()) << "container cgroups left";
 }
 
 }  // namespace

@@ -96,26 +96,15 @@ exec "$B"
     const std::string parent = StrCat("berth-fi-", RandomHex(4));
     pod.mutable_linux()->set_cgroup_parent("/" + parent);
     cgroup_parents_.push_back(parent);
-    cleanups_.push_back([parent] {
-      for (const std::string& ctrl : DirEntries("/sys/fs/cgroup")) {
-        const fs::path p = fs::path("/sys/fs/cgroup") / ctrl / parent;
-        if (Exists(p)) ::rmdir(p.c_str());
-      }
-    });
+    RemoveCgroupsAfterTest(parent);
     return pod;
   }
 
   // Container cgroups under the pods' cgroup parents, in every hierarchy.
   std::vector<std::string> ContainerCgroups() {
     std::vector<std::string> out;
-    for (const std::string& ctrl : DirEntries("/sys/fs/cgroup")) {
-      for (const std::string& parent : cgroup_parents_) {
-        const fs::path p = fs::path("/sys/fs/cgroup") / ctrl / parent;
-        std::error_code ec;
-        for (const auto& e : fs::directory_iterator(p, ec)) {
-          if (e.is_directory()) out.push_back(e.path().string());
-        }
-      }
+    for (const std::string& parent : cgroup_parents_) {
+      for (std::string& cg : CgroupsBelow(parent)) out.push_back(std::move(cg));
     }
     return out;
   }

@@ -760,6 +760,42 @@ class RuntimeServiceIT : public ::testing::Test {
     return out;
   }
 
+  // cgroups ------------------------------------------------------------------------------
+
+  // Removes `top` (a path below the root of every cgroup hierarchy) after the test, deepest
+  // directories first: the runtime makes a pod's cgroup parents and never removes them.
+  void RemoveCgroupsAfterTest(const std::string& top) {
+    cleanups_.push_back([top] {
+      for (const std::string& ctrl : DirEntries("/sys/fs/cgroup")) {
+        const fs::path base = fs::path("/sys/fs/cgroup") / ctrl / top;
+        std::vector<fs::path> dirs;
+        std::error_code ec;
+        for (auto it = fs::recursive_directory_iterator(base, ec);
+             !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+          if (it->is_directory()) dirs.push_back(it->path());
+        }
+        std::sort(dirs.begin(), dirs.end(), [](const fs::path& a, const fs::path& b) {
+          return a.string().size() > b.string().size();
+        });
+        for (const fs::path& d : dirs) ::rmdir(d.c_str());
+        if (Exists(base)) ::rmdir(base.c_str());
+      }
+    });
+  }
+
+  // Directories right below `parent` (a path below every hierarchy's root), in every
+  // hierarchy: the cgroups of containers placed there.
+  static std::vector<std::string> CgroupsBelow(const std::string& parent) {
+    std::vector<std::string> out;
+    for (const std::string& ctrl : DirEntries("/sys/fs/cgroup")) {
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(fs::path("/sys/fs/cgroup") / ctrl / parent, ec)) {
+        if (e.is_directory()) out.push_back(e.path().string());
+      }
+    }
+    return out;
+  }
+
   // Leak checks -----------------------------------------------------------------------------
 
   // Everything of the test's pods and containers is gone from the host. Call after the last

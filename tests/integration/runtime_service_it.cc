@@ -718,13 +718,7 @@ TEST_F(RuntimeServiceIT, SliceCgroupParentWithCgroupfsDriver) {
   const std::string top = StrCat("berthit", RandomHex(3));
   const std::string slice = top + "-pod1.slice";
   const std::string expanded = StrCat("/", top, ".slice/", slice);
-  cleanups_.push_back([top, slice] {
-    for (const std::string& ctrl : DirEntries("/sys/fs/cgroup")) {
-      const fs::path base = fs::path("/sys/fs/cgroup") / ctrl / (top + ".slice");
-      ::rmdir((base / slice).c_str());
-      ::rmdir(base.c_str());
-    }
-  });
+  RemoveCgroupsAfterTest(top + ".slice");
   cri::PodSandboxConfig pod = PodConfig("sliced", cri::NODE, cri::CONTAINER);
   pod.mutable_linux()->set_cgroup_parent(slice);
   // Pod resources and overhead, as a kubelet sends them: kept, and passed on to the runtime.
