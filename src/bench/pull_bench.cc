@@ -1,14 +1,13 @@
 #include "runtime/v1/api.grpc.pb.h"
 // (the CRI header first: its Signal enum clashes with <signal.h>)
 
-#include "bench/pull_bench.h"
-
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <chrono>
 
 #include "bench/cri_call.h"
+#include "bench/pull_bench.h"
 
 namespace berth::bench {
 

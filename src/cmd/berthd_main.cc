@@ -1,6 +1,5 @@
 // berthd: the Berth CRI daemon.
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 #include <optional>
 
@@ -19,7 +18,8 @@ int main(int argc, char** argv) {
   std::optional<int> max_downloads, pull_timeout;
   std::vector<std::string> auth_files;
   auto* config_opt = app.add_option("--config", config_file, "TOML configuration file");
-  app.add_option("--config-dropin-dir", dropin_dir, "directory of *.toml drop-ins, applied in name order");
+  app.add_option("--config-dropin-dir", dropin_dir,
+                 "directory of *.toml drop-ins, applied in name order");
   app.add_option("--socket", socket, "CRI gRPC Unix socket (default /run/berth/berth.sock)");
   app.add_option("--root", root, "persistent data directory (default /var/lib/berth)");
   app.add_option("--state", state, "runtime state directory (default /run/berth)");
@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
   app.add_option("--registry-auth-file", auth_files,
                  "docker-style config.json with registry credentials (repeatable; replaces the "
                  "defaults /root/.docker/config.json and /var/lib/kubelet/config.json)");
-  app.add_option("--max-concurrent-downloads", max_downloads, "layer downloads at once (default 3)");
+  app.add_option("--max-concurrent-downloads", max_downloads,
+                 "layer downloads at once (default 3)");
   app.add_option("--pull-progress-timeout", pull_timeout,
                  "seconds without progress before a pull fails (default 60)");
   auto* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");

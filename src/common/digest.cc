@@ -1,6 +1,5 @@
 #include "common/digest.h"
 
-
 #include <fmt/format.h>
 
 namespace berth {
@@ -16,8 +15,7 @@ StatusOr<Digest> Digest::Parse(std::string_view text) {
   }
   for (char c : hex) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return InvalidArgumentError(
-          StrCat("digest \"", text, "\" is not lowercase hexadecimal"));
+      return InvalidArgumentError(StrCat("digest \"", text, "\" is not lowercase hexadecimal"));
     }
   }
   return Digest(std::string(hex));

@@ -86,9 +86,18 @@ StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
     pollfd fds[3];
     int n = 0;
     int out_i = -1, err_i = -1, in_i = -1;
-    if (out_r.valid()) { fds[n] = {out_r.get(), POLLIN, 0}; out_i = n++; }
-    if (err_r.valid()) { fds[n] = {err_r.get(), POLLIN, 0}; err_i = n++; }
-    if (in_w.valid()) { fds[n] = {in_w.get(), POLLOUT, 0}; in_i = n++; }
+    if (out_r.valid()) {
+      fds[n] = {out_r.get(), POLLIN, 0};
+      out_i = n++;
+    }
+    if (err_r.valid()) {
+      fds[n] = {err_r.get(), POLLIN, 0};
+      err_i = n++;
+    }
+    if (in_w.valid()) {
+      fds[n] = {in_w.get(), POLLOUT, 0};
+      in_i = n++;
+    }
     int wait_ms = -1;
     if (options.timeout) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -139,8 +148,10 @@ StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return ErrnoStatus(errno, StrCat("wait for ", argv[0]));
   }
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+  if (WIFEXITED(status))
+    result.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    result.exit_code = 128 + WTERMSIG(status);
   if (result.exit_code == 127 && result.err == "exec failed\n") {
     return NotFoundError(StrCat("cannot execute ", argv[0]));
   }

@@ -1,8 +1,9 @@
 #include "config/config.h"
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "common/fs.h"
 
@@ -45,7 +46,8 @@ Status MergeStringMap(const toml::node& node, std::string_view key,
   if (table == nullptr) return InvalidArgumentError(StrCat("setting ", key, " must be a table"));
   for (const auto& [k, v] : *table) {
     auto value = v.value<std::string>();
-    if (!value) return InvalidArgumentError(StrCat("setting ", key, ".", k.str(), " must be a string"));
+    if (!value)
+      return InvalidArgumentError(StrCat("setting ", key, ".", k.str(), " must be a string"));
     if (value->empty()) {
       out.erase(std::string(k.str()));
     } else {
@@ -98,24 +100,38 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
     for (const auto& [k, node] : *table) {
       std::string key = StrCat(section, ".", k.str());
       Status s;
-      if (key == "grpc.socket") s = SetString(node, key, next.socket);
-      else if (key == "paths.root") s = SetString(node, key, next.root);
-      else if (key == "paths.state") s = SetString(node, key, next.state);
-      else if (key == "registry.config_dir") s = SetString(node, key, next.registry_config_dir);
-      else if (key == "registry.auth_files") s = SetStringList(node, key, next.registry_auth_files);
+      if (key == "grpc.socket")
+        s = SetString(node, key, next.socket);
+      else if (key == "paths.root")
+        s = SetString(node, key, next.root);
+      else if (key == "paths.state")
+        s = SetString(node, key, next.state);
+      else if (key == "registry.config_dir")
+        s = SetString(node, key, next.registry_config_dir);
+      else if (key == "registry.auth_files")
+        s = SetStringList(node, key, next.registry_auth_files);
       else if (key == "registry.max_concurrent_downloads")
         s = SetInt(node, key, next.max_concurrent_downloads);
       else if (key == "registry.pull_progress_timeout_seconds")
         s = SetInt(node, key, next.pull_progress_timeout_seconds);
-      else if (key == "cni.conf_dir") s = SetString(node, key, next.cni_conf_dir);
-      else if (key == "cni.bin_dirs") s = SetStringList(node, key, next.cni_bin_dirs);
-      else if (key == "stream.address") s = SetString(node, key, next.stream_address);
-      else if (key == "metrics.address") s = SetString(node, key, next.metrics_address);
-      else if (key == "log.level") s = SetString(node, key, next.log_level);
-      else if (key == "runtime.cgroup_driver") s = SetString(node, key, next.cgroup_driver);
-      else if (key == "runtime.default_handler") s = SetString(node, key, next.default_handler);
-      else if (key == "runtime.handlers") s = MergeStringMap(node, key, next.handlers);
-      else s = InvalidArgumentError(StrCat("unknown setting ", key));
+      else if (key == "cni.conf_dir")
+        s = SetString(node, key, next.cni_conf_dir);
+      else if (key == "cni.bin_dirs")
+        s = SetStringList(node, key, next.cni_bin_dirs);
+      else if (key == "stream.address")
+        s = SetString(node, key, next.stream_address);
+      else if (key == "metrics.address")
+        s = SetString(node, key, next.metrics_address);
+      else if (key == "log.level")
+        s = SetString(node, key, next.log_level);
+      else if (key == "runtime.cgroup_driver")
+        s = SetString(node, key, next.cgroup_driver);
+      else if (key == "runtime.default_handler")
+        s = SetString(node, key, next.default_handler);
+      else if (key == "runtime.handlers")
+        s = MergeStringMap(node, key, next.handlers);
+      else
+        s = InvalidArgumentError(StrCat("unknown setting ", key));
       if (!s.ok()) return Annotate(s, StrCat("config ", source_name));
     }
   }
@@ -188,8 +204,8 @@ Status Config::Validate() const {
     }
   }
   if (!default_handler.empty() && !handlers.contains(default_handler)) {
-    return InvalidArgumentError(StrCat("runtime.default_handler \"", default_handler,
-                                       "\" is not one of runtime.handlers"));
+    return InvalidArgumentError(
+        StrCat("runtime.default_handler \"", default_handler, "\" is not one of runtime.handlers"));
   }
   if (root == state) return InvalidArgumentError("paths.root and paths.state must differ");
   return OkStatus();

@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "common/fs.h"
@@ -36,10 +36,14 @@ int64_t NowNs() {
 
 const char* StateName(ContainerState s) {
   switch (s) {
-    case ContainerState::kCreated: return "CREATED";
-    case ContainerState::kRunning: return "RUNNING";
-    case ContainerState::kExited: return "EXITED";
-    case ContainerState::kUnknown: return "UNKNOWN";
+    case ContainerState::kCreated:
+      return "CREATED";
+    case ContainerState::kRunning:
+      return "RUNNING";
+    case ContainerState::kExited:
+      return "EXITED";
+    case ContainerState::kUnknown:
+      return "UNKNOWN";
   }
   return "UNKNOWN";
 }
@@ -53,11 +57,16 @@ ContainerState StateFromName(const std::string& s) {
 
 json ResourcesJson(const oci::Resources& r) {
   json h = json::array();
-  for (const auto& l : r.hugepage_limits) h.push_back({{"page_size", l.page_size}, {"limit", l.limit}});
-  json j{{"cpu_period", r.cpu_period},   {"cpu_quota", r.cpu_quota},
-         {"cpu_shares", r.cpu_shares},   {"memory_limit_in_bytes", r.memory_limit_in_bytes},
-         {"cpuset_cpus", r.cpuset_cpus}, {"cpuset_mems", r.cpuset_mems},
-         {"hugepage_limits", h},         {"unified", r.unified},
+  for (const auto& l : r.hugepage_limits)
+    h.push_back({{"page_size", l.page_size}, {"limit", l.limit}});
+  json j{{"cpu_period", r.cpu_period},
+         {"cpu_quota", r.cpu_quota},
+         {"cpu_shares", r.cpu_shares},
+         {"memory_limit_in_bytes", r.memory_limit_in_bytes},
+         {"cpuset_cpus", r.cpuset_cpus},
+         {"cpuset_mems", r.cpuset_mems},
+         {"hugepage_limits", h},
+         {"unified", r.unified},
          {"memory_swap_limit_in_bytes", r.memory_swap_limit_in_bytes}};
   if (r.oom_score_adj) j["oom_score_adj"] = *r.oom_score_adj;
   return j;
@@ -89,14 +98,14 @@ std::string ReservedName(const oci::ContainerConfig& c, const sandbox::SandboxRe
 
 StatusOr<int> ParseSignal(std::string_view name) {
   static const std::map<std::string, int, std::less<>> kSignals = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-      {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},   {"BUS", SIGBUS},   {"FPE", SIGFPE},
-      {"KILL", SIGKILL}, {"USR1", SIGUSR1},   {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
-      {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},   {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT},
-      {"CHLD", SIGCHLD}, {"CONT", SIGCONT},   {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
-      {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},   {"URG", SIGURG},   {"XCPU", SIGXCPU},
+      {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+      {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},     {"BUS", SIGBUS},   {"FPE", SIGFPE},
+      {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
+      {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT},
+      {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
+      {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},
       {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
-      {"IO", SIGIO},     {"PWR", SIGPWR},     {"SYS", SIGSYS}};
+      {"IO", SIGIO},     {"PWR", SIGPWR},       {"SYS", SIGSYS}};
   std::string_view s = name;
   if (s.starts_with("SIG")) s.remove_prefix(3);
   if (auto it = kSignals.find(s); it != kSignals.end()) return it->second;
@@ -106,15 +115,18 @@ StatusOr<int> ParseSignal(std::string_view name) {
     n = n * 10 + (c - '0');
     if (n > 64) break;
   }
-  if (s.empty() || n < 1 || n > 64) return InvalidArgumentError(StrCat("unknown signal \"", name, "\""));
+  if (s.empty() || n < 1 || n > 64)
+    return InvalidArgumentError(StrCat("unknown signal \"", name, "\""));
   return n;
 }
 
 std::string ContainerRecord::ToJson() const {
   json mj = json::array();
   for (const auto& m : mounts) {
-    mj.push_back({{"container_path", m.container_path}, {"host_path", m.host_path},
-                  {"readonly", m.readonly}, {"propagation", m.propagation}});
+    mj.push_back({{"container_path", m.container_path},
+                  {"host_path", m.host_path},
+                  {"readonly", m.readonly},
+                  {"propagation", m.propagation}});
   }
   return json{{"id", id},
               {"sandbox_id", sandbox_id},
@@ -168,8 +180,8 @@ StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
     r.runtime_handler = j.at("runtime_handler");
     r.stop_signal = j.at("stop_signal");
     for (const auto& m : j.at("mounts")) {
-      r.mounts.push_back({m.at("container_path"), m.at("host_path"), m.at("readonly"),
-                          m.at("propagation")});
+      r.mounts.push_back(
+          {m.at("container_path"), m.at("host_path"), m.at("readonly"), m.at("propagation")});
     }
     r.resources = ResourcesFromJson(j.at("resources"));
     r.tty = j.at("tty");
@@ -197,8 +209,7 @@ StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
 }
 
 ContainerManager::ContainerManager(ContainerManagerOptions options, store::MetadataStore* db,
-                                   image::ImageService* images,
-                                   sandbox::SandboxManager* sandboxes,
+                                   image::ImageService* images, sandbox::SandboxManager* sandboxes,
                                    std::map<std::string, oci::OciRuntime*> runtimes,
                                    std::string default_handler)
     : options_(std::move(options)),
@@ -269,7 +280,8 @@ void ContainerManager::CollectOrphans() {
   for (const std::string& id : orphans) {
     for (const auto& [name, runtime] : runtimes_) {
       Status s = runtime->Delete(id, true);
-      if (!s.ok()) spdlog::warn("event=orphan_container_delete id={} error=\"{}\"", id, s.message());
+      if (!s.ok())
+        spdlog::warn("event=orphan_container_delete id={} error=\"{}\"", id, s.message());
     }
     const fs::path bundle = options_.state_dir / id;
     ::umount2((bundle / "rootfs").c_str(), MNT_DETACH);
@@ -390,7 +402,8 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   r.stdin_open = req.config.stdin;
   r.stdin_once = req.config.stdin_once;
   for (const auto& m : req.config.mounts) {
-    r.mounts.push_back({m.container_path, m.host_path, m.readonly, static_cast<int>(m.propagation)});
+    r.mounts.push_back(
+        {m.container_path, m.host_path, m.readonly, static_cast<int>(m.propagation)});
   }
   if (!req.log_path.empty()) {
     if (sb.config.log_directory.empty()) {
@@ -413,13 +426,14 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   RETURN_IF_ERROR(MakeDirs(r.rootfs, 0755));
   for (const auto& d : img.diff_ids) {
     if (!images_->layers().Has(d)) {
-      return FailedPreconditionError(StrCat("layer ", d.str(), " of image ", img.id,
-                                            " is missing; pull the image again"));
+      return FailedPreconditionError(
+          StrCat("layer ", d.str(), " of image ", img.id, " is missing; pull the image again"));
     }
   }
   std::string opts = StrCat("lowerdir=", images_->layers().LowerDirOption(img.diff_ids),
                             ",upperdir=", r.layer_dir, "/upper,workdir=", r.layer_dir, "/work");
-  if (img.diff_ids.empty()) return FailedPreconditionError(StrCat("image ", img.id, " has no layers"));
+  if (img.diff_ids.empty())
+    return FailedPreconditionError(StrCat("image ", img.id, " has no layers"));
   mark("image");
   if (::mount("overlay", r.rootfs.c_str(), "overlay", 0, opts.c_str()) != 0) {
     return ErrnoStatus(errno, StrCat("mount rootfs of container ", r.id));
@@ -437,12 +451,12 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   // pod that has none gets its own, as in CRI-O.
   auto& ns = in.container.security_context.namespace_options;
   ns.network = sb.config.network_mode == oci::NamespaceMode::kNode ? oci::NamespaceMode::kNode
-                                                                     : oci::NamespaceMode::kPod;
+                                                                   : oci::NamespaceMode::kPod;
   ns.ipc = sb.config.ipc_mode == oci::NamespaceMode::kNode ? oci::NamespaceMode::kNode
-                                                             : oci::NamespaceMode::kPod;
+                                                           : oci::NamespaceMode::kPod;
   if (ns.pid == oci::NamespaceMode::kPod && sb.pid_ns_path.empty()) {
     ns.pid = sb.config.pid_mode == oci::NamespaceMode::kNode ? oci::NamespaceMode::kNode
-                                                               : oci::NamespaceMode::kContainer;
+                                                             : oci::NamespaceMode::kContainer;
   }
   if (ns.pid == oci::NamespaceMode::kTarget) {
     std::lock_guard lock(mu_);
@@ -664,7 +678,8 @@ Status ContainerManager::Stop(const std::string& id, std::chrono::seconds timeou
     return OkStatus();
   }
   Status k = runtime->Kill(r.id, SIGKILL, true);
-  if (!k.ok() && k.code() != StatusCode::kNotFound) spdlog::warn("event=kill_failed id={} error=\"{}\"", r.id, k.message());
+  if (!k.ok() && k.code() != StatusCode::kNotFound)
+    spdlog::warn("event=kill_failed id={} error=\"{}\"", r.id, k.message());
   RETURN_IF_ERROR(WaitForExit(r, std::chrono::seconds(30)));
   RETURN_IF_ERROR(Save(r));
   spdlog::info("event=container_stopped id={} exit_code={}", r.id, r.exit_code);

@@ -57,8 +57,8 @@ struct ContainerRecord {
   // The container's init is the init of a PID namespace of its own: killing
   // it kills every process of the container.
   bool own_pid_ns = false;
-  std::string bundle;  // <state>/containers/<id>: config.json, rootfs/, exit, attach
-  std::string rootfs;  // overlay mount point
+  std::string bundle;     // <state>/containers/<id>: config.json, rootfs/, exit, attach
+  std::string rootfs;     // overlay mount point
   std::string layer_dir;  // <root>/containers/<id>: upper/, work/
   uint32_t uid = 0;
   std::string username;
@@ -134,8 +134,8 @@ class ContainerManager {
   std::mutex mu_;
   std::map<std::string, ContainerRecord> containers_;
   std::map<std::string, std::string> names_;  // reserved name -> id
-  KeyedMutex locks_;       // per id: one operation on an object at a time
-  KeyedMutex name_locks_;  // per reserved name: creates of one name in turn
+  KeyedMutex locks_;                          // per id: one operation on an object at a time
+  KeyedMutex name_locks_;                     // per reserved name: creates of one name in turn
 };
 
 // Signal number for "SIGTERM", "TERM", "15"; INVALID_ARGUMENT otherwise.

@@ -394,9 +394,9 @@ Status InspectOneContainer(CommandEnv& env, const InspectOptions& o, const std::
   ASSIGN_OR_RETURN(cri::ContainerStatusResponse r, ContainerStatus(env.client, id, verbose));
   if (!r.has_status()) return InternalError("the runtime returned no container status");
   ASSIGN_OR_RETURN(std::string status, ContainerStatusJson(r.status()));
-  ASSIGN_OR_RETURN(std::string text,
-                   InspectionOutput(o.output, status, ToStdMap(r.info()),
-                                    [&] { return ContainerStatusTable(r, verbose, NowNanos()); }));
+  ASSIGN_OR_RETURN(std::string text, InspectionOutput(o.output, status, ToStdMap(r.info()), [&] {
+                     return ContainerStatusTable(r, verbose, NowNanos());
+                   }));
   env.out << text;
   return OkStatus();
 }

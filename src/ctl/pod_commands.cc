@@ -204,9 +204,9 @@ Status InspectOnePod(CommandEnv& env, const InspectpOptions& o, const std::strin
   ASSIGN_OR_RETURN(cri::PodSandboxStatusResponse r, PodSandboxStatus(env.client, id, verbose));
   if (!r.has_status()) return InternalError("the runtime returned no pod sandbox status");
   ASSIGN_OR_RETURN(std::string status, PodSandboxStatusJson(r.status()));
-  ASSIGN_OR_RETURN(std::string text,
-                   InspectionOutput(o.output, status, ToStdMap(r.info()),
-                                    [&] { return PodSandboxStatusTable(r, verbose); }));
+  ASSIGN_OR_RETURN(std::string text, InspectionOutput(o.output, status, ToStdMap(r.info()), [&] {
+                     return PodSandboxStatusTable(r, verbose);
+                   }));
   env.out << text;
   return OkStatus();
 }

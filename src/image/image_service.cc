@@ -1,8 +1,7 @@
 #include "image/image_service.h"
 
-#include <spdlog/spdlog.h>
-
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -55,7 +54,7 @@ ImageService::ImageService(ImageServiceOptions options, store::MetadataStore* /*
       registry_(std::make_unique<registry::Client>(options_.registry)) {}
 
 StatusOr<std::unique_ptr<ImageService>> ImageService::Open(ImageServiceOptions options,
-                                                          store::MetadataStore* db) {
+                                                           store::MetadataStore* db) {
   std::unique_ptr<ImageService> s(new ImageService(std::move(options), db));
   RETURN_IF_ERROR(s->content_.Init());
   RETURN_IF_ERROR(s->layers_.Init());
@@ -137,11 +136,11 @@ StatusOr<ImageRecord> ImageService::PullUncoalesced(
     Platform host = HostPlatform();
     std::optional<Descriptor> pick = SelectPlatform(index, host);
     if (!pick) {
-      return NotFoundError(StrCat("no image for platform ", host.String(), " in ",
-                                  top.digest.str()));
+      return NotFoundError(
+          StrCat("no image for platform ", host.String(), " in ", top.digest.str()));
     }
-    ASSIGN_OR_RETURN(chosen, registry_->GetManifest(ref.domain, ref.repository,
-                                                    pick->digest.str(), auth));
+    ASSIGN_OR_RETURN(chosen,
+                     registry_->GetManifest(ref.domain, ref.repository, pick->digest.str(), auth));
     ASSIGN_OR_RETURN(ManifestKind child_kind, DetectKind(chosen.media_type, chosen.body));
     if (IsIndex(child_kind)) {
       return InvalidArgumentError(
@@ -165,9 +164,8 @@ StatusOr<ImageRecord> ImageService::PullUncoalesced(
   {
     std::vector<std::jthread> workers;
     for (size_t i = 0; i < manifest.layers.size(); ++i) {
-      workers.emplace_back([&, i] {
-        results[i] = FetchLayer(ref, manifest.layers[i], config.diff_ids[i], auth);
-      });
+      workers.emplace_back(
+          [&, i] { results[i] = FetchLayer(ref, manifest.layers[i], config.diff_ids[i], auth); });
     }
   }
   for (size_t i = 0; i < results.size(); ++i) {

@@ -75,8 +75,7 @@ class ImageService {
   // Downloads one layer blob and unpacks it while it streams.
   Status FetchLayer(const Reference& ref, const Descriptor& layer, const Digest& diff_id,
                     const std::optional<registry::AuthConfig>& auth);
-  Status FetchLayerUncoalesced(const Reference& ref, const Descriptor& layer,
-                               const Digest& diff_id,
+  Status FetchLayerUncoalesced(const Reference& ref, const Descriptor& layer, const Digest& diff_id,
                                const std::optional<registry::AuthConfig>& auth);
   StatusOr<std::string> FetchSmallBlob(const Reference& ref, const Descriptor& d,
                                        const std::optional<registry::AuthConfig>& auth);

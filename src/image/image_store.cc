@@ -108,8 +108,8 @@ StatusOr<std::vector<std::string>> ImageStore::Put(const ImageRecord& incoming) 
   auto take = [&](const std::string& name) {
     auto n = by_name_.find(name);
     if (n == by_name_.end() || n->second == merged.id) return;
-    ImageRecord& other = changed.contains(n->second) ? changed[n->second]
-                                                     : (changed[n->second] = by_id_[n->second]);
+    ImageRecord& other =
+        changed.contains(n->second) ? changed[n->second] : (changed[n->second] = by_id_[n->second]);
     std::erase(other.repo_tags, name);
     std::erase(other.repo_digests, name);
   };

@@ -17,7 +17,7 @@
 namespace berth::image {
 
 struct ImageRecord {
-  std::string id;  // "sha256:<config digest hex>"
+  std::string id;                         // "sha256:<config digest hex>"
   std::vector<std::string> repo_tags;     // "docker.io/library/busybox:latest"
   std::vector<std::string> repo_digests;  // "docker.io/library/busybox@sha256:..."
   uint64_t size = 0;                      // bytes of content: config + compressed layers

@@ -128,7 +128,6 @@ class CniManager {
   StatusOr<NetworkResult> CachedResult(const std::string& container_id) const;
 
  private:
-
   const CniOptions options_;
   std::unique_ptr<KeyedMutex> locks_;  // per pod (container id)
 };

@@ -78,7 +78,8 @@ StatusOr<NetworkConfigList> LoadDefaultNetwork(const fs::path& conf_dir,
       if (!found) missing += StrCat(missing.empty() ? "" : ", ", type);
     }
     if (!missing.empty()) {
-      problems += StrCat("; ", f.string(), ": plugin(s) ", missing, " not found in the CNI bin dirs");
+      problems +=
+          StrCat("; ", f.string(), ": plugin(s) ", missing, " not found in the CNI bin dirs");
       continue;
     }
     return cfg;

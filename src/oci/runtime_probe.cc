@@ -27,17 +27,22 @@ json ProbeSpec(const std::string& cgroups_path) {
         {"cwd", "/"},
         {"env", {"PATH=/"}},
         {"user", {{"uid", 0}, {"gid", 0}}},
-        {"capabilities", {{"bounding", json::array()}, {"effective", json::array()},
-                          {"permitted", json::array()}}},
+        {"capabilities",
+         {{"bounding", json::array()}, {"effective", json::array()}, {"permitted", json::array()}}},
         {"noNewPrivileges", true}}},
       {"root", {{"path", "rootfs"}, {"readonly", true}}},
       {"hostname", "berth-probe"},
       {"mounts",
-       {{{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"},
+       {{{"destination", "/proc"},
+         {"type", "proc"},
+         {"source", "proc"},
          {"options", {"nosuid", "noexec", "nodev"}}}}},
       {"linux",
        {{"namespaces",
-         {{{"type", "pid"}}, {{"type", "mount"}}, {{"type", "ipc"}}, {{"type", "uts"}},
+         {{{"type", "pid"}},
+          {{"type", "mount"}},
+          {{"type", "ipc"}},
+          {{"type", "uts"}},
           {{"type", "network"}}}},
         {"cgroupsPath", cgroups_path}}},
   };
@@ -100,8 +105,8 @@ RuntimeProbe ProbeRuntime(const ProbeOptions& options) {
     // exec fail with ETXTBSY.
     ASSIGN_OR_RETURN(std::string program, ReadFile(options.probe_binary));
     RETURN_IF_ERROR(WriteFileAtomic(bundle / "rootfs" / "probe", program, 0755));
-    std::string cgroups_path = options.systemd_cgroup ? StrCat("system.slice:berth:", id)
-                                                      : StrCat("/", id);
+    std::string cgroups_path =
+        options.systemd_cgroup ? StrCat("system.slice:berth:", id) : StrCat("/", id);
     return WriteFileAtomic(bundle / "config.json", ProbeSpec(cgroups_path).dump());
   }();
   if (!prepared.ok()) {

@@ -205,8 +205,8 @@ StatusOr<MountsResult> BuildMounts(const SpecInputs& in) {
     }
     if (m.recursive_read_only) {
       if (!m.readonly) {
-        return InvalidArgumentError(StrCat("mount \"", m.container_path,
-                                           "\": recursive_read_only needs readonly"));
+        return InvalidArgumentError(
+            StrCat("mount \"", m.container_path, "\": recursive_read_only needs readonly"));
       }
       if (m.propagation != MountPropagation::kPrivate) {
         return InvalidArgumentError(StrCat("mount \"", m.container_path,
@@ -536,8 +536,8 @@ Status ValidateCgroupParent(const std::string& parent, CgroupDriver driver) {
       return InvalidArgumentError(StrCat("cgroup parent \"", parent, "\" must not contain \"..\""));
     }
     if (part.size() > 255) {
-      return InvalidArgumentError(
-          StrCat("cgroup parent \"", parent.substr(0, 64), "...\" has a component longer than 255 bytes"));
+      return InvalidArgumentError(StrCat("cgroup parent \"", parent.substr(0, 64),
+                                         "...\" has a component longer than 255 bytes"));
     }
     start = end + 1;
   }

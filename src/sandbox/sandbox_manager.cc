@@ -2,8 +2,8 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <spdlog/spdlog.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -37,10 +37,14 @@ int64_t NowNs() {
 
 std::string ModeName(oci::NamespaceMode m) {
   switch (m) {
-    case oci::NamespaceMode::kPod: return "POD";
-    case oci::NamespaceMode::kContainer: return "CONTAINER";
-    case oci::NamespaceMode::kNode: return "NODE";
-    case oci::NamespaceMode::kTarget: return "TARGET";
+    case oci::NamespaceMode::kPod:
+      return "POD";
+    case oci::NamespaceMode::kContainer:
+      return "CONTAINER";
+    case oci::NamespaceMode::kNode:
+      return "NODE";
+    case oci::NamespaceMode::kTarget:
+      return "TARGET";
   }
   return "POD";
 }
@@ -221,8 +225,10 @@ std::string ReservedName(const SandboxConfig& c) {
 std::string SandboxRecord::ToJson() const {
   json pm = json::array();
   for (const auto& p : config.port_mappings) {
-    pm.push_back({{"host_port", p.host_port}, {"container_port", p.container_port},
-                  {"protocol", p.protocol}, {"host_ip", p.host_ip}});
+    pm.push_back({{"host_port", p.host_port},
+                  {"container_port", p.container_port},
+                  {"protocol", p.protocol},
+                  {"host_ip", p.host_ip}});
   }
   json c{{"name", config.name},
          {"uid", config.uid},
@@ -338,8 +344,8 @@ SandboxManager::SandboxManager(SandboxManagerOptions options, store::MetadataSto
     : options_(std::move(options)), db_(db), cni_(cni), netns_(options_.netns_dir) {}
 
 StatusOr<std::unique_ptr<SandboxManager>> SandboxManager::Open(SandboxManagerOptions options,
-                                                             store::MetadataStore* db,
-                                                             network::CniManager* cni) {
+                                                               store::MetadataStore* db,
+                                                               network::CniManager* cni) {
   std::unique_ptr<SandboxManager> m(new SandboxManager(std::move(options), db, cni));
   RETURN_IF_ERROR(MakeDirs(m->options_.state_dir, 0711));
   ASSIGN_OR_RETURN(auto rows, db->List(kBucket));
@@ -451,7 +457,8 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
                    "fe00::2\tip6-allrouters\n");
   }
   RETURN_IF_ERROR(WriteFileAtomic(dir / "hosts", hosts));
-  RETURN_IF_ERROR(WriteFileAtomic(dir / "resolv.conf", ResolvConf(config, options_.resolv_conf_source)));
+  RETURN_IF_ERROR(
+      WriteFileAtomic(dir / "resolv.conf", ResolvConf(config, options_.resolv_conf_source)));
 
   // The pod's /dev/shm: a tmpfs shared by its containers.
   const fs::path shm = dir / "shm";
@@ -557,7 +564,8 @@ Status SandboxManager::StopLocked(SandboxRecord& r) {
     req.pod_namespace = r.config.namespace_;
     req.pod_uid = r.config.uid;
     req.port_mappings = r.config.port_mappings;
-    RETURN_IF_ERROR(Annotate(cni_->TearDownPod(req), StrCat("tear down network of sandbox ", r.id)));
+    RETURN_IF_ERROR(
+        Annotate(cni_->TearDownPod(req), StrCat("tear down network of sandbox ", r.id)));
     r.network_ready = false;
   }
   if (!r.netns_path.empty()) RETURN_IF_ERROR(network::RemoveNetworkNamespace(r.netns_path));

@@ -64,8 +64,8 @@ struct SandboxRecord {
 };
 
 struct SandboxManagerOptions {
-  std::filesystem::path state_dir;  // <state>/sandboxes
-  std::filesystem::path netns_dir;  // <state>/netns
+  std::filesystem::path state_dir;                      // <state>/sandboxes
+  std::filesystem::path netns_dir;                      // <state>/netns
   std::string resolv_conf_source = "/etc/resolv.conf";  // used when the pod gives no DNS config
   std::string pause_binary;  // berth-pause, for pods that share one PID namespace
 };
@@ -75,8 +75,8 @@ struct SandboxManagerOptions {
 class SandboxManager {
  public:
   static StatusOr<std::unique_ptr<SandboxManager>> Open(SandboxManagerOptions options,
-                                                       store::MetadataStore* db,
-                                                       network::CniManager* cni);
+                                                        store::MetadataStore* db,
+                                                        network::CniManager* cni);
 
   // Creates and starts a pod sandbox; rolls back everything on failure. A
   // second call with the same name while the first is in flight waits for it
@@ -93,8 +93,7 @@ class SandboxManager {
   std::vector<SandboxRecord> List() const;
 
  private:
-  SandboxManager(SandboxManagerOptions options, store::MetadataStore* db,
-                 network::CniManager* cni);
+  SandboxManager(SandboxManagerOptions options, store::MetadataStore* db, network::CniManager* cni);
   StatusOr<SandboxRecord> RunLocked(const SandboxConfig& config, const std::string& handler);
   Status StopLocked(SandboxRecord& record);
   Status Save(const SandboxRecord& record);
@@ -107,9 +106,9 @@ class SandboxManager {
   network::NetworkNamespaces netns_;
 
   mutable std::mutex mu_;
-  std::map<std::string, SandboxRecord> sandboxes_;                 // by id
-  std::map<std::string, std::string> names_;                       // reserved name -> id
-  KeyedMutex locks_;       // per id: one operation on an object at a time
+  std::map<std::string, SandboxRecord> sandboxes_;  // by id
+  std::map<std::string, std::string> names_;        // reserved name -> id
+  KeyedMutex locks_;                                // per id: one operation on an object at a time
   KeyedMutex name_locks_;  // per reserved name: creates of one name in turn
 };
 

@@ -109,12 +109,12 @@ grpc::Status RuntimeServiceImpl::ExecSync(grpc::ServerContext*,
   return rpc_.Run("ExecSync", [&]() -> berth::Status {
     if (req->container_id().empty()) return InvalidArgumentError("container_id is empty");
     std::vector<std::string> cmd(req->cmd().begin(), req->cmd().end());
-    ASSIGN_OR_RETURN(ProcessResult r, domain_.containers->ExecSync(
-                                          req->container_id(), cmd,
-                                          std::chrono::seconds(req->timeout())));
+    ASSIGN_OR_RETURN(ProcessResult r,
+                     domain_.containers->ExecSync(req->container_id(), cmd,
+                                                  std::chrono::seconds(req->timeout())));
     if (r.timed_out) {
-      return DeadlineExceededError(
-          StrCat("command timed out after ", req->timeout(), "s in container ", req->container_id()));
+      return DeadlineExceededError(StrCat("command timed out after ", req->timeout(),
+                                          "s in container ", req->container_id()));
     }
     resp->set_stdout(r.out);
     resp->set_stderr(r.err);

@@ -6,20 +6,29 @@ namespace {
 
 oci::NamespaceMode ToMode(runtime::v1::NamespaceMode m) {
   switch (m) {
-    case runtime::v1::POD: return oci::NamespaceMode::kPod;
-    case runtime::v1::CONTAINER: return oci::NamespaceMode::kContainer;
-    case runtime::v1::NODE: return oci::NamespaceMode::kNode;
-    case runtime::v1::TARGET: return oci::NamespaceMode::kTarget;
-    default: return oci::NamespaceMode::kPod;
+    case runtime::v1::POD:
+      return oci::NamespaceMode::kPod;
+    case runtime::v1::CONTAINER:
+      return oci::NamespaceMode::kContainer;
+    case runtime::v1::NODE:
+      return oci::NamespaceMode::kNode;
+    case runtime::v1::TARGET:
+      return oci::NamespaceMode::kTarget;
+    default:
+      return oci::NamespaceMode::kPod;
   }
 }
 
 runtime::v1::NamespaceMode FromMode(oci::NamespaceMode m) {
   switch (m) {
-    case oci::NamespaceMode::kPod: return runtime::v1::POD;
-    case oci::NamespaceMode::kContainer: return runtime::v1::CONTAINER;
-    case oci::NamespaceMode::kNode: return runtime::v1::NODE;
-    case oci::NamespaceMode::kTarget: return runtime::v1::TARGET;
+    case oci::NamespaceMode::kPod:
+      return runtime::v1::POD;
+    case oci::NamespaceMode::kContainer:
+      return runtime::v1::CONTAINER;
+    case oci::NamespaceMode::kNode:
+      return runtime::v1::NODE;
+    case oci::NamespaceMode::kTarget:
+      return runtime::v1::TARGET;
   }
   return runtime::v1::POD;
 }
@@ -37,7 +46,8 @@ std::optional<oci::SecurityProfile> ToProfile(const runtime::v1::SecurityProfile
     case runtime::v1::SecurityProfile::Localhost:
       out.profile_type = oci::ProfileType::kLocalhost;
       break;
-    default: break;
+    default:
+      break;
   }
   out.localhost_ref = p.localhost_ref();
   return out;
@@ -67,7 +77,8 @@ StatusOr<sandbox::SandboxConfig> ToSandboxConfig(const runtime::v1::PodSandboxCo
   out.hostname = c.hostname();
   out.log_directory = c.log_directory();
   if (!out.log_directory.empty() && out.log_directory[0] != '/') {
-    return InvalidArgumentError(StrCat("log_directory \"", out.log_directory, "\" is not absolute"));
+    return InvalidArgumentError(
+        StrCat("log_directory \"", out.log_directory, "\" is not absolute"));
   }
   out.dns_servers.assign(c.dns_config().servers().begin(), c.dns_config().servers().end());
   out.dns_searches.assign(c.dns_config().searches().begin(), c.dns_config().searches().end());
@@ -76,7 +87,9 @@ StatusOr<sandbox::SandboxConfig> ToSandboxConfig(const runtime::v1::PodSandboxCo
     network::PortMapping m;
     m.host_port = p.host_port();
     m.container_port = p.container_port();
-    m.protocol = p.protocol() == runtime::v1::UDP ? "udp" : p.protocol() == runtime::v1::SCTP ? "sctp" : "tcp";
+    m.protocol = p.protocol() == runtime::v1::UDP    ? "udp"
+                 : p.protocol() == runtime::v1::SCTP ? "sctp"
+                                                     : "tcp";
     m.host_ip = p.host_ip();
     out.port_mappings.push_back(m);
   }
@@ -111,7 +124,8 @@ oci::Resources ToResources(const runtime::v1::LinuxContainerResources& r) {
   if (r.oom_score_adj() != 0) out.oom_score_adj = r.oom_score_adj();
   out.cpuset_cpus = r.cpuset_cpus();
   out.cpuset_mems = r.cpuset_mems();
-  for (const auto& h : r.hugepage_limits()) out.hugepage_limits.push_back({h.page_size(), h.limit()});
+  for (const auto& h : r.hugepage_limits())
+    out.hugepage_limits.push_back({h.page_size(), h.limit()});
   out.unified = ToMap(r.unified());
   out.memory_swap_limit_in_bytes = r.memory_swap_limit_in_bytes();
   return out;
@@ -144,8 +158,8 @@ StatusOr<oci::ContainerConfig> ToContainerConfig(const runtime::v1::ContainerCon
   for (const auto& kv : c.envs()) out.envs.emplace_back(kv.key(), kv.value());
   for (const auto& m : c.mounts()) {
     if (m.has_image() && !m.image().image().empty()) {
-      return UnimplementedError(StrCat("image volume mounts (", m.container_path(),
-                                       ") are not supported yet"));
+      return UnimplementedError(
+          StrCat("image volume mounts (", m.container_path(), ") are not supported yet"));
     }
     oci::Mount om;
     om.container_path = m.container_path();
@@ -235,7 +249,8 @@ void ToCriSandboxStatus(const sandbox::SandboxRecord& r, runtime::v1::PodSandbox
   FillSandboxCommon(r, out);
   if (!r.ip.empty()) {
     out->mutable_network()->set_ip(r.ip);
-    for (const auto& ip : r.additional_ips) out->mutable_network()->add_additional_ips()->set_ip(ip);
+    for (const auto& ip : r.additional_ips)
+      out->mutable_network()->add_additional_ips()->set_ip(ip);
   }
   auto* ns = out->mutable_linux()->mutable_namespaces()->mutable_options();
   ns->set_network(FromMode(r.config.network_mode));
@@ -248,10 +263,14 @@ void ToCriSandboxStatus(const sandbox::SandboxRecord& r, runtime::v1::PodSandbox
 
 runtime::v1::ContainerState ToCriState(container::ContainerState s) {
   switch (s) {
-    case container::ContainerState::kCreated: return runtime::v1::CONTAINER_CREATED;
-    case container::ContainerState::kRunning: return runtime::v1::CONTAINER_RUNNING;
-    case container::ContainerState::kExited: return runtime::v1::CONTAINER_EXITED;
-    case container::ContainerState::kUnknown: return runtime::v1::CONTAINER_UNKNOWN;
+    case container::ContainerState::kCreated:
+      return runtime::v1::CONTAINER_CREATED;
+    case container::ContainerState::kRunning:
+      return runtime::v1::CONTAINER_RUNNING;
+    case container::ContainerState::kExited:
+      return runtime::v1::CONTAINER_EXITED;
+    case container::ContainerState::kUnknown:
+      return runtime::v1::CONTAINER_UNKNOWN;
   }
   return runtime::v1::CONTAINER_UNKNOWN;
 }

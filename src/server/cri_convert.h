@@ -20,8 +20,7 @@ void FromResources(const oci::Resources& r, runtime::v1::LinuxContainerResources
 void ToCriSandbox(const sandbox::SandboxRecord& r, runtime::v1::PodSandbox* out);
 void ToCriSandboxStatus(const sandbox::SandboxRecord& r, runtime::v1::PodSandboxStatus* out);
 void ToCriContainer(const container::ContainerRecord& r, runtime::v1::Container* out);
-void ToCriContainerStatus(const container::ContainerRecord& r,
-                          runtime::v1::ContainerStatus* out);
+void ToCriContainerStatus(const container::ContainerRecord& r, runtime::v1::ContainerStatus* out);
 runtime::v1::ContainerState ToCriState(container::ContainerState s);
 
 // Label selector match: every key/value of `selector` is in `labels`.

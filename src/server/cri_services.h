@@ -27,8 +27,8 @@ struct HandlerInfo {
 // Filled in before the RPC decorator becomes ready.
 struct RuntimeInfo {
   std::string version;
-  std::string oci_runtime;       // path of the default OCI runtime binary; empty if none
-  std::string oci_runtime_name;  // the default handler, e.g. "crun" or "runc"
+  std::string oci_runtime;            // path of the default OCI runtime binary; empty if none
+  std::string oci_runtime_name;       // the default handler, e.g. "crun" or "runc"
   std::vector<HandlerInfo> handlers;  // every handler whose binary exists, by name
 
   const HandlerInfo* Find(const std::string& name) const {

@@ -2,8 +2,6 @@
 #include "server/cri_services.h"
 // (blank line keeps clang-format from reordering)
 
-#include "server/daemon.h"
-
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -17,6 +15,7 @@
 
 #include "common/fs.h"
 #include "image/image_service.h"
+#include "server/daemon.h"
 #include "server/domain.h"
 #include "server/signals.h"
 #include "store/metadata_store.h"
@@ -79,9 +78,10 @@ void ProbeHandlers(const config::Config& config, const std::string& probe_binary
   fs::remove(fs::path(config.state) / "probe", ec);
   for (const auto& h : info.handlers) {
     if (h.probe.works) {
-      spdlog::info("event=runtime_handler handler={} binary={} works=true "
-                   "recursive_read_only_mounts={}",
-                   h.name, h.binary, h.probe.features.recursive_read_only_mounts);
+      spdlog::info(
+          "event=runtime_handler handler={} binary={} works=true "
+          "recursive_read_only_mounts={}",
+          h.name, h.binary, h.probe.features.recursive_read_only_mounts);
     } else {
       spdlog::warn("event=runtime_handler handler={} binary={} works=false error=\"{}\"", h.name,
                    h.binary, h.probe.error);
@@ -168,8 +168,10 @@ oci::HostCaps DetectHostCaps() {
   // Lowering oom_score_adj needs CAP_SYS_RESOURCE (bit 24).
   caps.can_lower_oom_score_adj = caps.current_caps && ((*caps.current_caps >> 24) & 1);
   if (!caps.can_lower_oom_score_adj) {
-    spdlog::info("event=host_quirk detail=\"no CAP_SYS_RESOURCE: container oom_score_adj is "
-                 "clamped to {}\"", caps.current_oom_score_adj);
+    spdlog::info(
+        "event=host_quirk detail=\"no CAP_SYS_RESOURCE: container oom_score_adj is "
+        "clamped to {}\"",
+        caps.current_oom_score_adj);
   }
   caps.swap_controller_available =
       caps.cgroup_v2 || fs::exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");
@@ -250,8 +252,8 @@ Status RunDaemon(const config::Config& config) {
     // before (e.g. on another kernel) can still be stopped and removed.
     fs::path runtime_root = fs::path(config.state) / "runtimes" / h.name;
     RETURN_IF_ERROR(MakeDirs(runtime_root, 0700));
-    domain.runtimes[h.name] = oci::NewCliRuntime(h.name, h.binary, runtime_root.string(),
-                                                 global_args);
+    domain.runtimes[h.name] =
+        oci::NewCliRuntime(h.name, h.binary, runtime_root.string(), global_args);
     runtimes[h.name] = domain.runtimes[h.name].get();
   }
   sandbox::SandboxManagerOptions sb_opts;
@@ -264,13 +266,14 @@ Status RunDaemon(const config::Config& config) {
   ct_opts.root_dir = fs::path(config.root) / "containers";
   ct_opts.state_dir = fs::path(config.state) / "containers";
   ct_opts.monitor_binary = FindHelper("berth-monitor");
-  ct_opts.cgroup_driver =
-      config.cgroup_driver == "systemd" ? oci::CgroupDriver::kSystemd : oci::CgroupDriver::kCgroupfs;
+  ct_opts.cgroup_driver = config.cgroup_driver == "systemd" ? oci::CgroupDriver::kSystemd
+                                                            : oci::CgroupDriver::kCgroupfs;
   ct_opts.host = DetectHostCaps();
   for (const auto& h : runtime_info.handlers) ct_opts.handler_features[h.name] = h.probe.features;
   if (ct_opts.monitor_binary.empty()) {
-    spdlog::warn("event=monitor_missing detail=\"berth-monitor not found beside berthd or in "
-                 "PATH: containers cannot be created\"");
+    spdlog::warn(
+        "event=monitor_missing detail=\"berth-monitor not found beside berthd or in "
+        "PATH: containers cannot be created\"");
   }
   ASSIGN_OR_RETURN(domain.containers,
                    container::ContainerManager::Open(ct_opts, domain.db.get(), domain.images.get(),

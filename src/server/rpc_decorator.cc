@@ -37,8 +37,8 @@ grpc::Status RpcDecorator::Run(std::string_view method,
     // A bug, not bad input: report it rather than take the daemon down.
     s = InternalError(StrCat(method, ": unexpected exception: ", e.what()));
   }
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                  .count();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (s.ok()) {
     spdlog::debug("event=rpc_end method={} code=OK ms={:.3f}", method, ms);
   } else {

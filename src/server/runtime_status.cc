@@ -5,8 +5,7 @@
 
 namespace berth::server {
 
-grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*,
-                                        const runtime::v1::StatusRequest* req,
+grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const runtime::v1::StatusRequest* req,
                                         runtime::v1::StatusResponse* resp) {
   return rpc_.Run("Status", [&]() -> berth::Status {
     auto* runtime_ready = resp->mutable_status()->add_conditions();
@@ -20,8 +19,8 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*,
     } else if (!def->probe.works) {
       runtime_ready->set_reason("OCIRuntimeNotWorking");
       runtime_ready->set_message(StrCat("default runtime handler \"", def->name, "\" (",
-                                        def->binary, ") cannot run a container: ",
-                                        def->probe.error));
+                                        def->binary,
+                                        ") cannot run a container: ", def->probe.error));
     }
     // Re-read on every call so that NetworkReady follows the directory as a
     // CNI provider installs or removes its config.
@@ -31,7 +30,8 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*,
     network_ready->set_status(network.ok());
     if (!network.ok()) {
       network_ready->set_reason("NetworkPluginNotReady");
-      network_ready->set_message(StrCat("Network plugin returns error: ", network.status().message()));
+      network_ready->set_message(
+          StrCat("Network plugin returns error: ", network.status().message()));
     }
     // Handlers that can run containers, and "" for the default, as the
     // kubelet reads them for RuntimeClass features.

@@ -1,8 +1,8 @@
 // Pod sandbox RPCs: validate, call the sandbox (and container) managers,
 // build the response.
+#include "oci/spec_builder.h"
 #include "server/cri_convert.h"
 #include "server/cri_services.h"
-#include "oci/spec_builder.h"
 
 namespace berth::server {
 
@@ -11,10 +11,10 @@ grpc::Status RuntimeServiceImpl::RunPodSandbox(grpc::ServerContext*,
                                                runtime::v1::RunPodSandboxResponse* resp) {
   return rpc_.Run("RunPodSandbox", [&]() -> berth::Status {
     ASSIGN_OR_RETURN(sandbox::SandboxConfig cfg, ToSandboxConfig(req->config()));
-    RETURN_IF_ERROR(oci::ValidateCgroupParent(
-        req->config().linux().cgroup_parent(),
-        config_.cgroup_driver == "systemd" ? oci::CgroupDriver::kSystemd
-                                           : oci::CgroupDriver::kCgroupfs));
+    RETURN_IF_ERROR(oci::ValidateCgroupParent(req->config().linux().cgroup_parent(),
+                                              config_.cgroup_driver == "systemd"
+                                                  ? oci::CgroupDriver::kSystemd
+                                                  : oci::CgroupDriver::kCgroupfs));
     std::string handler = req->runtime_handler();
     if (handler.empty()) handler = info_.oci_runtime_name;
     const HandlerInfo* h = info_.Find(handler);
@@ -25,9 +25,9 @@ grpc::Status RuntimeServiceImpl::RunPodSandbox(grpc::ServerContext*,
                                          "\"; configured: ", known.empty() ? "none" : known));
     }
     if (!h->probe.works) {
-      return FailedPreconditionError(StrCat("runtime handler \"", handler, "\" (", h->binary,
-                                            ") cannot run containers on this host: ",
-                                            h->probe.error));
+      return FailedPreconditionError(
+          StrCat("runtime handler \"", handler, "\" (", h->binary,
+                 ") cannot run containers on this host: ", h->probe.error));
     }
     ASSIGN_OR_RETURN(sandbox::SandboxRecord r, domain_.sandboxes->Run(cfg, handler));
     resp->set_pod_sandbox_id(r.id);

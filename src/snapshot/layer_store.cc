@@ -17,7 +17,9 @@ Status LayerStore::Init() {
   return MakeDirs(root_ / "tmp", 0700);
 }
 
-fs::path LayerStore::LayerDir(const Digest& diff_id) const { return root_ / "layers" / diff_id.hex(); }
+fs::path LayerStore::LayerDir(const Digest& diff_id) const {
+  return root_ / "layers" / diff_id.hex();
+}
 
 bool LayerStore::Has(const Digest& diff_id) const {
   struct stat st;

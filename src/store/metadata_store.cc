@@ -35,9 +35,9 @@ void Batch::Delete(std::string bucket, std::string key) {
 StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(const std::filesystem::path& path) {
   RETURN_IF_ERROR(MakeDirs(path.parent_path(), 0711));
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
@@ -56,8 +56,8 @@ StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(const std::filesyst
 MetadataStore::~MetadataStore() { sqlite3_close(db_); }
 
 Status MetadataStore::SqlError(std::string_view what) {
-  return InternalError(StrCat("metadata database ", path_.string(), ": ", what, ": ",
-                              sqlite3_errmsg(db_)));
+  return InternalError(
+      StrCat("metadata database ", path_.string(), ": ", what, ": ", sqlite3_errmsg(db_)));
 }
 
 Status MetadataStore::Exec(const char* sql) {
@@ -90,8 +90,8 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> MetadataStore::List(
     std::string_view bucket) {
   std::lock_guard lock(mu_);
   Stmt st;
-  if (sqlite3_prepare_v2(db_, "SELECT key, value FROM kv WHERE bucket=?1 ORDER BY key", -1,
-                         &st.s, nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(db_, "SELECT key, value FROM kv WHERE bucket=?1 ORDER BY key", -1, &st.s,
+                         nullptr) != SQLITE_OK) {
     return SqlError("prepare list");
   }
   BindText(st.s, 1, bucket);
@@ -124,8 +124,8 @@ Status MetadataStore::Update(const Batch& batch) {
   Stmt put, del;
   if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO kv(bucket, key, value) VALUES (?1, ?2, ?3)",
                          -1, &put.s, nullptr) != SQLITE_OK ||
-      sqlite3_prepare_v2(db_, "DELETE FROM kv WHERE bucket=?1 AND key=?2", -1, &del.s,
-                         nullptr) != SQLITE_OK) {
+      sqlite3_prepare_v2(db_, "DELETE FROM kv WHERE bucket=?1 AND key=?2", -1, &del.s, nullptr) !=
+          SQLITE_OK) {
     return SqlError("prepare update");
   }
   for (const auto& op : batch.ops_) {
@@ -134,8 +134,7 @@ Status MetadataStore::Update(const Batch& batch) {
     BindText(s, 1, op.bucket);
     BindText(s, 2, op.key);
     if (!op.is_delete) {
-      sqlite3_bind_blob(s, 3, op.value.data(), static_cast<int>(op.value.size()),
-                        SQLITE_TRANSIENT);
+      sqlite3_bind_blob(s, 3, op.value.data(), static_cast<int>(op.value.size()), SQLITE_TRANSIENT);
     }
     if (sqlite3_step(s) != SQLITE_DONE) return SqlError(StrCat("write ", op.bucket, "/", op.key));
   }

@@ -3,7 +3,6 @@
 // it through any CRI runtime. Deterministic: the same flags give the same
 // digests.
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 
 #include "support/image_builder.h"

@@ -76,8 +76,7 @@ class CrashRecoveryIT : public RuntimeServiceIT {
       return;
     cri::RemovePodSandboxRequest rmp;
     rmp.set_pod_sandbox_id(pod_id);
-    if (!call(&cri::RuntimeService::Stub::RemovePodSandbox, rmp,
-              cri::RemovePodSandboxResponse()))
+    if (!call(&cri::RuntimeService::Stub::RemovePodSandbox, rmp, cri::RemovePodSandboxResponse()))
       return;
     completed_++;
   }
@@ -105,8 +104,7 @@ class CrashRecoveryIT : public RuntimeServiceIT {
         int pid = CtrPid(c.id());
         EXPECT_GT(pid, 0) << "running container " << c.id() << " has no pid";
         EXPECT_TRUE(pid > 0 && ::kill(pid, 0) == 0 && !IsZombie(pid))
-            << "container " << c.id() << " is listed RUNNING but its process " << pid
-            << " is gone";
+            << "container " << c.id() << " is listed RUNNING but its process " << pid << " is gone";
         if (pid > 0) {
           std::string ns = PidNamespaceOf(pid);
           if (!ns.empty() && ns != PidNamespaceOf(::getpid())) tracked_pidns_.insert(ns);

@@ -25,7 +25,8 @@ class FailureInjectionIT : public RuntimeServiceIT {
     const std::string runc = FindRunc();
     ASSERT_FALSE(runc.empty()) << "runc not found";
     runtime_wrapper_ = berthd_->dir() / "flaky-runc";
-    IT_ASSERT_OK(WriteFileAtomic(runtime_wrapper_, StrCat(R"(#!/bin/sh
+    IT_ASSERT_OK(WriteFileAtomic(runtime_wrapper_,
+                                 StrCat(R"(#!/bin/sh
 # The runtime subcommand is the first argument that is not a global flag.
 verb=
 skip=
@@ -37,24 +38,30 @@ for a in "$@"; do
     *) verb=$a; break ;;
   esac
 done
-F=)", faults_.string(), R"(
+F=)",
+                                        faults_.string(), R"(
 if [ -e "$F/runtime-$verb" ]; then
   echo "injected failure of runtime $verb" >&2
   exit 1
 fi
 if [ -e "$F/runtime-$verb-after" ]; then
-  )", runc, R"( "$@"
+  )",
+                                        runc, R"( "$@"
   echo "injected failure after runtime $verb" >&2
   exit 1
 fi
-exec )", runc, R"( "$@"
+exec )",
+                                        runc, R"( "$@"
 )"),
                                  0755));
     const fs::path cni_bin = berthd_->dir() / "cni-bin";
     IT_ASSERT_OK(MakeDirs(cni_bin));
-    IT_ASSERT_OK(WriteFileAtomic(cni_bin / "flaky-bridge", StrCat(R"(#!/bin/sh
-F=)", faults_.string(), R"(
-B=)", kCniBinDir, R"(/bridge
+    IT_ASSERT_OK(WriteFileAtomic(cni_bin / "flaky-bridge",
+                                 StrCat(R"(#!/bin/sh
+F=)",
+                                        faults_.string(), R"(
+B=)",
+                                        kCniBinDir, R"(/bridge
 if [ -e "$F/cni-$CNI_COMMAND" ]; then
   printf '{"cniVersion":"1.0.0","code":11,"msg":"injected failure of CNI %s"}\n' "$CNI_COMMAND"
   exit 1
@@ -82,9 +89,7 @@ exec "$B"
     return "";
   }
 
-  void Fault(const std::string& name) {
-    IT_ASSERT_OK(WriteFileAtomic(faults_ / name, ""));
-  }
+  void Fault(const std::string& name) { IT_ASSERT_OK(WriteFileAtomic(faults_ / name, "")); }
   void ClearFaults() {
     for (const std::string& f : DirEntries(faults_)) fs::remove(faults_ / f);
   }

@@ -697,10 +697,10 @@ class RuntimeServiceIT : public ::testing::Test {
   // CNI ----------------------------------------------------------------------------------
 
   struct BridgeNetwork {
-    std::string bridge;   // host bridge device
-    std::string prefix;   // "10.a.b." of its /24
-    std::string name;     // CNI network name
-    fs::path ipam_dir;    // host-local's dataDir: one file per leased address
+    std::string bridge;  // host bridge device
+    std::string prefix;  // "10.a.b." of its /24
+    std::string name;    // CNI network name
+    fs::path ipam_dir;   // host-local's dataDir: one file per leased address
   };
 
   // Writes berthd's only CNI config: a bridge (plugin `plugin_type`, "bridge" or a wrapper
@@ -829,7 +829,8 @@ class RuntimeServiceIT : public ::testing::Test {
     } while (Clock::now() < deadline);
     EXPECT_THAT(leaked, IsEmpty()) << "processes of the test's containers or pods remain";
 
-    EXPECT_THAT(DirEntries(berthd_->state() / "runtimes" / "runc"), IsEmpty()) << "runc state dir not empty";
+    EXPECT_THAT(DirEntries(berthd_->state() / "runtimes" / "runc"), IsEmpty())
+        << "runc state dir not empty";
     EXPECT_THAT(DirEntries(berthd_->state() / "containers"), IsEmpty()) << "bundles left";
     EXPECT_THAT(DirEntries(berthd_->root() / "containers"), IsEmpty()) << "writable layers left";
     EXPECT_THAT(DirEntries(berthd_->state() / "sandboxes"), IsEmpty()) << "sandbox dirs left";

@@ -535,8 +535,8 @@ TEST_F(RuntimeServiceIT, BadInputIsRejectedCleanly) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(s);
     EXPECT_THAT(PodIds(), UnorderedElementsAre(pod_id));
   }
-  for (const std::string& parent : {std::string("/kubepods/../../escape"),
-                                   "/kubepods/" + std::string(300, 'x')}) {
+  for (const std::string& parent :
+       {std::string("/kubepods/../../escape"), "/kubepods/" + std::string(300, 'x')}) {
     cri::PodSandboxConfig other = PodConfig("badcgroup", cri::POD, cri::CONTAINER);
     other.mutable_linux()->set_cgroup_parent(parent);
     Snapshot before = snapshot();
@@ -784,7 +784,8 @@ TEST_F(RuntimeServiceIT, RecursiveReadOnlyMountCoversSubmounts) {
   ASSERT_FALSE(plain.empty());
   ASSERT_FALSE(rro.empty());
   EXPECT_NE(touch(plain, "/data/top"), 0) << "read-only bind is writable";
-  EXPECT_EQ(touch(plain, "/data/sub/plain"), 0) << "a plain ro bind should leave submounts as they are";
+  EXPECT_EQ(touch(plain, "/data/sub/plain"), 0)
+      << "a plain ro bind should leave submounts as they are";
   EXPECT_NE(touch(rro, "/data/top"), 0);
   EXPECT_NE(touch(rro, "/data/sub/rro"), 0) << "recursive read-only left a submount writable";
   EXPECT_TRUE(Exists(sub / "plain"));

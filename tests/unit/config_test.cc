@@ -47,7 +47,9 @@ TEST(ConfigTest, FileThenDropinsInOrder) {
   ASSERT_TRUE(MakeDirs(dir / "d").ok());
   ASSERT_TRUE(WriteFileAtomic(dir / "main.toml", "[log]\nlevel = \"debug\"\n").ok());
   ASSERT_TRUE(WriteFileAtomic(dir / "d" / "20-b.toml", "[log]\nlevel = \"warn\"\n").ok());
-  ASSERT_TRUE(WriteFileAtomic(dir / "d" / "10-a.toml", "[log]\nlevel = \"error\"\n[paths]\nroot = \"/r\"\n").ok());
+  ASSERT_TRUE(
+      WriteFileAtomic(dir / "d" / "10-a.toml", "[log]\nlevel = \"error\"\n[paths]\nroot = \"/r\"\n")
+          .ok());
   ASSERT_TRUE(WriteFileAtomic(dir / "d" / "ignored.conf", "garbage").ok());
   Config cfg;
   ASSERT_TRUE(LoadFiles(dir / "main.toml", true, dir / "d", cfg).ok());
@@ -87,9 +89,8 @@ crun = ""
                         "test.toml", cfg)
                   .ok());
   EXPECT_EQ(cfg.default_handler, "kata");
-  EXPECT_EQ(cfg.handlers,
-            (std::map<std::string, std::string>{{"kata", "/opt/kata/bin/kata-runtime"},
-                                                {"runc", "runc"}}));
+  EXPECT_EQ(cfg.handlers, (std::map<std::string, std::string>{
+                              {"kata", "/opt/kata/bin/kata-runtime"}, {"runc", "runc"}}));
   EXPECT_TRUE(cfg.Validate().ok());
   // Round trip through the printed TOML.
   Config again;

@@ -1,6 +1,6 @@
-#include "content/content_store.h"
-
 #include <gtest/gtest.h>
+
+#include "content/content_store.h"
 
 namespace berth::content {
 namespace {

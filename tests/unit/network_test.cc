@@ -36,9 +36,11 @@ TEST_F(CniConfigTest, FirstUsableConfigInNameOrder) {
   ASSERT_TRUE(WriteFileAtomic(dir_ / "conf" / "20-b.conflist",
                               R"({"cniVersion":"1.0.0","name":"b","plugins":[{"type":"bridge"}]})")
                   .ok());
-  ASSERT_TRUE(WriteFileAtomic(dir_ / "conf" / "10-a.conflist",
-                              R"({"cniVersion":"1.0.0","name":"a","plugins":[{"type":"bridge"},{"type":"portmap"}]})")
-                  .ok());
+  ASSERT_TRUE(
+      WriteFileAtomic(
+          dir_ / "conf" / "10-a.conflist",
+          R"({"cniVersion":"1.0.0","name":"a","plugins":[{"type":"bridge"},{"type":"portmap"}]})")
+          .ok());
   auto cfg = LoadDefaultNetwork(dir_ / "conf", bins_);
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg->name, "a");
@@ -71,7 +73,8 @@ namespace berth::network {
 namespace {
 
 TEST(CniConfigParseTest, WrongTypesAreErrorsNotCrashes) {
-  auto cfg = ParseNetworkConfig("/x/10.conflist", R"({"cniVersion":1,"name":7,"plugins":[{"type":"bridge"}]})");
+  auto cfg = ParseNetworkConfig("/x/10.conflist",
+                                R"({"cniVersion":1,"name":7,"plugins":[{"type":"bridge"}]})");
   EXPECT_EQ(cfg.status().code(), StatusCode::kInvalidArgument);
   cfg = ParseNetworkConfig("/x/10.conf", R"({"cniVersion":1,"name":["a"],"type":"bridge"})");
   EXPECT_FALSE(cfg.ok());

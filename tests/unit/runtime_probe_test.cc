@@ -1,5 +1,7 @@
 // ProbeRuntime against the real runc of this host, and against stand-in
 // runtimes (shell scripts) that fail the way broken installations do.
+#include "oci/runtime_probe.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,7 +11,6 @@
 #include <string>
 
 #include "common/fs.h"
-#include "oci/runtime_probe.h"
 
 namespace berth::oci {
 namespace {
@@ -50,8 +51,8 @@ TEST(RuntimeFeaturesTest, RroNeedsRuntimeAndKernel) {
   const std::string with_rro = R"({"ociVersionMin":"1.0.0","mountOptions":["ro","rro","bind"]})";
   EXPECT_TRUE(ParseRuntimeFeatures(with_rro, true).recursive_read_only_mounts);
   EXPECT_FALSE(ParseRuntimeFeatures(with_rro, false).recursive_read_only_mounts);
-  EXPECT_FALSE(ParseRuntimeFeatures(R"({"mountOptions":["ro","bind"]})", true)
-                   .recursive_read_only_mounts);
+  EXPECT_FALSE(
+      ParseRuntimeFeatures(R"({"mountOptions":["ro","bind"]})", true).recursive_read_only_mounts);
   EXPECT_FALSE(ParseRuntimeFeatures("not json", true).recursive_read_only_mounts);
   EXPECT_FALSE(ParseRuntimeFeatures(with_rro, true).user_namespaces);
 }
@@ -74,8 +75,7 @@ TEST_F(RuntimeProbeTest, RuncRunsAContainerAndLeavesNothing) {
 
 TEST_F(RuntimeProbeTest, FailingRuntimeReportsItsError) {
   ProbeOptions opts;
-  opts.binary = Script("fake-runtime",
-                       "echo 'cgroups in hybrid mode not supported' >&2\nexit 1\n");
+  opts.binary = Script("fake-runtime", "echo 'cgroups in hybrid mode not supported' >&2\nexit 1\n");
   opts.probe_binary = BERTH_PAUSE_PATH;
   opts.work_dir = (dir_ / "work").string();
   RuntimeProbe p = ProbeRuntime(opts);

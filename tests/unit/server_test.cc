@@ -1,11 +1,11 @@
 // RpcDecorator: readiness, error conversion and draining at shutdown.
-#include "server/rpc_decorator.h"
-
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <future>
 #include <thread>
+
+#include "server/rpc_decorator.h"
 
 namespace berth::server {
 namespace {
@@ -52,7 +52,8 @@ TEST(RpcDecoratorTest, DrainWaitsForCallsInProgressAndRefusesNewOnes) {
   EXPECT_NE(refused.error_message().find("stopping"), std::string::npos);
   EXPECT_FALSE(ran);
   // ...and once it finishes, Drain succeeds.
-  auto drained = std::async(std::launch::async, [&] { return rpc.Drain(std::chrono::seconds(10)); });
+  auto drained =
+      std::async(std::launch::async, [&] { return rpc.Drain(std::chrono::seconds(10)); });
   release.set_value();
   EXPECT_TRUE(call.get().ok());
   EXPECT_TRUE(drained.get());

@@ -1,8 +1,7 @@
-#include "snapshot/layer_store.h"
-
 #include <gtest/gtest.h>
 
 #include "common/fs.h"
+#include "snapshot/layer_store.h"
 
 namespace berth::snapshot {
 namespace {

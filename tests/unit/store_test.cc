@@ -1,5 +1,3 @@
-#include "store/metadata_store.h"
-
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -7,6 +5,7 @@
 #include <csignal>
 
 #include "common/fs.h"
+#include "store/metadata_store.h"
 
 namespace berth::store {
 namespace {
