@@ -750,22 +750,69 @@ std::vector<ContainerRecord> ContainerManager::List() {
   return out;
 }
 
-StatusOr<ProcessResult> ContainerManager::ExecSync(const std::string& id,
-                                                   const std::vector<std::string>& cmd,
-                                                   std::chrono::seconds timeout) {
-  if (cmd.empty()) return InvalidArgumentError("ExecSync needs a command");
+StatusOr<ContainerRecord> ContainerManager::GetRunning(const std::string& id) {
   ASSIGN_OR_RETURN(ContainerRecord r, Get(id));
   if (r.state != ContainerState::kRunning) {
     return FailedPreconditionError(StrCat("container ", r.id, " is not running"));
   }
+  return r;
+}
+
+StatusOr<std::unique_ptr<oci::ExecProcess>> ContainerManager::Exec(const std::string& id,
+                                                                   const ExecSpec& exec) {
+  if (exec.cmd.empty()) return InvalidArgumentError("exec needs a command");
+  ASSIGN_OR_RETURN(ContainerRecord r, GetRunning(id));
   ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
   ASSIGN_OR_RETURN(std::string spec_text, ReadFile(fs::path(r.bundle) / "config.json"));
   json spec = json::parse(spec_text, nullptr, false);
   if (spec.is_discarded()) return DataLossError(StrCat("config.json of ", r.id, " is corrupt"));
+  // The container's own process settings (user, env, cwd, capabilities,
+  // rlimits, no_new_privileges...), with the command and stdio of the exec.
   json process = spec["process"];
-  process["args"] = cmd;
-  process["terminal"] = false;
-  return runtime->ExecSync(r.id, process.dump(), std::chrono::milliseconds(timeout));
+  process["args"] = exec.cmd;
+  process["terminal"] = exec.io.terminal;
+  process.erase("consoleSize");
+  if (exec.io.terminal) {
+    json env = process.value("env", json::array());
+    bool has_term = false;
+    for (const auto& e : env)
+      has_term |= e.is_string() && e.get<std::string>().starts_with("TERM=");
+    if (!has_term) env.push_back("TERM=xterm");
+    process["env"] = env;
+    if (exec.io.rows != 0 && exec.io.cols != 0) {
+      process["consoleSize"] = {{"height", exec.io.rows}, {"width", exec.io.cols}};
+    }
+  }
+  return runtime->Exec(r.id, process.dump(), exec.io);
+}
+
+StatusOr<ProcessResult> ContainerManager::ExecSync(const std::string& id,
+                                                   const std::vector<std::string>& cmd,
+                                                   std::chrono::seconds timeout) {
+  ExecSpec exec;
+  exec.cmd = cmd;
+  ASSIGN_OR_RETURN(std::unique_ptr<oci::ExecProcess> process, Exec(id, exec));
+  std::optional<std::chrono::milliseconds> limit;
+  if (timeout.count() > 0) limit = timeout;
+  return oci::RunToCompletion(*process, limit);
+}
+
+StatusOr<monitor::AttachConnection> ContainerManager::Attach(const std::string& id, bool stdin,
+                                                             bool stdout, bool stderr) {
+  ASSIGN_OR_RETURN(ContainerRecord r, GetRunning(id));
+  if (stdin && !r.stdin_open) {
+    return FailedPreconditionError(StrCat("container ", r.id,
+                                          " was not created with stdin open "
+                                          "(ContainerConfig.stdin); attach without stdin"));
+  }
+  uint8_t flags = 0;
+  if (stdin) flags |= monitor::kAttachStdin;
+  if (stdout) flags |= monitor::kAttachStdout;
+  if (stderr) flags |= monitor::kAttachStderr;
+  auto conn = monitor::AttachConnection::Attach(fs::path(r.bundle) / monitor::kDefaultAttachSocket,
+                                                flags, std::chrono::seconds(5));
+  if (!conn.ok()) return Annotate(conn.status(), StrCat("attach to container ", r.id));
+  return conn;
 }
 
 Status ContainerManager::UpdateResources(const std::string& id, const oci::Resources& resources) {

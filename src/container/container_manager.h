@@ -17,7 +17,9 @@
 #include "common/keyed_mutex.h"
 #include "common/status.h"
 #include "image/image_service.h"
+#include "monitor/client.h"
 #include "oci/container_config.h"
+#include "oci/exec_process.h"
 #include "oci/oci_runtime.h"
 #include "oci/runtime_probe.h"
 #include "oci/spec_builder.h"
@@ -74,6 +76,12 @@ struct CreateRequest {
   std::string log_path;  // relative to the pod's log directory
 };
 
+// A command to run in a running container (exec).
+struct ExecSpec {
+  std::vector<std::string> cmd;
+  oci::ExecIo io;
+};
+
 struct ContainerManagerOptions {
   std::filesystem::path root_dir;   // <root>/containers (writable layers)
   std::filesystem::path state_dir;  // <state>/containers (bundles)
@@ -100,8 +108,23 @@ class ContainerManager {
   Status Remove(const std::string& id);
   StatusOr<ContainerRecord> Get(const std::string& id_or_prefix);
   std::vector<ContainerRecord> List();
+  // The container, FAILED_PRECONDITION unless it is running.
+  StatusOr<ContainerRecord> GetRunning(const std::string& id_or_prefix);
+  // Starts spec.cmd in the running container, with the container's user,
+  // environment (plus TERM=xterm with a terminal, as containerd does),
+  // working directory and security settings. The caller owns the process:
+  // dropping it kills the process.
+  StatusOr<std::unique_ptr<oci::ExecProcess>> Exec(const std::string& id, const ExecSpec& spec);
+  // Exec without stdin or terminal, output collected (each stream capped at
+  // 16 MiB); at `timeout` (0: none) the process is SIGKILLed and the result
+  // says timed_out.
   StatusOr<ProcessResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                                    std::chrono::seconds timeout);
+  // Joins the running container's stdio through its monitor's attach
+  // socket: output from now on, stdin if asked (FAILED_PRECONDITION if the
+  // container has no open stdin, or another session holds it).
+  StatusOr<monitor::AttachConnection> Attach(const std::string& id, bool stdin, bool stdout,
+                                             bool stderr);
   Status UpdateResources(const std::string& id, const oci::Resources& resources);
   Status ReopenLog(const std::string& id);
   // The OCI spec the container runs with (verbose status).
