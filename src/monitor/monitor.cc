@@ -895,6 +895,20 @@ void Monitor::HandleFrame(Client& c, FrameType type, std::string_view payload) {
         Send(c, FrameType::kError, "stdin of container " + cfg_.id + " is already closed");
         return;
       }
+      // One writer at a time: input interleaved from two sessions would be
+      // garbage to the container.
+      if (flags & kAttachStdin) {
+        for (const Client& other : clients_) {
+          if (&other != &c && other.attached && (other.flags & kAttachStdin) &&
+              !other.stdin_ended && !other.dead) {
+            Send(c, FrameType::kError,
+                 "stdin of container " + cfg_.id +
+                     " is in use by another attach session; attach without stdin, or when it "
+                     "ends");
+            return;
+          }
+        }
+      }
       c.attached = true;
       c.flags = flags;
       Send(c, FrameType::kOk, "");

@@ -695,6 +695,51 @@ TEST_F(MonitorRuncTest, AttachStdinReachesCatAndStdinOnceClosesIt) {
   EXPECT_EQ(recs.back().tag, 'F');
 }
 
+TEST_F(MonitorRuncTest, OneStdinSessionAtATime) {
+  BundleOptions opt;
+  opt.stdin_open = true;  // without stdin_once: stdin stays open across sessions
+  auto& c = Make({"cat"}, opt);
+  CreateAndStart(c);
+  auto receive_until = [](AttachConnection& conn, const std::string& want) {
+    std::string out;
+    auto deadline = steady_clock::now() + milliseconds(3000);
+    while (out.find(want) == std::string::npos && steady_clock::now() < deadline) {
+      auto f = conn.Receive(milliseconds(1000));
+      if (!f.ok()) break;
+      if (f->type == FrameType::kStdout) out += f->payload;
+    }
+    return out;
+  };
+  auto first = AttachConnection::Attach(c.spec.AttachSocket(), kAttachStdin | kAttachStdout,
+                                        milliseconds(2000));
+  ASSERT_TRUE(first.ok()) << first.status();
+  // A second writer is refused with a clear message; a reader is welcome.
+  auto second = AttachConnection::Attach(c.spec.AttachSocket(), kAttachStdin | kAttachStdout,
+                                         milliseconds(2000));
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition) << second.status();
+  EXPECT_NE(second.status().message().find("in use by another attach session"), std::string::npos)
+      << second.status();
+  auto reader = AttachConnection::Attach(c.spec.AttachSocket(), kAttachStdout, milliseconds(2000));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_TRUE(first->SendStdin("from first\n").ok());
+  EXPECT_EQ(receive_until(*first, "from first\n"), "from first\n");
+  EXPECT_EQ(receive_until(*reader, "from first\n"), "from first\n");
+  // Once the first session's stdin ends, the next one may write.
+  ASSERT_TRUE(first->CloseStdin().ok());
+  std::optional<AttachConnection> third;
+  auto deadline = steady_clock::now() + milliseconds(3000);
+  while (!third && steady_clock::now() < deadline) {
+    auto a = AttachConnection::Attach(c.spec.AttachSocket(), kAttachStdin | kAttachStdout,
+                                      milliseconds(2000));
+    if (a.ok()) third.emplace(std::move(*a));
+  }
+  ASSERT_TRUE(third.has_value());
+  ASSERT_TRUE(third->SendStdin("from third\n").ok());
+  EXPECT_EQ(receive_until(*reader, "from third\n"), "from third\n");
+  Kill(c, "KILL");
+  EXPECT_EQ(WaitExit(c).exit_code, 137);
+}
+
 TEST_F(MonitorRuncTest, TerminalGetsResizeAndStdin) {
   // The long bundle path makes the console and attach sockets go through /proc/<pid>/fd.
   BundleOptions opt;
