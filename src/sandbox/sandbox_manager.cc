@@ -629,6 +629,23 @@ StatusOr<SandboxRecord> SandboxManager::Get(const std::string& id) const {
   return *found;
 }
 
+StatusOr<UniqueFd> SandboxManager::ConnectToPort(const std::string& id, uint16_t port) {
+  ASSIGN_OR_RETURN(SandboxRecord r, Get(id));
+  // Under the pod's lock, so that a concurrent StopPodSandbox does not take
+  // the namespace away between the check and the connection.
+  auto held = locks_.Acquire(r.id);
+  ASSIGN_OR_RETURN(r, Get(r.id));
+  if (r.state != SandboxState::kReady) {
+    return FailedPreconditionError(StrCat("pod sandbox ", r.id, " is not ready"));
+  }
+  auto fd = network::ConnectLoopback(r.netns_path, port, std::chrono::seconds(5));
+  if (!fd.ok()) {
+    return Annotate(fd.status(), StrCat("port-forward to port ", port, " of pod sandbox ", r.id,
+                                        r.netns_path.empty() ? " (host network)" : ""));
+  }
+  return fd;
+}
+
 std::vector<SandboxRecord> SandboxManager::List() const {
   std::lock_guard lock(mu_);
   std::vector<SandboxRecord> out;

@@ -90,6 +90,11 @@ class SandboxManager {
   Status Remove(const std::string& id);
 
   StatusOr<SandboxRecord> Get(const std::string& id_or_prefix) const;
+  // A TCP connection to `port` on the loopback of the pod's network
+  // namespace (the host's for host-network pods), for port-forward.
+  // NOT_FOUND for an unknown pod, FAILED_PRECONDITION for one that is not
+  // ready, UNAVAILABLE when nothing listens on the port.
+  StatusOr<UniqueFd> ConnectToPort(const std::string& id, uint16_t port);
   std::vector<SandboxRecord> List() const;
 
  private:
