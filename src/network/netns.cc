@@ -190,15 +190,20 @@ StatusOr<UniqueFd> ConnectLoopback(const fs::path& netns_path, uint16_t port,
   a4.sin_family = AF_INET;
   a4.sin_port = htons(port);
   a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // Connected sockets are handed out blocking, as sockets usually are.
+  auto blocking = [](UniqueFd fd) {
+    ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+    return fd;
+  };
   int err = ConnectWithTimeout(v4.get(), reinterpret_cast<sockaddr*>(&a4), sizeof a4, timeout);
-  if (err == 0) return v4;
+  if (err == 0) return blocking(std::move(v4));
   if (err == ECONNREFUSED && v6.valid()) {
     sockaddr_in6 a6{};
     a6.sin6_family = AF_INET6;
     a6.sin6_port = htons(port);
     a6.sin6_addr = in6addr_loopback;
     int err6 = ConnectWithTimeout(v6.get(), reinterpret_cast<sockaddr*>(&a6), sizeof a6, timeout);
-    if (err6 == 0) return v6;
+    if (err6 == 0) return blocking(std::move(v6));
     if (err6 != ECONNREFUSED && err6 != EADDRNOTAVAIL && err6 != ENETUNREACH) err = err6;
   }
   if (err == ECONNREFUSED) {

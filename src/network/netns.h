@@ -70,7 +70,7 @@ StatusOr<bool> IsNetworkNamespace(const std::filesystem::path& path);
 // accept on it from anywhere.
 Status RunInNetworkNamespace(const std::filesystem::path& path, const std::function<Status()>& fn);
 
-// A TCP connection to 127.0.0.1:`port`, or to [::1]:`port` when nothing
+// A (blocking) TCP connection to 127.0.0.1:`port`, or to [::1]:`port` when nothing
 // listens on the first, inside the network namespace at `netns_path` (the
 // caller's own when empty). The sockets are created on a short-lived thread
 // that joined the namespace and keep it; connecting happens on the calling

@@ -398,6 +398,7 @@ TEST_F(CniTest, ConnectLoopbackReachesTheNamespacesLoopbackOnly) {
   ASSERT_TRUE(listener.ok()) << listener.status();
   auto conn = ConnectLoopback(ns, port, std::chrono::seconds(5));
   ASSERT_TRUE(conn.ok()) << conn.status();
+  EXPECT_EQ(::fcntl(conn->get(), F_GETFL) & O_NONBLOCK, 0) << "handed out non-blocking";
   UniqueFd accepted(::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC));
   ASSERT_TRUE(accepted.valid());
   ASSERT_EQ(::send(conn->get(), "ping", 4, MSG_NOSIGNAL), 4);
