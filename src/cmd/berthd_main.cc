@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   std::string config_file = "/etc/berth/berth.toml";
   std::string dropin_dir = "/etc/berth/berth.d";
   std::optional<std::string> socket, root, state, registry_dir, cni_conf, cni_bin, stream_addr,
-      metrics_addr, log_level, cgroup_driver, default_handler;
+      stream_cert, stream_key, metrics_addr, log_level, cgroup_driver, default_handler;
   std::vector<std::string> handler_flags;
   std::optional<int> max_downloads, pull_timeout;
   std::vector<std::string> auth_files;
@@ -28,7 +28,11 @@ int main(int argc, char** argv) {
   app.add_option("--cni-conf-dir", cni_conf, "CNI network configs (default /etc/cni/net.d)");
   app.add_option("--cni-bin-dir", cni_bin,
                  "colon-separated CNI plugin directories (default /opt/cni/bin:/usr/lib/cni)");
-  app.add_option("--stream-address", stream_addr, "streaming server address (default 127.0.0.1:0)");
+  app.add_option("--stream-address", stream_addr,
+                 "streaming server (exec, attach, port-forward) host:port (default 127.0.0.1:0)");
+  app.add_option("--stream-tls-cert", stream_cert,
+                 "PEM certificate of the streaming server: HTTPS (needs --stream-tls-key)");
+  app.add_option("--stream-tls-key", stream_key, "PEM private key of the streaming server");
   app.add_option("--metrics-address", metrics_addr, "Prometheus metrics address (default: off)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error (default info)");
   app.add_option("--cgroup-driver", cgroup_driver, "cgroupfs or systemd (default cgroupfs)");
@@ -61,6 +65,8 @@ int main(int argc, char** argv) {
   if (cni_conf) cfg.cni_conf_dir = *cni_conf;
   if (cni_bin) cfg.cni_bin_dirs = berth::config::SplitColonList(*cni_bin);
   if (stream_addr) cfg.stream_address = *stream_addr;
+  if (stream_cert) cfg.stream_tls_cert_file = *stream_cert;
+  if (stream_key) cfg.stream_tls_key_file = *stream_key;
   if (metrics_addr) cfg.metrics_address = *metrics_addr;
   if (log_level) cfg.log_level = *log_level;
   if (cgroup_driver) cfg.cgroup_driver = *cgroup_driver;

@@ -120,6 +120,10 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
         s = SetStringList(node, key, next.cni_bin_dirs);
       else if (key == "stream.address")
         s = SetString(node, key, next.stream_address);
+      else if (key == "stream.tls_cert_file")
+        s = SetString(node, key, next.stream_tls_cert_file);
+      else if (key == "stream.tls_key_file")
+        s = SetString(node, key, next.stream_tls_key_file);
       else if (key == "metrics.address")
         s = SetString(node, key, next.metrics_address);
       else if (key == "log.level")
@@ -208,6 +212,18 @@ Status Config::Validate() const {
         StrCat("runtime.default_handler \"", default_handler, "\" is not one of runtime.handlers"));
   }
   if (root == state) return InvalidArgumentError("paths.root and paths.state must differ");
+  if (stream_address.empty()) {
+    return InvalidArgumentError("stream.address must be host:port (e.g. 127.0.0.1:0)");
+  }
+  if (stream_tls_cert_file.empty() != stream_tls_key_file.empty()) {
+    return InvalidArgumentError(
+        "stream.tls_cert_file and stream.tls_key_file must be set together (HTTPS) or both "
+        "left empty (HTTP)");
+  }
+  if (!stream_tls_cert_file.empty()) {
+    RETURN_IF_ERROR(require_abs("stream.tls_cert_file", stream_tls_cert_file));
+    RETURN_IF_ERROR(require_abs("stream.tls_key_file", stream_tls_key_file));
+  }
   return OkStatus();
 }
 
@@ -232,7 +248,9 @@ std::string Config::ToToml() const {
                                {"max_concurrent_downloads", max_concurrent_downloads},
                                {"pull_progress_timeout_seconds", pull_progress_timeout_seconds}}},
       {"cni", toml::table{{"conf_dir", cni_conf_dir}, {"bin_dirs", list(cni_bin_dirs)}}},
-      {"stream", toml::table{{"address", stream_address}}},
+      {"stream", toml::table{{"address", stream_address},
+                             {"tls_cert_file", stream_tls_cert_file},
+                             {"tls_key_file", stream_tls_key_file}}},
       {"metrics", toml::table{{"address", metrics_address}}},
       {"log", toml::table{{"level", log_level}}},
       {"runtime", toml::table{{"cgroup_driver", cgroup_driver},

@@ -28,7 +28,10 @@ struct Config {
   std::string cni_conf_dir = "/etc/cni/net.d";
   std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
   // [stream]
+  // Streaming server (exec, attach, port-forward): host:port, port 0 picks one.
   std::string stream_address = "127.0.0.1:0";
+  // Both set: HTTPS with this PEM certificate (chain) and key; both empty: HTTP.
+  std::string stream_tls_cert_file, stream_tls_key_file;
   // [metrics]
   std::string metrics_address;  // empty: no metrics endpoint
   // [log]

@@ -110,6 +110,24 @@ crun = ""
   EXPECT_FALSE(MergeToml("[runtime.handlers]\nrunc = 3\n", "t", cfg).ok());
 }
 
+TEST(ConfigTest, StreamingServerTls) {
+  Config cfg = Config::Defaults();
+  EXPECT_EQ(cfg.stream_address, "127.0.0.1:0");
+  EXPECT_TRUE(cfg.stream_tls_cert_file.empty());
+  ASSERT_TRUE(MergeToml("[stream]\ntls_cert_file = \"/etc/berth/stream.crt\"\n", "t", cfg).ok());
+  Status s = cfg.Validate();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("stream.tls_key_file"), std::string::npos) << s;
+  ASSERT_TRUE(MergeToml("[stream]\ntls_key_file = \"/etc/berth/stream.key\"\n", "t", cfg).ok());
+  EXPECT_TRUE(cfg.Validate().ok());
+  Config again = Config::Defaults();
+  ASSERT_TRUE(MergeToml(cfg.ToToml(), "round trip", again).ok());
+  EXPECT_EQ(again.stream_tls_cert_file, "/etc/berth/stream.crt");
+  EXPECT_EQ(again.stream_tls_key_file, "/etc/berth/stream.key");
+  cfg.stream_tls_key_file = "relative.key";
+  EXPECT_FALSE(cfg.Validate().ok());
+}
+
 TEST(ConfigTest, SplitColonList) {
   EXPECT_EQ(SplitColonList("/a::/b:"), (std::vector<std::string>{"/a", "/b"}));
   EXPECT_TRUE(SplitColonList("").empty());
