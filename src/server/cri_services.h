@@ -82,6 +82,12 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
                                   runtime::v1::ReopenContainerLogResponse*) override;
   grpc::Status ExecSync(grpc::ServerContext*, const runtime::v1::ExecSyncRequest*,
                         runtime::v1::ExecSyncResponse*) override;
+  grpc::Status Exec(grpc::ServerContext*, const runtime::v1::ExecRequest*,
+                    runtime::v1::ExecResponse*) override;
+  grpc::Status Attach(grpc::ServerContext*, const runtime::v1::AttachRequest*,
+                      runtime::v1::AttachResponse*) override;
+  grpc::Status PortForward(grpc::ServerContext*, const runtime::v1::PortForwardRequest*,
+                           runtime::v1::PortForwardResponse*) override;
 
  private:
   const config::Config& config_;

@@ -279,11 +279,23 @@ Status RunDaemon(const config::Config& config) {
                    container::ContainerManager::Open(ct_opts, domain.db.get(), domain.images.get(),
                                                      domain.sandboxes.get(), runtimes,
                                                      runtime_info.oci_runtime_name));
+  domain.stream_runtime =
+      std::make_unique<StreamRuntime>(domain.containers.get(), domain.sandboxes.get());
+  stream::StreamServerOptions stream_opts;
+  stream_opts.address = config.stream_address;
+  stream_opts.tls_cert_file = config.stream_tls_cert_file;
+  stream_opts.tls_key_file = config.stream_tls_key_file;
+  auto stream_server = stream::StreamServer::Start(stream_opts, domain.stream_runtime.get());
+  if (!stream_server.ok()) {
+    return Annotate(stream_server.status(),
+                    StrCat("start the streaming server on ", config.stream_address));
+  }
+  domain.stream = std::move(*stream_server);
   rpc.MarkReady();
-  spdlog::info("event=ready socket={} root={} state={} runtime={} version={}", config.socket,
-               config.root, config.state,
+  spdlog::info("event=ready socket={} root={} state={} runtime={} stream={} version={}",
+               config.socket, config.root, config.state,
                runtime_info.oci_runtime_name.empty() ? "none" : runtime_info.oci_runtime_name,
-               runtime_info.version);
+               domain.stream->base_url(), runtime_info.version);
 
   spdlog::info("event=shutdown signal={}", WaitForShutdownSignal());
   stop_server.Cancel();
@@ -293,6 +305,9 @@ Status RunDaemon(const config::Config& config) {
   server->Shutdown(std::chrono::system_clock::now());
   server->Wait();
   ::unlink(config.socket.c_str());
+  // Sessions still streaming end here (exec'd processes are killed), before
+  // the managers they use go away.
+  domain.stream->Stop();
   spdlog::info("event=stopped");
   return OkStatus();
 }

@@ -11,7 +11,9 @@
 #include "network/cni.h"
 #include "oci/oci_runtime.h"
 #include "sandbox/sandbox_manager.h"
+#include "server/stream_runtime.h"
 #include "store/metadata_store.h"
+#include "stream/stream_server.h"
 
 namespace berth::server {
 
@@ -22,6 +24,9 @@ struct Domain {
   std::map<std::string, std::unique_ptr<oci::OciRuntime>> runtimes;  // by handler name
   std::unique_ptr<sandbox::SandboxManager> sandboxes;
   std::unique_ptr<container::ContainerManager> containers;
+  // Declared after the managers it uses, so it is destroyed (stopped) first.
+  std::unique_ptr<StreamRuntime> stream_runtime;
+  std::unique_ptr<stream::StreamServer> stream;  // exec, attach, port-forward URLs
 };
 
 }  // namespace berth::server
