@@ -31,6 +31,24 @@ Status MakePipe(UniqueFd& r, UniqueFd& w) {
   return OkStatus();
 }
 
+// A file only the runtime reads while berthd waits for it, then removed: no
+// fsync (it need not survive a crash; start-up sweeps it).
+Status WriteTempFile(const std::string& path, std::string_view data) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoStatus(errno, StrCat("create ", path));
+  while (!data.empty()) {
+    ssize_t n = ::write(fd.get(), data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::unlink(path.c_str());
+      return ErrnoStatus(err, StrCat("write ", path));
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return OkStatus();
+}
+
 // What is in a pipe now, without blocking (at most 64 KiB).
 std::string ReadAvailable(int fd) {
   std::string out;
@@ -216,7 +234,7 @@ class CliRuntime final : public OciRuntime {
     // crashed berthd (see NewCliRuntime). runc reads --process from a path.
     const std::string base = StrCat(root_, "/exec-", id.substr(0, 12), "-", RandomHex(6));
     const std::string spec_path = base + ".json", pid_file = base + ".pid";
-    RETURN_IF_ERROR(WriteFileAtomic(spec_path, process_json, 0600));
+    RETURN_IF_ERROR(WriteTempFile(spec_path, process_json));
     ScopeGuard remove_files([&] {
       ::unlink(spec_path.c_str());
       ::unlink(pid_file.c_str());
