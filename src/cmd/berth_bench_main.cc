@@ -7,6 +7,7 @@
 
 #include "bench/lifecycle_bench.h"
 #include "bench/pull_bench.h"
+#include "bench/stream_bench.h"
 
 namespace {
 
@@ -56,6 +57,30 @@ int RunLifecycle(const berth::bench::LifecycleBenchOptions& options, const std::
   return 0;
 }
 
+int RunStream(const berth::bench::StreamBenchOptions& options, const std::string& label) {
+  auto r = berth::bench::RunStreamBench(options);
+  if (!r.ok()) {
+    std::cerr << "berth-bench: stream: " << r.status() << "\n";
+    return 1;
+  }
+  auto list = [](const std::vector<double>& v, const char* fmt_one) {
+    std::string all;
+    for (double x : v) all += fmt::format(fmt::runtime(fmt_one), all.empty() ? "" : ",", x);
+    return all;
+  };
+  std::cout << fmt::format("{} stream phase=exec_echo runs={} median_ms={:.1f} all_ms=[{}]\n",
+                           label, r->exec_ms.size(), berth::bench::Median(r->exec_ms),
+                           list(r->exec_ms, "{}{:.1f}"));
+  double mb = static_cast<double>(r->transfer_bytes) / (1 << 20);
+  double median_s = berth::bench::Median(r->transfer_seconds);
+  std::cout << fmt::format(
+      "{} stream phase=port_forward bytes={} runs={} median_s={:.3f} median_MiBps={:.1f} "
+      "all_s=[{}]\n",
+      label, r->transfer_bytes, r->transfer_seconds.size(), median_s,
+      median_s > 0 ? mb / median_s : 0.0, list(r->transfer_seconds, "{}{:.3f}"));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,9 +114,29 @@ int main(int argc, char** argv) {
                      "containerd-shim-runc-v2), for their RSS");
   lc_cmd->add_option("--name-prefix", lc.name_prefix, "prefix of pod names (default bench)");
   lc_cmd->add_option("--label", label, "name printed with the results");
+  berth::bench::StreamBenchOptions st;
+  std::string st_network = "cni";
+  int transfer_mib = 100;
+  auto* st_cmd = app.add_subcommand(
+      "stream", "exec round trip (`echo hi` over SPDY) and port-forward throughput (HTTP GET)");
+  st_cmd->add_option("-r,--endpoint", st.endpoint, "CRI endpoint, unix:///path")->required();
+  st_cmd->add_option("--image", st.image, "busybox image of the container (already pulled)")
+      ->required();
+  st_cmd->add_option("-n,--exec-iterations", st.exec_iterations, "execs timed (default 20)");
+  st_cmd->add_option("--transfers", st.transfer_runs, "port-forward transfers timed (default 3)");
+  st_cmd->add_option("--transfer-mib", transfer_mib, "size of each transfer in MiB (default 100)");
+  st_cmd->add_option("--pods-network", st_network, "cni (pod network namespace) or host")
+      ->check(CLI::IsMember({"cni", "host"}));
+  st_cmd->add_option("--name-prefix", st.name_prefix, "prefix of the pod name (default bench)");
+  st_cmd->add_option("--label", label, "name printed with the results");
   CLI11_PARSE(app, argc, argv);
 
   if (pull_cmd->parsed()) return RunPull(pull, label);
+  if (st_cmd->parsed()) {
+    st.host_network = st_network == "host";
+    st.transfer_bytes = static_cast<uint64_t>(transfer_mib) << 20;
+    return RunStream(st, label);
+  }
   lc.host_network = network == "host";
   return RunLifecycle(lc, label);
 }
