@@ -227,9 +227,12 @@ void Subprocess::Release() {
   if (!reaper_reaped_) {
     if (pid_ > 0 && !ExitOf(pid_)) Signal(SIGKILL);
     if (report_.valid()) {
-      // Adopted processes are the owner's to end; give them a moment.
+      // Normally the subreaper is about to exit (its last child is reaped).
+      // If it still has children, they are processes the adopted one left
+      // in a shared PID namespace (a daemon an exec started): they go on,
+      // reparented to init, as they would have without a subreaper.
       (void)ReadReports([] { return false; },
-                        std::chrono::steady_clock::now() + std::chrono::seconds(2));
+                        std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
       if (!report_eof_) ::kill(reaper_, SIGKILL);
     }
     int status;

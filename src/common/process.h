@@ -60,10 +60,9 @@ struct SpawnOptions {
 
 // A program started by SpawnProcess, not waited for yet. Not thread-safe
 // except Signal(): one thread at a time waits. Destroying it SIGKILLs the
-// program's process group if it has not exited and reaps it; adopted
-// processes must have been killed or waited for by the owner (see
-// WaitAdopted), otherwise destruction waits up to 2 s for them and then
-// gives up on them (they are reparented to init).
+// program's process group if it has not exited and reaps it. Adopted
+// processes are the owner's to kill or wait for (WaitAdopted) before; any
+// still running then are left to init, and the subreaper is reaped.
 class Subprocess {
  public:
   Subprocess() = default;

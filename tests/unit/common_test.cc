@@ -214,6 +214,26 @@ TEST(SpawnProcessTest, AdoptsWhatTheProgramLeavesBehind) {
   EXPECT_EQ(p->WaitAdopted(orphan + 100000).status().code(), StatusCode::kFailedPrecondition);
 }
 
+TEST(SpawnProcessTest, DestructionLeavesStillRunningOrphansToInit) {
+  Pipe out;
+  SpawnOptions opts;
+  opts.adopt_orphans = true;
+  opts.stdout_fd = out.w.get();
+  pid_t orphan = 0;
+  auto start = std::chrono::steady_clock::now();
+  {
+    auto p = SpawnProcess({"/bin/sh", "-c", "sleep 30 >/dev/null & echo $!"}, opts);
+    ASSERT_TRUE(p.ok()) << p.status();
+    out.w.Reset();
+    orphan = std::atoi(ReadAll(out.r.get()).c_str());
+    ASSERT_GT(orphan, 0);
+    EXPECT_EQ(*p->Wait(), 0);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_TRUE(Alive(orphan)) << "a daemon the program started must go on";
+  ::kill(orphan, SIGKILL);
+}
+
 TEST(SpawnProcessTest, SubreaperHoldsNoneOfTheProgramsDescriptors) {
   Pipe out;
   SpawnOptions opts;
