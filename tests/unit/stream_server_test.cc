@@ -298,6 +298,28 @@ TEST_F(StreamServerTest, RuntimeErrorsGoToTheErrorStream) {
   }
 }
 
+TEST_F(StreamServerTest, ListensOnIpv6Loopback) {
+  server_->Stop();
+  StreamServerOptions v6;
+  v6.address = "[::1]:0";
+  StartServer(v6);
+  EXPECT_TRUE(server_->base_url().starts_with("http://[::1]:")) << server_->base_url();
+  runtime_.on_exec = [](const ExecRequest&) {
+    FakeBehavior b;
+    b.outputs = {Out{Src::kStdout, "over v6"}};
+    return StatusOr<FakeBehavior>(b);
+  };
+  StringOutput out;
+  RemoteCommandIo io;
+  io.stdout = &out;
+  StatusOr<int> r = RunRemoteCommand(ExecUrl(Exec(false, true, false)), io, ClientOptions{});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(out.str(), "over v6");
+  StreamServerOptions bad;
+  bad.address = "::1:0";  // IPv6 needs brackets
+  EXPECT_EQ(StreamServer::Start(bad, &runtime_).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(StreamServerTest, BadReusedAndExpiredTokensAre404AndNeverReachTheRuntime) {
   ClientOptions o;
   std::string base = server_->base_url();
