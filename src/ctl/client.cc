@@ -366,4 +366,28 @@ StatusOr<cri::ExecSyncResponse> ExecSync(CriClient& c, const std::string& id,
   return resp;
 }
 
+StatusOr<std::string> Exec(CriClient& c, const cri::ExecRequest& req) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::ExecResponse resp;
+  RETURN_IF_ERROR(
+      c.Call(stub, &cri::RuntimeService::Stub::Exec, "Exec", req, &resp, c.runtime_timeout()));
+  return resp.url();
+}
+
+StatusOr<std::string> Attach(CriClient& c, const cri::AttachRequest& req) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::AttachResponse resp;
+  RETURN_IF_ERROR(
+      c.Call(stub, &cri::RuntimeService::Stub::Attach, "Attach", req, &resp, c.runtime_timeout()));
+  return resp.url();
+}
+
+StatusOr<std::string> PortForward(CriClient& c, const cri::PortForwardRequest& req) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::PortForwardResponse resp;
+  RETURN_IF_ERROR(c.Call(stub, &cri::RuntimeService::Stub::PortForward, "PortForward", req, &resp,
+                         c.runtime_timeout()));
+  return resp.url();
+}
+
 }  // namespace berth::ctl

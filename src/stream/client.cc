@@ -786,6 +786,8 @@ void PortForwarder::Stop() {
     if (f.thread.joinable()) f.thread.join();
   }
   if (s.ws_reader.joinable()) s.ws_reader.join();
+  // Joins the session's reader, whose last act touches this Impl.
+  s.session.reset();
 }
 
 }  // namespace berth::stream

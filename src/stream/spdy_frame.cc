@@ -43,14 +43,14 @@ std::optional<std::string_view> FindHeader(const HeaderBlock& headers, std::stri
 std::string SerializeHeaderBlock(const HeaderBlock& headers) {
   // Values of one name travel together, NUL-separated, in first-seen order.
   std::vector<std::pair<std::string, std::string>> merged;
-  for (const auto& [name, value] : headers) {
-    auto it =
-        std::find_if(merged.begin(), merged.end(), [&](const auto& p) { return p.first == name; });
+  for (const auto& header : headers) {
+    auto it = std::find_if(merged.begin(), merged.end(),
+                           [&](const auto& p) { return p.first == header.first; });
     if (it == merged.end()) {
-      merged.emplace_back(name, value);
+      merged.push_back(header);
     } else {
       it->second.push_back('\0');
-      it->second += value;
+      it->second += header.second;
     }
   }
   std::string out;

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -37,6 +38,12 @@
 #include "ctl/runtime_output.h"
 #include "ctl/table.h"
 #include "ctl/yaml_reader.h"
+#include "stream/stream_server.h"
+#include "stream_fake_runtime.h"
+
+// After the CRI headers: their Signal enum has names that <signal.h> defines
+// as macros.
+#include <signal.h>
 
 namespace berth::ctl {
 namespace {
@@ -1426,7 +1433,57 @@ class FakeRuntimeService final : public cri::RuntimeService::Service {
     return grpc::Status::OK;
   }
 
+  // The streaming calls hand out URLs of a real streaming server (over a
+  // fake stream::Runtime), when a test sets one.
+  grpc::Status Exec(grpc::ServerContext*, const cri::ExecRequest* req,
+                    cri::ExecResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_stream_exec_ = *req;
+    if (stream_server_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no");
+    stream::ExecRequest r;
+    r.container_id = req->container_id();
+    r.cmd.assign(req->cmd().begin(), req->cmd().end());
+    r.tty = req->tty();
+    r.stdin = req->stdin();
+    r.stdout = req->stdout();
+    r.stderr = req->stderr();
+    auto url = stream_server_->ExecUrl(r);
+    if (!url.ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, url.status().message());
+    resp->set_url(*url);
+    return grpc::Status::OK;
+  }
+  grpc::Status Attach(grpc::ServerContext*, const cri::AttachRequest* req,
+                      cri::AttachResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_attach_ = *req;
+    if (stream_server_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no");
+    stream::AttachRequest r;
+    r.container_id = req->container_id();
+    r.tty = req->tty();
+    r.stdin = req->stdin();
+    r.stdout = req->stdout();
+    r.stderr = req->stderr();
+    auto url = stream_server_->AttachUrl(r);
+    if (!url.ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, url.status().message());
+    resp->set_url(*url);
+    return grpc::Status::OK;
+  }
+  grpc::Status PortForward(grpc::ServerContext*, const cri::PortForwardRequest* req,
+                           cri::PortForwardResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stream_server_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no");
+    stream::PortForwardRequest r;
+    r.pod_sandbox_id = req->pod_sandbox_id();
+    auto url = stream_server_->PortForwardUrl(r);
+    if (!url.ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, url.status().message());
+    resp->set_url(*url);
+    return grpc::Status::OK;
+  }
+
   std::mutex mu_;
+  stream::StreamServer* stream_server_ = nullptr;
+  cri::ExecRequest last_stream_exec_;
+  cri::AttachRequest last_attach_;
   std::map<std::string, cri::PodSandbox> pods_;
   std::map<std::string, cri::Container> containers_;
   cri::RunPodSandboxRequest last_run_pod_;
@@ -1960,12 +2017,132 @@ TEST_F(CtlRuntimeCommandTest, ExecSync) {
                              "exit 3' exited with 3: failing\""),
             std::string::npos)
       << failing.err;
-  Result streaming = Ctl({"exec", ctr, "ls"});
-  EXPECT_EQ(streaming.code, 1);
-  EXPECT_NE(streaming.err.find("streaming exec is not supported by berthctl yet"),
-            std::string::npos)
-      << streaming.err;
   EXPECT_NE(Ctl({"exec", "-s", ctr}).out.find("Run a command in a running container"),
+            std::string::npos);
+}
+
+// exec without -s, attach and port-forward through a real streaming server
+// whose runtime is scripted.
+class CtlStreamCommandTest : public CtlRuntimeCommandTest {
+ protected:
+  void SetUp() override {
+    CtlRuntimeCommandTest::SetUp();
+    auto s = stream::StreamServer::Start({}, &stream_runtime_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    stream_server_ = std::move(*s);
+    runtime_.stream_server_ = stream_server_.get();
+  }
+  void TearDown() override {
+    runtime_.stream_server_ = nullptr;
+    stream_server_->Stop();
+    CtlRuntimeCommandTest::TearDown();
+  }
+  stream::testing::FakeRuntime stream_runtime_;
+  std::unique_ptr<stream::StreamServer> stream_server_;
+};
+
+TEST_F(CtlStreamCommandTest, ExecStreamsStdioAndReportsTheExitCode) {
+  using Out = stream::ProcessStreams::Output;
+  using Src = stream::ProcessStreams::Source;
+  stream_runtime_.on_exec = [](const stream::ExecRequest& r) {
+    stream::testing::FakeBehavior b;
+    b.outputs = {Out{Src::kStdout, "out:" + r.cmd[0] + "\n"}, Out{Src::kStderr, "err\n"}};
+    b.exit_code = r.cmd[0] == "fail" ? 3 : 0;
+    return StatusOr<stream::testing::FakeBehavior>(b);
+  };
+  Result ok = Ctl({"exec", "c1", "hello", "-l"});
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(ok.out, "out:hello\n");
+  EXPECT_EQ(ok.err, "err\n");
+  EXPECT_EQ(runtime_.last_stream_exec_.container_id(), "c1");
+  EXPECT_EQ(runtime_.last_stream_exec_.cmd_size(), 2);
+  EXPECT_FALSE(runtime_.last_stream_exec_.stdin());
+  EXPECT_TRUE(runtime_.last_stream_exec_.stdout());
+  EXPECT_TRUE(runtime_.last_stream_exec_.stderr());
+  EXPECT_FALSE(runtime_.last_stream_exec_.tty());
+
+  Result failing = Ctl({"exec", "c1", "fail"});
+  EXPECT_EQ(failing.code, 1);
+  EXPECT_NE(failing.err.find("execing command in container: command terminated with exit code 3"),
+            std::string::npos)
+      << failing.err;
+
+  // -i sends standard input, closed at its end.
+  stream_runtime_.on_exec = [](const stream::ExecRequest&) {
+    stream::testing::FakeBehavior b;
+    b.echo_stdin = true;
+    return StatusOr<stream::testing::FakeBehavior>(b);
+  };
+  Result cat = Ctl({"exec", "-i", "c1", "cat"}, "typed\ninput\n");
+  ASSERT_EQ(cat.code, 0) << cat.err;
+  EXPECT_EQ(cat.out, "typed\ninput\n");
+  EXPECT_TRUE(runtime_.last_stream_exec_.stdin());
+
+  // -t needs -i, and a terminal.
+  Result tty_only = Ctl({"exec", "-t", "c1", "sh"});
+  EXPECT_NE(tty_only.err.find("tty=true must be specified with interactive=true"),
+            std::string::npos)
+      << tty_only.err;
+  Result not_a_terminal = Ctl({"exec", "-it", "c1", "sh"});
+  EXPECT_NE(not_a_terminal.err.find("input is not a terminal"), std::string::npos)
+      << not_a_terminal.err;
+}
+
+TEST_F(CtlStreamCommandTest, AttachJoinsTheContainer) {
+  stream_runtime_.on_attach = [](const stream::AttachRequest& r) {
+    stream::testing::FakeBehavior b;
+    b.outputs = {stream::ProcessStreams::Output{stream::ProcessStreams::Source::kStdout,
+                                                "output of " + r.container_id + "\n"}};
+    return StatusOr<stream::testing::FakeBehavior>(b);
+  };
+  Result r = Ctl({"attach", "c7"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "output of c7\n");
+  EXPECT_EQ(runtime_.last_attach_.container_id(), "c7");
+  EXPECT_FALSE(runtime_.last_attach_.stdin());
+  EXPECT_TRUE(runtime_.last_attach_.stderr());
+  EXPECT_NE(Ctl({"attach"}).err.find("ID cannot be empty"), std::string::npos);
+  EXPECT_NE(Ctl({"attach", "a", "b"}).out.find("Attach to a running container"), std::string::npos);
+}
+
+TEST_F(CtlStreamCommandTest, PortForwardUntilInterrupted) {
+  stream::testing::EchoServer echo;
+  stream_runtime_.ports[80] = echo.port();
+  // A free local port to ask for.
+  auto probe = stream::ListenTcp("127.0.0.1:0", 1);
+  ASSERT_TRUE(probe.ok());
+  uint16_t local = probe->port;
+  probe->fd.Reset();
+  Result r;
+  pthread_t ctl_thread{};
+  std::atomic<bool> started{false};
+  std::thread ctl([&] {
+    ctl_thread = pthread_self();
+    started = true;
+    r = Ctl({"port-forward", "pod1", StrCat(local, ":80")});
+  });
+  while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // Connect once the listener is up, and talk through it.
+  StatusOr<UniqueFd> fd = UnavailableError("not yet");
+  for (int i = 0; i < 500 && !fd.ok(); ++i) {
+    fd = stream::ConnectTcp("127.0.0.1", local, stream::Clock::now() + std::chrono::seconds(1));
+    if (!fd.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  ASSERT_EQ(::write(fd->get(), "ping", 4), 4);
+  char buf[4];
+  ASSERT_EQ(::recv(fd->get(), buf, 4, MSG_WAITALL), 4);
+  EXPECT_EQ(std::string(buf, 4), "ping");
+  fd->Reset();
+  // Ctrl-C, delivered to the thread that waits for it.
+  pthread_kill(ctl_thread, SIGINT);
+  ctl.join();
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(StrCat("Forwarding from 127.0.0.1:", local, " -> 80\n")), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(StrCat("Handling connection for ", local, "\n")), std::string::npos)
+      << r.out;
+  EXPECT_NE(Ctl({"port-forward", "pod1", "x:80"}).err.find("port forward: invalid port"),
             std::string::npos);
 }
 

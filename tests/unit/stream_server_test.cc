@@ -298,6 +298,28 @@ TEST_F(StreamServerTest, RuntimeErrorsGoToTheErrorStream) {
   }
 }
 
+TEST_F(StreamServerTest, ListensOnIpv6Loopback) {
+  server_->Stop();
+  StreamServerOptions v6;
+  v6.address = "[::1]:0";
+  StartServer(v6);
+  EXPECT_TRUE(server_->base_url().starts_with("http://[::1]:")) << server_->base_url();
+  runtime_.on_exec = [](const ExecRequest&) {
+    FakeBehavior b;
+    b.outputs = {Out{Src::kStdout, "over v6"}};
+    return StatusOr<FakeBehavior>(b);
+  };
+  StringOutput out;
+  RemoteCommandIo io;
+  io.stdout = &out;
+  StatusOr<int> r = RunRemoteCommand(ExecUrl(Exec(false, true, false)), io, ClientOptions{});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(out.str(), "over v6");
+  StreamServerOptions bad;
+  bad.address = "::1:0";  // IPv6 needs brackets
+  EXPECT_EQ(StreamServer::Start(bad, &runtime_).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(StreamServerTest, BadReusedAndExpiredTokensAre404AndNeverReachTheRuntime) {
   ClientOptions o;
   std::string base = server_->base_url();
@@ -649,6 +671,54 @@ TEST_F(StreamServerTest, SlowReaderThrottlesTheProcessOutput) {
   EXPECT_GE(runtime_.bytes_produced.load(), 4 << 20);
   session.Cancel();
   EXPECT_TRUE(Eventually([&] { return runtime_.live_processes.load() == 0; }));
+}
+
+// Clients that ignore flow control (Kubernetes' SPDY library does; WebSocket
+// has none) are throttled by TCP: the server stops reading the process once
+// its queue and the socket buffers are full.
+TEST_F(StreamServerTest, ClientsWithoutFlowControlAreThrottledByTcp) {
+  runtime_.on_exec = [](const ExecRequest&) {
+    FakeBehavior b;
+    b.infinite_output = true;
+    return StatusOr<FakeBehavior>(b);
+  };
+  for (StreamProtocol proto : {StreamProtocol::kSpdy, StreamProtocol::kWebSocket}) {
+    SCOPED_TRACE(proto == StreamProtocol::kSpdy ? "spdy" : "websocket");
+    runtime_.bytes_produced = 0;
+    std::string url = ExecUrl(Exec(false, true, false));
+    std::unique_ptr<Transport> t;
+    if (proto == StreamProtocol::kSpdy) {
+      auto up = UpgradeSpdy(url, {"v4.channel.k8s.io"}, ClientOptions{});
+      ASSERT_TRUE(up.ok()) << up.status();
+      t = std::move(up->transport);
+      // Streams opened by hand: no SETTINGS, no WINDOW_UPDATE, ever.
+      // (Two statements: header blocks must be compressed in wire order.)
+      spdy::HeaderCompressor hc;
+      std::string frames = spdy::EncodeSynStream({1, 0, 0, 0, {{"streamtype", "error"}}}, hc);
+      frames += spdy::EncodeSynStream({3, 0, 0, 0, {{"streamtype", "stdout"}}}, hc);
+      ASSERT_TRUE(t->Write(frames).ok());
+    } else {
+      auto up = UpgradeWebSocket(url, {"v4.channel.k8s.io"}, ClientOptions{});
+      ASSERT_TRUE(up.ok()) << up.status();
+      t = std::move(up->transport);
+    }
+    ASSERT_TRUE(Eventually([&] { return runtime_.bytes_produced.load() > 0; }));
+    // Production stops: two looks 300 ms apart see the same count.
+    int64_t last = -1;
+    ASSERT_TRUE(Eventually([&] {
+      int64_t now = runtime_.bytes_produced.load();
+      std::this_thread::sleep_for(300ms);
+      bool stalled = now == runtime_.bytes_produced.load() && now == last;
+      last = now;
+      return stalled;
+    }));
+    RecordProperty(proto == StreamProtocol::kSpdy ? "spdy_stalled_at" : "ws_stalled_at",
+                   std::to_string(last));
+    // Bounded by the server's queue and the kernel's socket buffers.
+    EXPECT_LE(last, 32 << 20);
+    t->Cancel();
+    EXPECT_TRUE(Eventually([&] { return runtime_.live_processes.load() == 0; }));
+  }
 }
 
 TEST_F(StreamServerTest, FiftyConcurrentSessions) {
