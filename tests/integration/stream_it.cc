@@ -31,7 +31,9 @@ using stream::StreamProtocol;
 using stream::StringOutput;
 using stream::TerminalSize;
 
-constexpr auto kSession = std::chrono::seconds(60);
+#ifndef BERTHCTL_PATH
+#error "BERTHCTL_PATH must name the berthctl binary (see tests/integration/CMakeLists.txt)"
+#endif
 
 // Terminal sizes pushed by the test while a session runs.
 class SizeQueue final : public stream::TerminalSizeQueue {
@@ -759,6 +761,101 @@ TEST_F(StreamIT, FiftyConcurrentExecSessions) {
   ExpectNoSessionLeft();
   IT_EXPECT_GRPC_OK(RemovePod(*pod_ids_.begin()));
   ExpectNoLeaks("after 50 sessions");
+}
+
+// ---------------------------------------------------------------------------------------------
+// berthctl, as a person uses it: exec -i (stdin, streams, exit code), attach -i, port-forward.
+
+TEST_F(StreamIT, BerthctlExecAttachAndPortForward) {
+  const std::string endpoint = StrCat("unix://", berthd_->socket_path().string());
+  auto berthctl = [&](std::vector<std::string> args, const std::string& input = "") {
+    std::vector<std::string> argv = {BERTHCTL_PATH, "-r", endpoint, "-i", endpoint};
+    argv.insert(argv.end(), args.begin(), args.end());
+    RunOptions opts;
+    opts.stdin_data = input;
+    opts.timeout = std::chrono::seconds(60);
+    StatusOr<ProcessResult> r = RunProcess(argv, opts);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : ProcessResult{};
+  };
+  const std::string id = RunContainer("ctl-exec", {"sleep", "3600"});
+  {
+    ProcessResult r = berthctl({"exec", id, "echo", "hi"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "hi\n");
+  }
+  {
+    ProcessResult r =
+        berthctl({"exec", "-i", id, "sh", "-c", "cat; echo e >&2; exit 3"}, "piped\nlines\n");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.out, "piped\nlines\n");
+    EXPECT_THAT(r.err, HasSubstr("e\n"));
+    EXPECT_THAT(r.err, HasSubstr("command terminated with exit code 3"));
+  }
+  {
+    // stdin_once: the end of berthctl's stdin ends the container.
+    const std::string cat = RunContainer("ctl-attach", {"sh", "-c", "cat; exit 2"}, true, true);
+    ProcessResult r = berthctl({"attach", "-i", cat}, "to the container\n");
+    EXPECT_EQ(r.out, "to the container\n") << r.err;
+    EXPECT_EQ(WaitForState(cat, cri::CONTAINER_EXITED, std::chrono::seconds(10)).exit_code(), 2);
+  }
+  {
+    // A host-network pod with httpd on a free loopback port; berthctl forwards a free local port.
+    UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(probe.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    const int port = ntohs(a.sin_port);
+    probe.Reset();
+    RunContainer("ctl-web", {"sh", "-c",
+                             StrCat("mkdir -p /www && echo via-berthctl > /www/index.html && exec "
+                                    "httpd -f -p 127.0.0.1:",
+                                    port, " -h /www")});
+    std::string web_pod;
+    for (const cri::PodSandbox& p : ListPods({})) {
+      if (p.metadata().name() == "ctl-web") web_pod = p.id();
+    }
+    ASSERT_FALSE(web_pod.empty());
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    UniqueFd out_r(fds[0]), out_w(fds[1]);
+    SpawnOptions opts;
+    opts.stdout_fd = out_w.get();
+    auto pf = SpawnProcess(
+        {BERTHCTL_PATH, "-r", endpoint, "-i", endpoint, "port-forward", web_pod, StrCat(":", port)},
+        opts);
+    ASSERT_TRUE(pf.ok()) << pf.status();
+    out_w.Reset();
+    // "Forwarding from 127.0.0.1:<local> -> <port>"
+    std::string said;
+    char buf[256];
+    while (said.find('\n') == std::string::npos) {
+      pollfd pfd{out_r.get(), POLLIN, 0};
+      ASSERT_EQ(::poll(&pfd, 1, 10000), 1) << "berthctl port-forward said nothing: " << said;
+      ssize_t n = ::read(out_r.get(), buf, sizeof buf);
+      ASSERT_GT(n, 0) << said;
+      said.append(buf, static_cast<size_t>(n));
+    }
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(said, m, std::regex(R"(Forwarding from 127\.0\.0\.1:(\d+) -> )")))
+        << said;
+    StatusOr<std::string> body =
+        HttpGet(static_cast<uint16_t>(std::stoi(m[1].str())), "/index.html");
+    ASSERT_TRUE(body.ok()) << body.status();
+    EXPECT_EQ(*body, "via-berthctl\n");
+    pf->Signal(SIGINT);  // ctrl-c
+    auto code = pf->Wait(Clock::now() + std::chrono::seconds(10));
+    ASSERT_TRUE(code.ok()) << code.status();
+    EXPECT_EQ(*code, 0);
+  }
+  ExpectNoSessionLeft();
+  for (const std::string& pod : std::vector<std::string>(pod_ids_.begin(), pod_ids_.end())) {
+    IT_EXPECT_GRPC_OK(RemovePod(pod));
+  }
+  ExpectNoLeaks("after berthctl sessions");
 }
 
 }  // namespace
