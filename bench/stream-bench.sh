@@ -73,6 +73,9 @@ awk '
     for (i = 1; i <= NF; i++) { if ($i ~ /^method=/) m = substr($i, 8); if ($i ~ /^ms=/) t = substr($i, 4) }
     if (m != "" && t != "") { n[m]++; v[m, n[m]] = t + 0 }
   }
+  /event=exec_started/ {
+    for (i = 1; i <= NF; i++) if ($i ~ /^ms=/) { m = "exec: runtime exec (runc exec --detach)"; n[m]++; v[m, n[m]] = substr($i, 4) + 0 }
+  }
   END {
     for (m in n) {
       k = n[m]; for (i = 1; i <= k; i++) a[i] = v[m, i]
