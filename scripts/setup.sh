@@ -13,7 +13,7 @@ packages=(
   # what berthd drives at run time
   runc crun containernetworking-plugins iproute2 iptables ca-certificates
   # what the tests and benchmarks run against
-  docker-registry busybox-static apache2-utils containerd curl
+  docker-registry busybox-static apache2-utils containerd curl openssl
 )
 
 missing=()

@@ -663,6 +663,19 @@ TEST_F(StreamIT, BadRequestsAndTokensAreRefused) {
     EXPECT_EQ(s.exit.status().code(), StatusCode::kNotFound) << bad << ": " << s.exit.status();
   }
   EXPECT_EQ(Trim(ExecOut(id, {"wc", "-l", "/tmp/runs"})), "1 /tmp/runs");
+  {
+    // Status (verbose) names the streaming server the URLs point to.
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    cri::StatusRequest req;
+    req.set_verbose(true);
+    cri::StatusResponse resp;
+    IT_ASSERT_GRPC_OK(berthd_->runtime().Status(&ctx, req, &resp));
+    auto config = nlohmann::json::parse(resp.info().at("config"), nullptr, false);
+    ASSERT_FALSE(config.is_discarded());
+    EXPECT_EQ(config.value("streamUrl", ""), base);
+    EXPECT_EQ(config.value("streamAddress", ""), "127.0.0.1:0");
+  }
 
   // A token expires after a minute unused.
   const std::string stale = ExecUrl(id, {"sh", "-c", "echo run >> /tmp/runs"}, false, true, false);
@@ -856,6 +869,57 @@ TEST_F(StreamIT, BerthctlExecAttachAndPortForward) {
     IT_EXPECT_GRPC_OK(RemovePod(pod));
   }
   ExpectNoLeaks("after berthctl sessions");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS: with a certificate and key the streaming server speaks only HTTPS.
+
+class StreamTlsIT : public StreamIT {
+ protected:
+  void BeforeDaemonStart() override {
+    cert_ = berthd_->dir() / "stream.crt";
+    key_ = berthd_->dir() / "stream.key";
+    StatusOr<ProcessResult> r =
+        RunProcess({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", key_.string(), "-out", cert_.string()});
+    ASSERT_TRUE(r.ok() && r->exit_code == 0) << (r.ok() ? r->err : r.status().ToString());
+  }
+  std::vector<std::string> DaemonArgs() override {
+    std::vector<std::string> args = DefaultArgs();
+    args.insert(args.end(),
+                {"--stream-tls-cert", cert_.string(), "--stream-tls-key", key_.string()});
+    return args;
+  }
+  fs::path cert_, key_;
+};
+
+TEST_F(StreamTlsIT, ExecOverHttps) {
+  const std::string id = RunContainer("tls", {"sleep", "3600"});
+  for (StreamProtocol protocol : {StreamProtocol::kSpdy, StreamProtocol::kWebSocket}) {
+    const std::string url = ExecUrl(id, {"sh", "-c", "echo secret; exit 2"}, false, true, true);
+    ASSERT_TRUE(url.starts_with("https://127.0.0.1:")) << url;
+    Session s = Run(url, std::nullopt, true, true, protocol);
+    ASSERT_TRUE(s.exit.ok()) << s.exit.status();
+    EXPECT_EQ(*s.exit, 2);
+    EXPECT_EQ(s.out, "secret\n");
+  }
+  // Plain HTTP to the HTTPS port gets no session, and starts no command.
+  std::string url = ExecUrl(id, {"sh", "-c", "echo ran >> /tmp/tls-runs"}, false, true, false);
+  url.replace(0, 5, "http");
+  Session plain = Run(url, std::nullopt, true, false);
+  EXPECT_FALSE(plain.exit.ok());
+  cri::ExecSyncResponse r;
+  IT_EXPECT_GRPC_OK(Exec(id, {"cat", "/tmp/tls-runs"}, 10, &r));
+  EXPECT_NE(r.exit_code(), 0) << "the command ran: " << r.stdout();
+  // Only one of the two is a configuration error, named as such.
+  StatusOr<ProcessResult> half =
+      RunProcess({BERTHD_PATH, "--stream-tls-cert", cert_.string(), "config"});
+  ASSERT_TRUE(half.ok());
+  EXPECT_EQ(half->exit_code, 2);
+  EXPECT_THAT(half->err, HasSubstr("stream.tls_key_file"));
+  ExpectNoSessionLeft();
+  IT_EXPECT_GRPC_OK(RemovePod(*pod_ids_.begin()));
+  ExpectNoLeaks("after TLS sessions");
 }
 
 }  // namespace
