@@ -749,6 +749,11 @@ TEST_F(StreamIT, ClientDisconnectKillsTheExecdProcess) {
 
 TEST_F(StreamIT, FiftyConcurrentExecSessions) {
   const std::string id = RunContainer("many", {"sleep", "3600"});
+  // One session first, so that whatever berthd keeps open for sessions is counted.
+  Session warm = Run(ExecUrl(id, {"true"}, false, true, true), std::nullopt, true, true);
+  ASSERT_TRUE(warm.exit.ok()) << warm.exit.status();
+  const fs::path fd_dir = StrCat("/proc/", berthd_->pid(), "/fd");
+  const size_t fds_before = DirEntries(fd_dir).size();
   constexpr int kSessions = 50;
   std::vector<std::string> urls;
   for (int i = 0; i < kSessions; ++i) {
@@ -772,6 +777,10 @@ TEST_F(StreamIT, FiftyConcurrentExecSessions) {
     EXPECT_EQ(results[i].err, "");
   }
   ExpectNoSessionLeft();
+  // No descriptor of the sessions stays open in berthd (pipes, terminals, sockets, pidfds).
+  EXPECT_TRUE(Eventually([&] { return DirEntries(fd_dir).size() <= fds_before; }))
+      << "berthd had " << fds_before << " descriptors before the sessions, "
+      << DirEntries(fd_dir).size() << " after";
   IT_EXPECT_GRPC_OK(RemovePod(*pod_ids_.begin()));
   ExpectNoLeaks("after 50 sessions");
 }
