@@ -644,6 +644,20 @@ TEST_F(StreamIT, BadRequestsAndTokensAreRefused) {
     EXPECT_EQ(PortForwardRpc(pod_id, {-1}, &url).error_code(), grpc::INVALID_ARGUMENT);
     EXPECT_EQ(PortForwardRpc(std::string(64, 'b'), {80}, &url).error_code(), grpc::NOT_FOUND);
     IT_EXPECT_GRPC_OK(PortForwardRpc(pod_id, {}, &url));
+    // A stopped pod, and an exited container, have nothing to stream from.
+    const std::string stopped = RunContainer("stopped", {"sleep", "3600"});
+    std::string stopped_pod;
+    for (const cri::PodSandbox& p : ListPods({})) {
+      if (p.metadata().name() == "stopped") stopped_pod = p.id();
+    }
+    IT_ASSERT_GRPC_OK(StopPod(stopped_pod));
+    EXPECT_EQ(PortForwardRpc(stopped_pod, {80}, &url).error_code(), grpc::FAILED_PRECONDITION);
+    cri::ExecRequest req;
+    req.set_container_id(stopped);
+    req.add_cmd("true");
+    req.set_stdout(true);
+    EXPECT_EQ(ExecRpc(req, &url).error_code(), grpc::FAILED_PRECONDITION);
+    IT_EXPECT_GRPC_OK(RemovePod(stopped_pod));
   }
 
   // A token is good once: the second use is 404 and the command does not run again.
