@@ -135,9 +135,13 @@ StatusOr<std::string> ReadAll(ByteSource& from, size_t limit) {
   std::string out;
   char buf[4096];
   while (true) {
-    ASSIGN_OR_RETURN(size_t n, from.Read(buf));
-    if (n == 0) return out;
-    if (out.size() < limit) out.append(buf, std::min(n, limit - out.size()));
+    StatusOr<size_t> n = from.Read(buf);
+    // A reset after the data is the end of it: servers on moby/spdystream
+    // (containerd's) reset the streams when they close the session.
+    if (!n.ok() && n.status().code() == StatusCode::kAborted && !out.empty()) return out;
+    if (!n.ok()) return n.status();
+    if (*n == 0) return out;
+    if (out.size() < limit) out.append(buf, std::min(*n, limit - out.size()));
   }
 }
 

@@ -19,7 +19,9 @@ StatusOr<size_t> SpdyStream::Read(std::span<char> buf) {
   std::unique_lock lock(s.mu_);
   s.cv_.wait(lock,
              [&] { return !reset_.ok() || recv_bytes_ > 0 || remote_fin_ || s.reader_done_; });
-  if (!reset_.ok()) return reset_;
+  // What the peer sent before it reset the stream is read first (see
+  // HandleFrame's RST_STREAM).
+  if (!reset_.ok() && recv_bytes_ == 0) return reset_;
   if (recv_bytes_ == 0) {
     if (remote_fin_) return size_t{0};
     return s.close_status_.ok() ? UnavailableError("connection closed") : s.close_status_;
@@ -320,11 +322,10 @@ Status SpdySession::HandleFrame(spdy::Frame& frame) {
       SpdyStream& s = *it->second;
       s.reset_ =
           AbortedError(StrCat("stream ", s.id_, " was reset by the peer (status ", f->status, ")"));
-      size_t dropped = s.recv_bytes_;
-      s.recv_.clear();
-      s.recv_front_offset_ = 0;
-      s.recv_bytes_ = 0;
-      ConsumedLocked(&s, dropped);
+      // The data that arrived before the reset stays readable: servers built
+      // on moby/spdystream (the kubelet's streaming library, containerd's)
+      // write the exit status and then close the connection, which resets
+      // every stream the client has not closed yet.
       RemoveIfDoneLocked(&s);
       cv_.notify_all();
     }
