@@ -102,7 +102,8 @@ void SpdyStream::Reset(RstStatus status) {
     s.RemoveIfDoneLocked(this);
     s.cv_.notify_all();
   }
-  (void)s.EnqueueControl(spdy::EncodeRstStream({id_, static_cast<uint32_t>(status)}));
+  // Behind this stream's data: the peer reads what was sent, then the reset.
+  (void)s.writer_.EnqueueAfterData(spdy::EncodeRstStream({id_, static_cast<uint32_t>(status)}));
 }
 
 SpdySession::SpdySession(Transport& transport, Options options)
