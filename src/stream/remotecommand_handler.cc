@@ -161,6 +161,9 @@ void ServeSpdy(Transport& t, const HttpRequest& req, const CommandTarget& target
           cv.notify_all();
         }
         guard.ConnectionLost();
+        // The client is gone: fail our writes too (one may be blocked on a
+        // peer that stopped reading).
+        session.Cancel();
       });
 
   bool ready;
@@ -292,6 +295,9 @@ void ServeWebSocket(Transport& t, const HttpRequest& req, const CommandTarget& t
     if (stdin_pipe) stdin_pipe->Abort(gone);
     if (resize_pipe) resize_pipe->Abort(gone);
     guard.ConnectionLost();
+    // The client is gone: fail our writes too (one may be blocked on a peer
+    // that stopped reading).
+    conn.Cancel();
     std::lock_guard lock(mu);
     reader_done = true;
     cv.notify_all();
