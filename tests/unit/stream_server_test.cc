@@ -900,6 +900,50 @@ TEST(SpdySessionTest, DataSentBeforeAResetIsStillRead) {
   EXPECT_EQ(end.code(), StatusCode::kAborted) << end;
 }
 
+TEST(SpdySessionTest, APeerThatIgnoresWindowsFillsAtMostTheSessionBuffer) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  auto raw = MakeTcpTransport(UniqueFd(fds[0]), "raw peer");
+  auto server_t = MakeTcpTransport(UniqueFd(fds[1]), "server");
+  SpdySession::Options so;
+  so.server = true;
+  SpdySession server(*server_t, so);
+  std::mutex mu;
+  std::vector<std::shared_ptr<SpdyStream>> streams;  // held, never read
+  server.Start(
+      [&](std::shared_ptr<SpdyStream> s) {
+        std::lock_guard lock(mu);
+        streams.push_back(std::move(s));
+      },
+      [](const Status&) {});
+  // Like spdystream: no SETTINGS, no WINDOW_UPDATE, 8 streams of 1 MiB each.
+  std::thread peer([&] {
+    spdy::HeaderCompressor hc;
+    for (uint32_t id = 1; id <= 15; id += 2) {
+      if (!raw->Write(spdy::EncodeSynStream({id, 0, 0, 0, {{"n", "x"}}}, hc)).ok()) return;
+    }
+    std::string chunk(32 * 1024, 'd');
+    for (int round = 0; round < 32; ++round) {
+      for (uint32_t id = 1; id <= 15; id += 2) {
+        if (!raw->Write(spdy::EncodeData(id, chunk, false)).ok()) return;
+      }
+    }
+  });
+  size_t last = SIZE_MAX;
+  ASSERT_TRUE(Eventually([&] {
+    size_t now = server.buffered_bytes();
+    std::this_thread::sleep_for(200ms);
+    bool stalled = now > 0 && now == server.buffered_bytes() && now == last;
+    last = now;
+    return stalled;
+  }));
+  EXPECT_LE(last, so.session_window + so.limits.max_data_piece);
+  EXPECT_GE(last, so.session_window);
+  raw->Cancel();
+  server.Cancel();
+  peer.join();
+}
+
 TEST(SpdySessionTest, HalfCloseBothWaysAndWindowsAcrossManyStreams) {
   SessionPair p;
   constexpr int kStreams = 8;
