@@ -167,6 +167,7 @@ void ServeSpdy(Transport& t, const HttpRequest& req, const CommandTarget& target
       });
 
   bool ready;
+  bool closed_early;
   {
     std::unique_lock lock(mu);
     ready = cv.wait_for(lock, options.stream_creation_timeout, [&] {
@@ -176,11 +177,12 @@ void ServeSpdy(Transport& t, const HttpRequest& req, const CommandTarget& target
       }
       return true;
     });
+    closed_early = closed;
     ready = ready && !closed;
   }
   if (!ready) {
-    spdlog::info("event=stream_client_streams_missing container={} peer={}", target.container_id(),
-                 t.peer());
+    spdlog::info("event=stream_client_streams_missing container={} peer={} closed={}",
+                 target.container_id(), t.peer(), closed_early);
     session.Cancel();
     return;
   }
