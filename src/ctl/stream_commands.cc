@@ -20,7 +20,6 @@
 namespace berth::ctl {
 namespace {
 
-
 // crictl's stand-in when a runtime returns a URL without scheme or host.
 constexpr std::string_view kKubeletUrlHost = "http://127.0.0.1:10250";
 
