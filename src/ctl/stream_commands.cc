@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <iostream>
@@ -20,8 +19,6 @@
 
 namespace berth::ctl {
 namespace {
-
-using stream::TerminalSize;
 
 // crictl's stand-in when a runtime returns a URL without scheme or host.
 constexpr std::string_view kKubeletUrlHost = "http://127.0.0.1:10250";

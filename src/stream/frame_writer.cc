@@ -50,6 +50,16 @@ Status FrameWriter::EnqueueData(std::string bytes) {
   return OkStatus();
 }
 
+Status FrameWriter::EnqueueAfterData(std::string bytes) {
+  std::lock_guard lock(mu_);
+  if (!error_.ok()) return error_;
+  if (finishing_ || stopped_) return FailedPreconditionError("connection is closing");
+  queued_data_ += bytes.size();
+  data_.push_back(std::move(bytes));
+  cv_.notify_all();
+  return OkStatus();
+}
+
 void FrameWriter::Finish(bool shutdown_write, Clock::time_point deadline) {
   {
     std::unique_lock lock(mu_);

@@ -32,6 +32,10 @@ class FrameWriter {
   Status EnqueueControl(std::string bytes);
   // Queues encoded bytes behind earlier data; blocks for queue space.
   Status EnqueueData(std::string bytes);
+  // Queues a small frame behind earlier data without waiting for space (a
+  // RST_STREAM must not overtake the data before it, and may be sent from a
+  // thread that must not block).
+  Status EnqueueAfterData(std::string bytes);
   // Sends everything queued, then (when `shutdown_write`) half-closes the
   // transport, and stops. Later enqueues fail. Returns once done; at
   // `deadline` (a peer that does not read) it cancels instead.

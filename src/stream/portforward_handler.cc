@@ -397,6 +397,7 @@ void ServeWebSocket(Transport& t, const HttpRequest& req, const PortForwardReque
       p->from_client.Abort(UnavailableError("connection closed"));
       p->pod.Abort();
     }
+    conn.Cancel();  // fails a write blocked on a client that stopped reading
     std::lock_guard lock(mu);
     reader_done = true;
     cv.notify_all();

@@ -161,9 +161,13 @@ void ServeSpdy(Transport& t, const HttpRequest& req, const CommandTarget& target
           cv.notify_all();
         }
         guard.ConnectionLost();
+        // The client is gone: fail our writes too (one may be blocked on a
+        // peer that stopped reading).
+        session.Cancel();
       });
 
   bool ready;
+  bool closed_early;
   {
     std::unique_lock lock(mu);
     ready = cv.wait_for(lock, options.stream_creation_timeout, [&] {
@@ -173,11 +177,12 @@ void ServeSpdy(Transport& t, const HttpRequest& req, const CommandTarget& target
       }
       return true;
     });
+    closed_early = closed;
     ready = ready && !closed;
   }
   if (!ready) {
-    spdlog::info("event=stream_client_streams_missing container={} peer={}", target.container_id(),
-                 t.peer());
+    spdlog::info("event=stream_client_streams_missing container={} peer={} closed={}",
+                 target.container_id(), t.peer(), closed_early);
     session.Cancel();
     return;
   }
@@ -292,6 +297,9 @@ void ServeWebSocket(Transport& t, const HttpRequest& req, const CommandTarget& t
     if (stdin_pipe) stdin_pipe->Abort(gone);
     if (resize_pipe) resize_pipe->Abort(gone);
     guard.ConnectionLost();
+    // The client is gone: fail our writes too (one may be blocked on a peer
+    // that stopped reading).
+    conn.Cancel();
     std::lock_guard lock(mu);
     reader_done = true;
     cv.notify_all();

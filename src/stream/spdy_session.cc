@@ -39,6 +39,7 @@ StatusOr<size_t> SpdyStream::Read(std::span<char> buf) {
     }
   }
   recv_bytes_ -= copied;
+  if (counted_in_session_) s.session_recv_buffered_ -= copied;
   s.ConsumedLocked(this, copied);
   s.cv_.notify_all();  // the reader may wait for buffer space
   return copied;
@@ -98,11 +99,14 @@ void SpdyStream::Reset(RstStatus status) {
     recv_.clear();
     recv_front_offset_ = 0;
     recv_bytes_ = 0;
+    if (counted_in_session_) s.session_recv_buffered_ -= dropped;
+    counted_in_session_ = false;
     s.ConsumedLocked(this, dropped);
     s.RemoveIfDoneLocked(this);
     s.cv_.notify_all();
   }
-  (void)s.EnqueueControl(spdy::EncodeRstStream({id_, static_cast<uint32_t>(status)}));
+  // Behind this stream's data: the peer reads what was sent, then the reset.
+  (void)s.writer_.EnqueueAfterData(spdy::EncodeRstStream({id_, static_cast<uint32_t>(status)}));
 }
 
 SpdySession::SpdySession(Transport& transport, Options options)
@@ -204,6 +208,11 @@ void SpdySession::Cancel() {
 bool SpdySession::WaitClosed(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   return cv_.wait_for(lock, timeout, [&] { return reader_done_; });
+}
+
+size_t SpdySession::buffered_bytes() const {
+  std::lock_guard lock(mu_);
+  return session_recv_buffered_;
 }
 
 Status SpdySession::close_status() const {
@@ -325,7 +334,12 @@ Status SpdySession::HandleFrame(spdy::Frame& frame) {
       // The data that arrived before the reset stays readable: servers built
       // on moby/spdystream (the kubelet's streaming library, containerd's)
       // write the exit status and then close the connection, which resets
-      // every stream the client has not closed yet.
+      // every stream the client has not closed yet. It no longer counts
+      // against the session's buffer (nobody may read it), only its own.
+      if (s.counted_in_session_) {
+        session_recv_buffered_ -= s.recv_bytes_;
+        s.counted_in_session_ = false;
+      }
       RemoveIfDoneLocked(&s);
       cv_.notify_all();
     }
@@ -434,8 +448,9 @@ Status SpdySession::HandleData(spdy::Data& f) {
     // A peer that ignores our window (spdystream) is throttled here: the
     // reader stops until the consumer catches up, and TCP does the rest.
     cv_.wait(lock, [&] {
-      return !s->reset_.ok() || s->recv_bytes_ < options_.stream_window || reader_done_ ||
-             transport_.cancelled();
+      return !s->reset_.ok() || transport_.cancelled() ||
+             (s->recv_bytes_ < options_.stream_window &&
+              session_recv_buffered_ < options_.session_window);
     });
     if (!s->reset_.ok()) {
       ConsumedLocked(s.get(), f.data.size());
@@ -443,6 +458,7 @@ Status SpdySession::HandleData(spdy::Data& f) {
     }
     if (transport_.cancelled()) return CancelledError("connection cancelled");
     s->recv_bytes_ += f.data.size();
+    session_recv_buffered_ += f.data.size();
     s->recv_.push_back(std::move(f.data));
   }
   if (f.fin) {

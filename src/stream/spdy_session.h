@@ -10,7 +10,7 @@
 // (moby/spdystream) does neither and ignores windows: with such a peer a full
 // stream buffer stops the session's reader, so TCP's window throttles it, and
 // our sends are throttled by TCP alone. Either way nothing buffers without
-// bound.
+// bound: a session buffers at most its session window.
 //
 // Threads: Start() runs a reader and a writer thread (frame_writer.h). Each
 // stream may be read by one thread and written by another. A stream must not
@@ -65,7 +65,8 @@ class SpdyStream final : public ByteSource, public ByteSink {
   std::deque<std::string> recv_;
   size_t recv_front_offset_ = 0;
   size_t recv_bytes_ = 0;
-  size_t recv_unacked_ = 0;  // consumed but not yet announced in a WINDOW_UPDATE
+  bool counted_in_session_ = true;  // recv_bytes_ is part of session_recv_buffered_
+  size_t recv_unacked_ = 0;         // consumed but not yet announced in a WINDOW_UPDATE
   bool remote_fin_ = false;
   bool local_fin_ = false;
   bool replied_ = false;
@@ -112,6 +113,8 @@ class SpdySession {
   bool WaitClosed(std::chrono::milliseconds timeout);
   // Why the connection ended (OK while it is open or after a clean EOF).
   Status close_status() const;
+  // Bytes received and not yet read, over all streams (for tests and metrics).
+  size_t buffered_bytes() const;
   Transport& transport() { return transport_; }
 
  private:
@@ -149,6 +152,9 @@ class SpdySession {
   int64_t initial_send_window_ = spdy::kDefaultWindow;
   int64_t session_send_window_ = spdy::kDefaultWindow;
   size_t session_recv_unacked_ = 0;
+  // Bytes buffered in all streams: at most session_window (plus one frame),
+  // whatever the peer does.
+  size_t session_recv_buffered_ = 0;
   bool goaway_sent_ = false;
   bool goaway_received_ = false;
   bool reader_done_ = false;

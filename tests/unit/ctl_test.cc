@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -37,6 +38,7 @@
 #include "ctl/output.h"
 #include "ctl/runtime_output.h"
 #include "ctl/table.h"
+#include "ctl/terminal.h"
 #include "ctl/yaml_reader.h"
 #include "stream/stream_server.h"
 #include "stream_fake_runtime.h"
@@ -2144,6 +2146,52 @@ TEST_F(CtlStreamCommandTest, PortForwardUntilInterrupted) {
       << r.out;
   EXPECT_NE(Ctl({"port-forward", "pod1", "x:80"}).err.find("port forward: invalid port"),
             std::string::npos);
+}
+
+// Reads everything `in` yields until its end.
+std::string ReadAllInput(stream::InputSource& in) {
+  std::string out;
+  char buf[3];  // small reads: the sequence may straddle them
+  while (true) {
+    auto n = in.Read(buf);
+    if (!n.ok() || *n == 0) return out;
+    out.append(buf, *n);
+  }
+}
+
+TEST(DetachKeysTest, CtrlPCtrlQEndsTheInput) {
+  // Hands out one chunk per Read, so a sequence can straddle two reads.
+  class Chunks final : public stream::InputSource {
+   public:
+    explicit Chunks(std::vector<std::string> c) : chunks_(std::move(c)) {}
+    StatusOr<size_t> Read(std::span<char> buf) override {
+      if (next_ == chunks_.size()) return size_t{0};
+      std::string& c = chunks_[next_++];
+      std::memcpy(buf.data(), c.data(), c.size());
+      return c.size();
+    }
+    void Interrupt() override {}
+
+   private:
+    std::vector<std::string> chunks_;
+    size_t next_ = 0;
+  };
+  auto through = [](std::vector<std::string> chunks) {
+    Chunks raw(std::move(chunks));
+    DetachKeysInput in(raw);
+    return ReadAllInput(in);
+  };
+  EXPECT_EQ(through({"ls -l\r"}), "ls -l\r");
+  EXPECT_EQ(through({"ab\x10\x11"
+                     "cd"}),
+            "ab");  // detached: the rest is not sent
+  EXPECT_EQ(through({"ab\x10",
+                     "\x11"
+                     "cd"}),
+            "ab");                               // across reads
+  EXPECT_EQ(through({"a\x10", "x"}), "a\x10x");  // ctrl-p alone is passed on
+  EXPECT_EQ(through({"a\x10"}), "a\x10");        // ... also at the end
+  EXPECT_EQ(through({"\x11\x10"}), "\x11\x10");  // wrong order
 }
 
 TEST_F(CtlRuntimeCommandTest, LogsFromTheLogPath) {
