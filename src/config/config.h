@@ -31,6 +31,11 @@ struct Config {
   std::string stream_address = "127.0.0.1:0";
   // [metrics]
   std::string metrics_address;  // empty: no metrics endpoint
+  // [stats]
+  // Background sweep of cgroup samples and writable-layer sizes; 0: none.
+  int stats_collect_period_ms = 10000;
+  // Stats RPCs reuse a cgroup sample younger than this.
+  int stats_min_sample_interval_ms = 500;
   // [log]
   std::string log_level = "info";
   // [runtime]

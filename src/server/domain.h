@@ -11,6 +11,7 @@
 #include "network/cni.h"
 #include "oci/oci_runtime.h"
 #include "sandbox/sandbox_manager.h"
+#include "stats/stats_service.h"
 #include "store/metadata_store.h"
 
 namespace berth::server {
@@ -22,6 +23,8 @@ struct Domain {
   std::map<std::string, std::unique_ptr<oci::OciRuntime>> runtimes;  // by handler name
   std::unique_ptr<sandbox::SandboxManager> sandboxes;
   std::unique_ptr<container::ContainerManager> containers;
+  // Declared after the managers it reads from, so it is destroyed first.
+  std::unique_ptr<stats::StatsService> stats;
 };
 
 }  // namespace berth::server
