@@ -140,4 +140,12 @@ StatusOr<cri::ExecSyncResponse> ExecSync(CriClient& c, const std::string& id,
                                          const std::vector<std::string>& cmd,
                                          int64_t timeout_seconds);
 
+// --- stats and metrics ---------------------------------------------------------
+StatusOr<cri::ListContainerStatsResponse> ListContainerStats(CriClient& c,
+                                                             const cri::ContainerStatsFilter& f);
+StatusOr<cri::ListPodSandboxStatsResponse> ListPodSandboxStats(CriClient& c,
+                                                               const cri::PodSandboxStatsFilter& f);
+StatusOr<cri::ListMetricDescriptorsResponse> ListMetricDescriptors(CriClient& c);
+StatusOr<cri::ListPodSandboxMetricsResponse> ListPodSandboxMetrics(CriClient& c);
+
 }  // namespace berth::ctl
