@@ -142,13 +142,18 @@ write_conflist containerd bbench1 10.78.0.0/16
 
 # --- the daemons
 start_berthd() {  # extra berthd flags...
+  local ready
+  ready=$(grep -c 'event=ready' "$work/berthd.log" 2>/dev/null || true)
   "$bin/berthd" --socket "$work/berth.sock" --root "$work/berth-root" --state "$work/berth-state" \
     --registry-config-dir "$work/certs.d" --cni-conf-dir "$work/cni-berth" \
     --cni-bin-dir /usr/lib/cni --log-level "${BERTH_BENCH_LOG_LEVEL:-info}" "$@" \
     >>"$work/berthd.log" 2>&1 &
   berthd_pid=$!
   pids+=("$berthd_pid")
-  for _ in $(seq 1 100); do [ -S "$work/berth.sock" ] && break; sleep 0.1; done
+  for _ in $(seq 1 200); do
+    [ "$(grep -c 'event=ready' "$work/berthd.log" 2>/dev/null || true)" -gt "${ready:-0}" ] && break
+    sleep 0.1
+  done
 }
 start_berthd
 

@@ -346,7 +346,10 @@ void StatsService::Sweep() {
     layers_ = std::move(layers);
   }
 
-  const nanoseconds max_age = options_.collect_period / 2;
+  // A cgroup is sampled here only when no call did so for two periods: a
+  // kubelet polling every period keeps every sample fresh by itself, and its
+  // previous call is the right base for the rate it asks for next.
+  const nanoseconds max_age = options_.collect_period * 2;
   std::lock_guard lock(sample_mu_);
   for (container::ContainerRecord& r : records) {
     if (r.state == container::ContainerState::kRunning)

@@ -6,10 +6,11 @@
 //   ListPodSandboxStats right after ListContainerStats, crictl's two calls)
 //   reads each cgroup once;
 // - a background sweep every `collect_period` samples every running
-//   container and pod whose sample is older than half the period (so
-//   usage_nano_cores always has a recent earlier sample to difference
-//   against), measures every writable layer (a directory walk, never done in
-//   an RPC after the first one of a container), and forgets removed objects.
+//   container and pod that no call sampled for two periods (so
+//   usage_nano_cores has a reasonably recent earlier sample to difference
+//   against even when nobody polls), measures every writable layer (a
+//   directory walk, never done in an RPC after the first one of a container),
+//   and forgets removed objects.
 //
 // usage_nano_cores is (CPU time now - CPU time at the previous sample) /
 // (time between them); for the first sample of an object it is the average
