@@ -21,34 +21,39 @@ int64_t ClockNs(clockid_t clock) {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-// Reads a whole (small, kernel-generated) file into `buf`. False with errno
-// set when it cannot be opened or read. One open/read/close: cgroup files
-// are generated on read, so there is nothing to gain from stat'ing first.
-bool ReadInto(const std::string& path, std::string& buf) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+// Reads from `fd` at offset 0 until EOF into `buf`.
+bool PreadAll(int fd, std::string& buf) {
   buf.resize(buf.capacity() < 4096 ? 4096 : buf.capacity());
   size_t len = 0;
   for (;;) {
     if (len == buf.size()) buf.resize(buf.size() * 2);
-    ssize_t n = ::read(fd, buf.data() + len, buf.size() - len);
+    ssize_t n = ::pread(fd, buf.data() + len, buf.size() - len, static_cast<off_t>(len));
     if (n < 0) {
       if (errno == EINTR) continue;
-      int saved = errno;
-      ::close(fd);
-      errno = saved;
       return false;
     }
     if (n == 0) break;
     len += static_cast<size_t>(n);
   }
-  ::close(fd);
   buf.resize(len);
   return true;
 }
 
-std::optional<uint64_t> ReadValue(const std::string& path, std::string& buf) {
-  if (!ReadInto(path, buf)) return std::nullopt;
+// Reads a whole (small, kernel-generated) file into `buf`, through `files`
+// when given. False with errno set when it cannot be opened or read.
+bool ReadInto(FileCache* files, const std::string& path, std::string& buf) {
+  if (files != nullptr) return files->Read(path, buf);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = PreadAll(fd, buf);
+  int saved = errno;
+  ::close(fd);
+  errno = saved;
+  return ok;
+}
+
+std::optional<uint64_t> ReadValue(FileCache* files, const std::string& path, std::string& buf) {
+  if (!ReadInto(files, path, buf)) return std::nullopt;
   return ParseSingleValue(buf);
 }
 
@@ -86,7 +91,8 @@ class V2Reader final : public CgroupReader {
   explicit V2Reader(fs::path root) : root_(std::move(root)) {}
   CgroupVersion version() const override { return CgroupVersion::kV2; }
 
-  StatusOr<CgroupSample> Read(std::string_view path, Detail detail) const override {
+  StatusOr<CgroupSample> Read(std::string_view path, Detail detail,
+                              FileCache* files) const override {
     const std::string dir = CgroupDir(root_, path);
     const bool metrics = detail == Detail::kMetrics;
     CgroupSample s;
@@ -97,7 +103,7 @@ class V2Reader final : public CgroupReader {
     buf.reserve(4096);
 
     // cpu.stat is a core file: present in every cgroup, controller or not.
-    if (ReadInto(dir + "/cpu.stat", buf)) {
+    if (ReadInto(files, dir + "/cpu.stat", buf)) {
       CpuSample cpu;
       ForEachFlatKeyed(buf, [&](std::string_view k, uint64_t v) {
         if (k == "usage_usec") cpu.usage_ns = v * 1000;
@@ -108,17 +114,17 @@ class V2Reader final : public CgroupReader {
         if (k == "nr_throttled") cpu.throttled_periods = v;
         if (k == "throttled_usec") cpu.throttled_ns = v * 1000;
       });
-      if (ReadInto(dir + "/cpu.pressure", buf)) cpu.psi = ParsePressure(buf);
+      if (ReadInto(files, dir + "/cpu.pressure", buf)) cpu.psi = ParsePressure(buf);
       s.cpu = cpu;
     } else if (!IsDir(dir)) {
       return CgroupMissing(path);
     }
 
-    if (std::optional<uint64_t> current = ReadValue(dir + "/memory.current", buf)) {
+    if (std::optional<uint64_t> current = ReadValue(files, dir + "/memory.current", buf)) {
       MemorySample m;
       m.usage = *current;
-      m.limit = Limit(ReadValue(dir + "/memory.max", buf));
-      if (ReadInto(dir + "/memory.stat", buf)) {
+      m.limit = Limit(ReadValue(files, dir + "/memory.max", buf));
+      if (ReadInto(files, dir + "/memory.stat", buf)) {
         ForEachFlatKeyed(buf, [&](std::string_view k, uint64_t v) {
           if (k == "anon") m.rss = v;
           if (k == "file") m.cache = v;
@@ -131,31 +137,31 @@ class V2Reader final : public CgroupReader {
         });
       }
       m.working_set = FloorSub(m.usage, m.inactive_file);
-      if (ReadInto(dir + "/memory.events", buf)) {
+      if (ReadInto(files, dir + "/memory.events", buf)) {
         ForEachFlatKeyed(buf, [&](std::string_view k, uint64_t v) {
           if (k == "oom_kill") m.oom_kill = v;
         });
       }
-      if (std::optional<uint64_t> swap = ReadValue(dir + "/memory.swap.current", buf)) {
+      if (std::optional<uint64_t> swap = ReadValue(files, dir + "/memory.swap.current", buf)) {
         m.swap_usage = *swap;
-        m.swap_limit = Limit(ReadValue(dir + "/memory.swap.max", buf));
+        m.swap_limit = Limit(ReadValue(files, dir + "/memory.swap.max", buf));
       }
-      if (ReadInto(dir + "/memory.pressure", buf)) m.psi = ParsePressure(buf);
-      if (metrics) m.max_usage = ReadValue(dir + "/memory.peak", buf);
+      if (ReadInto(files, dir + "/memory.pressure", buf)) m.psi = ParsePressure(buf);
+      if (metrics) m.max_usage = ReadValue(files, dir + "/memory.peak", buf);
       s.memory = m;
     }
 
-    if (ReadInto(dir + "/cgroup.procs", buf)) {
+    if (ReadInto(files, dir + "/cgroup.procs", buf)) {
       PidsSample p;
       p.processes = CountProcs(buf);
-      p.threads = ReadValue(dir + "/pids.current", buf);
-      if (metrics) p.limit = Limit(ReadValue(dir + "/pids.max", buf));
+      p.threads = ReadValue(files, dir + "/pids.current", buf);
+      if (metrics) p.limit = Limit(ReadValue(files, dir + "/pids.max", buf));
       s.pids = p;
     }
 
     IoSample io;
-    if (ReadInto(dir + "/io.pressure", buf)) io.psi = ParsePressure(buf);
-    if (metrics && ReadInto(dir + "/io.stat", buf)) io.devices = ParseIoStat(buf);
+    if (ReadInto(files, dir + "/io.pressure", buf)) io.psi = ParsePressure(buf);
+    if (metrics && ReadInto(files, dir + "/io.stat", buf)) io.devices = ParseIoStat(buf);
     if (io.psi || !io.devices.empty()) s.io = std::move(io);
     return s;
   }
@@ -175,7 +181,8 @@ class V1Reader final : public CgroupReader {
   }
   CgroupVersion version() const override { return CgroupVersion::kV1; }
 
-  StatusOr<CgroupSample> Read(std::string_view path, Detail detail) const override {
+  StatusOr<CgroupSample> Read(std::string_view path, Detail detail,
+                              FileCache* files) const override {
     const bool metrics = detail == Detail::kMetrics;
     CgroupSample s;
     s.detail = detail;
@@ -187,18 +194,18 @@ class V1Reader final : public CgroupReader {
 
     if (const fs::path* root = Mount("cpuacct")) {
       const std::string dir = CgroupDir(*root, path);
-      if (std::optional<uint64_t> usage = ReadValue(dir + "/cpuacct.usage", buf)) {
+      if (std::optional<uint64_t> usage = ReadValue(files, dir + "/cpuacct.usage", buf)) {
         found = true;
         CpuSample cpu;
         cpu.usage_ns = *usage;
-        if (metrics && ReadInto(dir + "/cpuacct.stat", buf)) {
+        if (metrics && ReadInto(files, dir + "/cpuacct.stat", buf)) {
           ForEachFlatKeyed(buf, [&](std::string_view k, uint64_t v) {
             if (k == "user") cpu.user_ns = v * ns_per_tick_;
             if (k == "system") cpu.system_ns = v * ns_per_tick_;
           });
         }
         if (const fs::path* cpu_root = Mount("cpu"); metrics && cpu_root) {
-          if (ReadInto(CgroupDir(*cpu_root, path) + "/cpu.stat", buf)) {
+          if (ReadInto(files, CgroupDir(*cpu_root, path) + "/cpu.stat", buf)) {
             ForEachFlatKeyed(buf, [&](std::string_view k, uint64_t v) {
               if (k == "nr_periods") cpu.periods = v;
               if (k == "nr_throttled") cpu.throttled_periods = v;
@@ -212,13 +219,13 @@ class V1Reader final : public CgroupReader {
 
     if (const fs::path* root = Mount("memory")) {
       const std::string dir = CgroupDir(*root, path);
-      if (std::optional<uint64_t> usage = ReadValue(dir + "/memory.usage_in_bytes", buf)) {
+      if (std::optional<uint64_t> usage = ReadValue(files, dir + "/memory.usage_in_bytes", buf)) {
         found = true;
         MemorySample m;
         m.usage = *usage;
-        std::optional<uint64_t> raw_limit = ReadValue(dir + "/memory.limit_in_bytes", buf);
+        std::optional<uint64_t> raw_limit = ReadValue(files, dir + "/memory.limit_in_bytes", buf);
         m.limit = Limit(raw_limit);
-        if (ReadInto(dir + "/memory.stat", buf)) {
+        if (ReadInto(files, dir + "/memory.stat", buf)) {
           // The total_* figures include descendants (a pod's containers).
           ForEachFlatKeyed(buf, [&](std::string_view k, uint64_t v) {
             if (k == "total_rss") m.rss = v;
@@ -234,21 +241,21 @@ class V1Reader final : public CgroupReader {
         if (swap_accounting_) {
           // memsw counts memory + swap; its limit is memory limit + swap.
           if (std::optional<uint64_t> memsw =
-                  ReadValue(dir + "/memory.memsw.usage_in_bytes", buf)) {
+                  ReadValue(files, dir + "/memory.memsw.usage_in_bytes", buf)) {
             m.swap_usage = FloorSub(*memsw, m.usage);
             std::optional<uint64_t> memsw_limit =
-                Limit(ReadValue(dir + "/memory.memsw.limit_in_bytes", buf));
+                Limit(ReadValue(files, dir + "/memory.memsw.limit_in_bytes", buf));
             if (memsw_limit && m.limit) m.swap_limit = FloorSub(*memsw_limit, *m.limit);
           }
         }
-        if (ReadInto(dir + "/memory.oom_control", buf)) {
+        if (ReadInto(files, dir + "/memory.oom_control", buf)) {
           ForEachFlatKeyed(buf, [&](std::string_view k, uint64_t v) {
             if (k == "oom_kill") m.oom_kill = v;
           });
         }
         if (metrics) {
-          m.max_usage = ReadValue(dir + "/memory.max_usage_in_bytes", buf);
-          m.failcnt = ReadValue(dir + "/memory.failcnt", buf);
+          m.max_usage = ReadValue(files, dir + "/memory.max_usage_in_bytes", buf);
+          m.failcnt = ReadValue(files, dir + "/memory.failcnt", buf);
         }
         s.memory = m;
       }
@@ -259,13 +266,13 @@ class V1Reader final : public CgroupReader {
       const fs::path* root = Mount(ctrl);
       if (root == nullptr) continue;
       const std::string dir = CgroupDir(*root, path);
-      if (!ReadInto(dir + "/cgroup.procs", buf)) continue;
+      if (!ReadInto(files, dir + "/cgroup.procs", buf)) continue;
       found = true;
       PidsSample p;
       p.processes = CountProcs(buf);
       if (std::string_view(ctrl) == "pids") {
-        p.threads = ReadValue(dir + "/pids.current", buf);
-        if (metrics) p.limit = Limit(ReadValue(dir + "/pids.max", buf));
+        p.threads = ReadValue(files, dir + "/pids.current", buf);
+        if (metrics) p.limit = Limit(ReadValue(files, dir + "/pids.max", buf));
       }
       s.pids = p;
       break;
@@ -274,9 +281,9 @@ class V1Reader final : public CgroupReader {
     if (const fs::path* root = Mount("blkio"); metrics && root) {
       const std::string dir = CgroupDir(*root, path);
       IoSample io;
-      if (ReadInto(dir + "/blkio.throttle.io_service_bytes_recursive", buf)) {
+      if (ReadInto(files, dir + "/blkio.throttle.io_service_bytes_recursive", buf)) {
         MergeBlkioV1(buf, /*bytes=*/true, io.devices);
-        if (ReadInto(dir + "/blkio.throttle.io_serviced_recursive", buf)) {
+        if (ReadInto(files, dir + "/blkio.throttle.io_serviced_recursive", buf)) {
           MergeBlkioV1(buf, /*bytes=*/false, io.devices);
         }
         s.io = std::move(io);
@@ -299,6 +306,35 @@ class V1Reader final : public CgroupReader {
 };
 
 }  // namespace
+
+FileCache::~FileCache() {
+  for (auto& [path, fd] : fds_) ::close(fd);
+  budget_->fetch_add(static_cast<int>(fds_.size()));
+}
+
+bool FileCache::Read(const std::string& path, std::string& buf) {
+  for (auto it = fds_.begin(); it != fds_.end(); ++it) {
+    if (it->first != path) continue;
+    if (PreadAll(it->second, buf)) return true;
+    // Gone (ENODEV after the cgroup was removed) or broken: open it afresh.
+    ::close(it->second);
+    fds_.erase(it);
+    budget_->fetch_add(1);
+    break;
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = PreadAll(fd, buf);
+  int saved = errno;
+  if (ok && budget_->fetch_sub(1) > 0) {
+    fds_.emplace_back(path, fd);
+    return true;
+  }
+  if (ok) budget_->fetch_add(1);
+  ::close(fd);
+  errno = saved;
+  return ok;
+}
 
 std::unique_ptr<CgroupReader> NewCgroupV2Reader(fs::path root) {
   return std::make_unique<V2Reader>(std::move(root));

@@ -8,6 +8,7 @@
 // thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -76,6 +77,31 @@ struct CgroupSample {
   std::optional<IoSample> io;
 };
 
+// Open descriptors of one cgroup's interface files, kept between samples:
+// reading a kernel-generated file again from offset 0 regenerates it, and
+// costs a tenth of opening it again (a path walk through the cgroup tree).
+// Each kept descriptor counts against `budget`, shared by all caches; beyond
+// it files are opened and closed per read. A file whose cgroup was removed
+// fails to read (ENODEV) and is opened afresh, which then fails with ENOENT.
+// Not thread-safe: one per cgroup, used by one reader at a time.
+class FileCache {
+ public:
+  // `budget` must outlive the cache.
+  explicit FileCache(std::atomic<int>* budget) : budget_(budget) {}
+  ~FileCache();
+  FileCache(const FileCache&) = delete;
+  FileCache& operator=(const FileCache&) = delete;
+
+  // The whole content of `path` in `buf`; false with errno set when it
+  // cannot be opened or read.
+  bool Read(const std::string& path, std::string& buf);
+  size_t open_files() const { return fds_.size(); }
+
+ private:
+  std::vector<std::pair<std::string, int>> fds_;  // a dozen at most: searched linearly
+  std::atomic<int>* budget_;
+};
+
 class CgroupReader {
  public:
   virtual ~CgroupReader() = default;
@@ -83,8 +109,10 @@ class CgroupReader {
   // `path` names the cgroup below the root of the hierarchies, as runc's
   // cgroupsPath does ("/kubepods/podX/<id>"). NOT_FOUND when it does not
   // exist (the cgroup of an exited container may be gone). A controller
-  // that is not mounted or not enabled leaves its part unset.
-  virtual StatusOr<CgroupSample> Read(std::string_view path, Detail detail) const = 0;
+  // that is not mounted or not enabled leaves its part unset. `files`, when
+  // given, keeps the cgroup's files open for the next Read of this cgroup.
+  virtual StatusOr<CgroupSample> Read(std::string_view path, Detail detail,
+                                      FileCache* files = nullptr) const = 0;
 };
 
 // cgroup v2 below `root` (normally /sys/fs/cgroup; tests pass a fixture tree).

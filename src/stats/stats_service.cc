@@ -1,6 +1,7 @@
 #include "stats/stats_service.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <algorithm>
@@ -114,7 +115,14 @@ StatsService::StatsService(StatsOptions options, container::ContainerManager* co
     : options_(std::move(options)),
       containers_(containers),
       sandboxes_(sandboxes),
-      reader_(std::move(reader)) {}
+      reader_(std::move(reader)) {
+  rlimit nofile{};
+  rlim_t quarter = 256;
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    quarter = nofile.rlim_cur == RLIM_INFINITY ? 16384 : nofile.rlim_cur / 4;
+  }
+  fd_budget_ = static_cast<int>(std::min<rlim_t>(quarter, 16384));
+}
 
 StatsService::~StatsService() {
   {
@@ -133,7 +141,8 @@ StatsService::Sampled StatsService::SampleLocked(const std::string& key, const s
       (detail == Detail::kStats || e.sample->detail == Detail::kMetrics)) {
     return {e.sample, e.nano_cores};
   }
-  StatusOr<CgroupSample> read = reader_->Read(cgroup, detail);
+  if (!e.files) e.files = std::make_unique<FileCache>(&fd_budget_);
+  StatusOr<CgroupSample> read = reader_->Read(cgroup, detail, e.files.get());
   if (!read.ok()) {
     if (read.status().code() != StatusCode::kNotFound) {
       spdlog::debug("event=cgroup_read_failed cgroup={} error=\"{}\"", cgroup,
@@ -180,6 +189,8 @@ ContainerUsage StatsService::UsageOf(container::ContainerRecord record, Detail d
       u.sample = std::move(s.sample);
       u.usage_nano_cores = s.nano_cores;
     }
+  } else {
+    entries_.erase("c/" + record.id);  // its cgroup files are of no more use
   }
   u.writable_layer = Layer(record);
   u.record = std::move(record);
@@ -220,6 +231,17 @@ std::vector<ContainerUsage> StatsService::ListContainers(const ContainerUsageFil
   std::vector<ContainerUsage> out;
   out.reserve(records.size());
   std::lock_guard lock(sample_mu_);
+  if (filter.id.empty() && filter.pod_sandbox_id.empty() && filter.labels.empty()) {
+    // The whole list (a kubelet's call): forget removed containers now, so
+    // that their files close even without the sweep.
+    std::set<std::string> running;
+    for (const auto& r : records) {
+      if (r.state == container::ContainerState::kRunning) running.insert(r.id);
+    }
+    std::erase_if(entries_, [&](const auto& kv) {
+      return kv.first.starts_with("c/") && !running.contains(kv.first.substr(2));
+    });
+  }
   for (container::ContainerRecord& r : records) {
     if (!filter.id.empty() && !r.id.starts_with(filter.id)) continue;
     if (!filter.pod_sandbox_id.empty() && !r.sandbox_id.starts_with(filter.pod_sandbox_id)) {
@@ -334,9 +356,15 @@ void StatsService::SweepLoop() {
 void StatsService::Sweep() {
   std::vector<container::ContainerRecord> records = containers_->List();
   std::vector<sandbox::SandboxRecord> pods = sandboxes_->List();
-  std::set<std::string> ids, pod_ids;
-  for (const auto& r : records) ids.insert(r.id);
-  for (const auto& p : pods) pod_ids.insert(p.id);
+  std::set<std::string> ids, pod_ids, running, ready;
+  for (const auto& r : records) {
+    ids.insert(r.id);
+    if (r.state == container::ContainerState::kRunning) running.insert(r.id);
+  }
+  for (const auto& p : pods) {
+    pod_ids.insert(p.id);
+    if (p.state == sandbox::SandboxState::kReady) ready.insert(p.id);
+  }
 
   // Writable layers: the costly part, outside every lock RPCs take.
   std::map<std::string, LayerUsage> layers;
@@ -351,6 +379,11 @@ void StatsService::Sweep() {
   // previous call is the right base for the rate it asks for next.
   const nanoseconds max_age = options_.collect_period * 2;
   std::lock_guard lock(sample_mu_);
+  // Forget what was removed or stopped (and close its files).
+  std::erase_if(entries_, [&](const auto& kv) {
+    const std::string id = kv.first.substr(2);
+    return kv.first.starts_with("c/") ? !running.contains(id) : !ready.contains(id);
+  });
   for (container::ContainerRecord& r : records) {
     if (r.state == container::ContainerState::kRunning)
       UsageOf(std::move(r), Detail::kStats, max_age);
@@ -362,12 +395,6 @@ void StatsService::Sweep() {
       SampleLocked("p/" + p.id, *dir, Detail::kStats, p.created_at_ns, max_age);
     }
   }
-  // Forget what was removed.
-  std::erase_if(entries_, [&](const auto& kv) {
-    const std::string& key = kv.first;
-    const std::string id = key.substr(2);
-    return key.starts_with("c/") ? !ids.contains(id) : !pod_ids.contains(id);
-  });
   std::erase_if(cgroup_paths_, [&](const auto& kv) { return !ids.contains(kv.first); });
   std::erase_if(networks_, [&](const auto& kv) { return !pod_ids.contains(kv.first); });
 }

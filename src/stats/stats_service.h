@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -132,6 +133,7 @@ class StatsService {
     std::optional<CgroupSample> sample;
     std::optional<CpuPoint> base;
     uint64_t nano_cores = 0;
+    std::unique_ptr<FileCache> files;  // the cgroup's files, kept open
   };
   struct CachedNetwork {
     NetworkSample sample;
@@ -159,6 +161,10 @@ class StatsService {
   container::ContainerManager* const containers_;
   sandbox::SandboxManager* const sandboxes_;
   const std::unique_ptr<CgroupReader> reader_;
+
+  // Descriptors FileCaches may keep open, all together: a quarter of the
+  // process's limit, at most 16384 (about 8 per running container and pod).
+  std::atomic<int> fd_budget_;
 
   // Held while sampling, so that concurrent calls read each cgroup once.
   std::mutex sample_mu_;

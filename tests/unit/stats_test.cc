@@ -9,8 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -270,6 +272,33 @@ TEST(CgroupV2ReaderTest, MissingControllersAndCgroups) {
   EXPECT_THAT(gone.status().message(), ::testing::HasSubstr("/kubepods.slice/pod1/gone"));
 }
 
+TEST(FileCacheTest, KeepsFilesOpenWithinItsBudgetAndReadsFreshContent) {
+  // A copy of the fixture, so that a file can change between two samples.
+  const fs::path dir = fs::temp_directory_path() / StrCat("berth-filecache-", RandomHex(4));
+  fs::copy(kV2Fixture, dir, fs::copy_options::recursive);
+  std::unique_ptr<CgroupReader> r = NewCgroupV2Reader(dir);
+  std::atomic<int> budget{4};
+  {
+    FileCache files(&budget);
+    StatusOr<CgroupSample> a = r->Read("/kubepods.slice/pod1/ctr1", Detail::kStats, &files);
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(files.open_files(), 4u);
+    EXPECT_EQ(budget.load(), 0);
+    // Over the budget every file is still read, opened and closed each time.
+    EXPECT_EQ(a->memory->usage, 104857600u);
+    EXPECT_EQ(a->pids->threads, 5u);
+    // The kept descriptors read the current content (written in place).
+    { std::ofstream(dir / "kubepods.slice/pod1/ctr1/cpu.stat") << "usage_usec 7000000\n"; }
+    StatusOr<CgroupSample> b = r->Read("/kubepods.slice/pod1/ctr1", Detail::kStats, &files);
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ(b->cpu->usage_ns, 7'000'000'000u);
+    EXPECT_EQ(b->memory->usage, a->memory->usage);
+    EXPECT_EQ(files.open_files(), 4u);
+  }
+  EXPECT_EQ(budget.load(), 4) << "a destroyed cache gives its descriptors back";
+  fs::remove_all(dir);
+}
+
 // --- cgroup v1, live ------------------------------------------------------------
 
 // A child process in a cgroup of our own that touches `mib` MiB of anonymous
@@ -285,12 +314,17 @@ class V1LiveCgroup {
       if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) dirs_.insert(dir);
     }
   }
-  ~V1LiveCgroup() {
+  ~V1LiveCgroup() { Remove(); }
+
+  // Kills the child and removes the cgroups.
+  void Remove() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
     }
     for (const fs::path& d : dirs_) ::rmdir(d.c_str());
+    dirs_.clear();
   }
 
   // Forks the child, moves it into every hierarchy's cgroup, lets it work and
@@ -425,6 +459,24 @@ TEST(CgroupV1ReaderTest, LiveCgroupAgreesWithItsFilesAndTheWork) {
   EXPECT_GE(brief->cpu->usage_ns, s->cpu->usage_ns);
 
   EXPECT_EQ(reader->Read("/" + cg.name() + "-gone", Detail::kStats).status().code(),
+            StatusCode::kNotFound);
+
+  // Kept-open files read the same figures, and notice the cgroup's removal.
+  std::atomic<int> budget{64};
+  FileCache files(&budget);
+  StatusOr<CgroupSample> cached = reader->Read(cg.name(), Detail::kMetrics, &files);
+  ASSERT_TRUE(cached.ok());
+  EXPECT_GT(files.open_files(), 5u);
+  StatusOr<CgroupSample> again = reader->Read(cg.name(), Detail::kMetrics, &files);
+  ASSERT_TRUE(again.ok());
+  EXPECT_GE(again->cpu->usage_ns, cached->cpu->usage_ns);
+  EXPECT_EQ(again->pids->processes, 1u);
+  EXPECT_EQ(again->memory->rss, cg.StatKey("total_rss"));
+  cg.Remove();
+  EXPECT_EQ(reader->Read(cg.name(), Detail::kMetrics, &files).status().code(),
+            StatusCode::kNotFound);
+  // (StatsService drops the cache of a cgroup that is NOT_FOUND, closing what is left open.)
+  EXPECT_EQ(reader->Read(cg.name(), Detail::kStats, &files).status().code(),
             StatusCode::kNotFound);
 }
 
