@@ -8,6 +8,7 @@
 #include "bench/lifecycle_bench.h"
 #include "bench/pull_bench.h"
 #include "bench/stream_bench.h"
+#include "bench/stats_bench.h"
 
 namespace {
 
@@ -81,6 +82,36 @@ int RunStream(const berth::bench::StreamBenchOptions& options, const std::string
   return 0;
 }
 
+int RunStats(const berth::bench::StatsBenchOptions& options, const std::string& label) {
+  auto r = berth::bench::RunStatsBench(options);
+  if (!r.ok()) {
+    std::cerr << "berth-bench: stats: " << r.status() << "\n";
+    return 1;
+  }
+  for (const auto& c : r->rpcs) {
+    std::vector<double> sorted = c.ms;
+    std::sort(sorted.begin(), sorted.end());
+    const double p90 =
+        sorted.empty() ? 0
+                       : sorted[(sorted.size() * 9) / 10 < sorted.size() ? (sorted.size() * 9) / 10
+                                                                         : sorted.size() - 1];
+    const double n = c.ms.empty() ? 1 : static_cast<double>(c.ms.size());
+    std::cout << fmt::format(
+        "{} stats rpc={} containers={} items={} items_with_cpu={} calls={} median_ms={:.2f} "
+        "p90_ms={:.2f} daemon_cpu_ms_per_call={:.2f} helpers_cpu_ms_per_call={:.2f}\n",
+        label, c.rpc, r->containers, c.items, c.items_with_cpu, c.ms.size(),
+        berth::bench::Median(c.ms), p90, c.daemon_cpu_ms / n, c.helpers_cpu_ms / n);
+  }
+  if (r->poll_relists > 0) {
+    std::cout << fmt::format(
+        "{} stats poll seconds={:.1f} relists={} stats_rounds={} daemon_cpu_ms={:.0f} "
+        "helpers_cpu_ms={:.0f} daemon_cpu_percent={:.3f}\n",
+        label, r->poll_seconds, r->poll_relists, r->poll_stats_rounds, r->poll_daemon_cpu_ms,
+        r->poll_helpers_cpu_ms, r->poll_daemon_cpu_ms / (r->poll_seconds * 10.0));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,7 +159,33 @@ int main(int argc, char** argv) {
   st_cmd->add_option("--pods-network", st_network, "cni (pod network namespace) or host")
       ->check(CLI::IsMember({"cni", "host"}));
   st_cmd->add_option("--name-prefix", st.name_prefix, "prefix of the pod name (default bench)");
+
+  berth::bench::StatsBenchOptions sa;
+  std::string sa_network = "cni";
+  auto* sa_cmd = app.add_subcommand(
+      "stats",
+      "cost of ListContainerStats and ListPodSandboxStats with many running containers, and the "
+      "daemon's CPU over the kubelet's polling pattern");
+  sa_cmd->add_option("-r,--endpoint", sa.endpoint, "CRI endpoint, unix:///path")->required();
+  sa_cmd->add_option("--image", sa.image, "image of the containers (already pulled)")->required();
+  sa_cmd->add_option("--containers", sa.containers,
+                     "running containers, one per pod (default 100)");
+  sa_cmd->add_option("--pods-network", sa_network, "cni (pod network namespace) or host")
+      ->check(CLI::IsMember({"cni", "host"}));
+  sa_cmd->add_option("--log-dir", sa.log_dir, "directory for pod log directories (default: none)");
+  sa_cmd
+      ->add_option("--cgroup-root", sa.cgroup_root,
+                   "cgroup parent of the pods' cgroups, removed afterwards")
+      ->required();
+  sa_cmd->add_option("--daemon-pid", sa.daemon_pid, "pid of the runtime daemon")->required();
+  sa_cmd->add_option("--helper-name", sa.helper_name,
+                     "program name of per-container helpers whose CPU also counts");
+  sa_cmd->add_option("--calls", sa.calls, "back-to-back calls per RPC (default 50)");
+  sa_cmd->add_option("--poll-seconds", sa.poll_seconds,
+                     "duration of the kubelet polling pattern, 0 to skip (default 60)");
+  sa_cmd->add_option("--name-prefix", sa.name_prefix, "prefix of pod names (default bstats)");
   st_cmd->add_option("--label", label, "name printed with the results");
+  sa_cmd->add_option("--label", label, "name printed with the results");
   CLI11_PARSE(app, argc, argv);
 
   if (pull_cmd->parsed()) return RunPull(pull, label);
@@ -136,6 +193,10 @@ int main(int argc, char** argv) {
     st.host_network = st_network == "host";
     st.transfer_bytes = static_cast<uint64_t>(transfer_mib) << 20;
     return RunStream(st, label);
+  }
+  if (sa_cmd->parsed()) {
+    sa.host_network = sa_network == "host";
+    return RunStats(sa, label);
   }
   lc.host_network = network == "host";
   return RunLifecycle(lc, label);

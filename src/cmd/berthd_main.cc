@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
       stream_cert, stream_key, metrics_addr, log_level, cgroup_driver, default_handler;
   std::vector<std::string> handler_flags;
   std::optional<int> max_downloads, pull_timeout;
+  std::optional<int> stats_period, stats_min_interval;
   std::vector<std::string> auth_files;
   auto* config_opt = app.add_option("--config", config_file, "TOML configuration file");
   app.add_option("--config-dropin-dir", dropin_dir,
@@ -48,6 +49,11 @@ int main(int argc, char** argv) {
                  "layer downloads at once (default 3)");
   app.add_option("--pull-progress-timeout", pull_timeout,
                  "seconds without progress before a pull fails (default 60)");
+  app.add_option("--stats-collect-period-ms", stats_period,
+                 "background sweep of container stats, milliseconds; 0 turns it off "
+                 "(default 10000)");
+  app.add_option("--stats-min-sample-interval-ms", stats_min_interval,
+                 "stats calls reuse a cgroup sample younger than this (default 500)");
   auto* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");
   config_cmd->fallthrough();  // `berthd config --socket X` works like `berthd --socket X config`
   CLI11_PARSE(app, argc, argv);
@@ -86,6 +92,8 @@ int main(int argc, char** argv) {
   if (!auth_files.empty()) cfg.registry_auth_files = auth_files;
   if (max_downloads) cfg.max_concurrent_downloads = *max_downloads;
   if (pull_timeout) cfg.pull_progress_timeout_seconds = *pull_timeout;
+  if (stats_period) cfg.stats_collect_period_ms = *stats_period;
+  if (stats_min_interval) cfg.stats_min_sample_interval_ms = *stats_min_interval;
   if (s = cfg.Validate(); !s.ok()) {
     std::cerr << "berthd: invalid configuration: " << s.message() << "\n";
     return 2;

@@ -126,6 +126,10 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
         s = SetString(node, key, next.stream_tls_key_file);
       else if (key == "metrics.address")
         s = SetString(node, key, next.metrics_address);
+      else if (key == "stats.collect_period_ms")
+        s = SetInt(node, key, next.stats_collect_period_ms);
+      else if (key == "stats.min_sample_interval_ms")
+        s = SetInt(node, key, next.stats_min_sample_interval_ms);
       else if (key == "log.level")
         s = SetString(node, key, next.log_level);
       else if (key == "runtime.cgroup_driver")
@@ -187,6 +191,12 @@ Status Config::Validate() const {
   }
   if (pull_progress_timeout_seconds < 1) {
     return InvalidArgumentError("registry.pull_progress_timeout_seconds must be at least 1");
+  }
+  if (stats_collect_period_ms < 0 || stats_collect_period_ms > 3'600'000) {
+    return InvalidArgumentError("stats.collect_period_ms must be between 0 (off) and 3600000");
+  }
+  if (stats_min_sample_interval_ms < 0 || stats_min_sample_interval_ms > 60'000) {
+    return InvalidArgumentError("stats.min_sample_interval_ms must be between 0 and 60000");
   }
   static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
   if (std::find(std::begin(kLevels), std::end(kLevels), log_level) == std::end(kLevels)) {
@@ -252,6 +262,8 @@ std::string Config::ToToml() const {
                              {"tls_cert_file", stream_tls_cert_file},
                              {"tls_key_file", stream_tls_key_file}}},
       {"metrics", toml::table{{"address", metrics_address}}},
+      {"stats", toml::table{{"collect_period_ms", stats_collect_period_ms},
+                            {"min_sample_interval_ms", stats_min_sample_interval_ms}}},
       {"log", toml::table{{"level", log_level}}},
       {"runtime", toml::table{{"cgroup_driver", cgroup_driver},
                               {"default_handler", default_handler},

@@ -34,6 +34,11 @@ struct Config {
   std::string stream_tls_cert_file, stream_tls_key_file;
   // [metrics]
   std::string metrics_address;  // empty: no metrics endpoint
+  // [stats]
+  // Background sweep of cgroup samples and writable-layer sizes; 0: none.
+  int stats_collect_period_ms = 10000;
+  // Stats RPCs reuse a cgroup sample younger than this.
+  int stats_min_sample_interval_ms = 500;
   // [log]
   std::string log_level = "info";
   // [runtime]

@@ -103,6 +103,7 @@ int Run(const std::vector<std::string>& args, const AppIO& io) {
   AddPodCommands(app, sink);
   AddContainerCommands(app, sink);
   AddStreamCommands(app, sink);
+  AddStatsCommands(app, sink);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {

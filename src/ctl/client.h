@@ -145,5 +145,12 @@ StatusOr<cri::ExecSyncResponse> ExecSync(CriClient& c, const std::string& id,
 StatusOr<std::string> Exec(CriClient& c, const cri::ExecRequest& req);
 StatusOr<std::string> Attach(CriClient& c, const cri::AttachRequest& req);
 StatusOr<std::string> PortForward(CriClient& c, const cri::PortForwardRequest& req);
+// --- stats and metrics ---------------------------------------------------------
+StatusOr<cri::ListContainerStatsResponse> ListContainerStats(CriClient& c,
+                                                             const cri::ContainerStatsFilter& f);
+StatusOr<cri::ListPodSandboxStatsResponse> ListPodSandboxStats(CriClient& c,
+                                                               const cri::PodSandboxStatsFilter& f);
+StatusOr<cri::ListMetricDescriptorsResponse> ListMetricDescriptors(CriClient& c);
+StatusOr<cri::ListPodSandboxMetricsResponse> ListPodSandboxMetrics(CriClient& c);
 
 }  // namespace berth::ctl

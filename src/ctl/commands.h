@@ -72,6 +72,8 @@ void AddStreamCommands(CLI::App& app, CommandSink& sink);
 // exec without -s: runs `cmd` through the runtime's streaming server.
 Status RunStreamingExec(CommandEnv& env, const std::string& id, const std::vector<std::string>& cmd,
                         bool tty, bool interactive);
+// stats, statsp, metricdescs, metricsp
+void AddStatsCommands(CLI::App& app, CommandSink& sink);
 
 // Loads a PodSandboxConfig from a JSON or YAML file (crictl's
 // loadPodSandboxConfig; snake_case and lowerCamelCase keys both work).

@@ -89,6 +89,24 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
   grpc::Status PortForward(grpc::ServerContext*, const runtime::v1::PortForwardRequest*,
                            runtime::v1::PortForwardResponse*) override;
 
+  // Stats and metrics (stats/StatsService).
+  grpc::Status ContainerStats(grpc::ServerContext*, const runtime::v1::ContainerStatsRequest*,
+                              runtime::v1::ContainerStatsResponse*) override;
+  grpc::Status ListContainerStats(grpc::ServerContext*,
+                                  const runtime::v1::ListContainerStatsRequest*,
+                                  runtime::v1::ListContainerStatsResponse*) override;
+  grpc::Status PodSandboxStats(grpc::ServerContext*, const runtime::v1::PodSandboxStatsRequest*,
+                               runtime::v1::PodSandboxStatsResponse*) override;
+  grpc::Status ListPodSandboxStats(grpc::ServerContext*,
+                                   const runtime::v1::ListPodSandboxStatsRequest*,
+                                   runtime::v1::ListPodSandboxStatsResponse*) override;
+  grpc::Status ListMetricDescriptors(grpc::ServerContext*,
+                                     const runtime::v1::ListMetricDescriptorsRequest*,
+                                     runtime::v1::ListMetricDescriptorsResponse*) override;
+  grpc::Status ListPodSandboxMetrics(grpc::ServerContext*,
+                                     const runtime::v1::ListPodSandboxMetricsRequest*,
+                                     runtime::v1::ListPodSandboxMetricsResponse*) override;
+
  private:
   const config::Config& config_;
   const RuntimeInfo& info_;

@@ -291,6 +291,22 @@ Status RunDaemon(const config::Config& config) {
                     StrCat("start the streaming server on ", config.stream_address));
   }
   domain.stream = std::move(*stream_server);
+  stats::StatsOptions stats_opts;
+  stats_opts.collect_period = std::chrono::milliseconds(config.stats_collect_period_ms);
+  stats_opts.min_sample_interval = std::chrono::milliseconds(config.stats_min_sample_interval_ms);
+  stats_opts.writable_layer_mountpoint = (fs::path(config.root) / "containers").string();
+  stats_opts.cgroup_driver = ct_opts.cgroup_driver;
+  StatusOr<std::unique_ptr<stats::CgroupReader>> cgroups = stats::NewHostCgroupReader();
+  if (!cgroups.ok()) {
+    // Containers still run; stats then carry attributes and writable layers only.
+    spdlog::warn("event=cgroups_unreadable error=\"{}\"", cgroups.status().message());
+    cgroups = stats::NewCgroupV2Reader("/sys/fs/cgroup");
+  }
+  spdlog::info("event=stats cgroup_version={} collect_period_ms={} min_sample_interval_ms={}",
+               (*cgroups)->version() == stats::CgroupVersion::kV2 ? 2 : 1,
+               config.stats_collect_period_ms, config.stats_min_sample_interval_ms);
+  domain.stats = stats::StatsService::Start(stats_opts, domain.containers.get(),
+                                            domain.sandboxes.get(), std::move(*cgroups));
   rpc.MarkReady();
   spdlog::info("event=ready socket={} root={} state={} runtime={} stream={} version={}",
                config.socket, config.root, config.state,

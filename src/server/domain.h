@@ -12,6 +12,7 @@
 #include "oci/oci_runtime.h"
 #include "sandbox/sandbox_manager.h"
 #include "server/stream_runtime.h"
+#include "stats/stats_service.h"
 #include "store/metadata_store.h"
 #include "stream/stream_server.h"
 
@@ -27,6 +28,8 @@ struct Domain {
   // Declared after the managers it uses, so it is destroyed (stopped) first.
   std::unique_ptr<StreamRuntime> stream_runtime;
   std::unique_ptr<stream::StreamServer> stream;  // exec, attach, port-forward URLs
+  // Declared after the managers it reads from, so it is destroyed first.
+  std::unique_ptr<stats::StatsService> stats;
 };
 
 }  // namespace berth::server

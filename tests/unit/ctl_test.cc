@@ -1481,11 +1481,82 @@ class FakeRuntimeService final : public cri::RuntimeService::Service {
     resp->set_url(*url);
     return grpc::Status::OK;
   }
+  // Stats: container "c1..." runs and uses half a core between any two calls
+  // (CPU time +0.5 s, timestamp +1 s per call); "c2..." does not run. A filter
+  // id "stuck" keeps the timestamps still; "broken" fails the call.
+  static cri::ContainerStats CtrStatsAt(const std::string& id, const std::string& name, int64_t n,
+                                        bool running) {
+    cri::ContainerStats s;
+    s.mutable_attributes()->set_id(id);
+    s.mutable_attributes()->mutable_metadata()->set_name(name);
+    s.mutable_writable_layer()->mutable_used_bytes()->set_value(8192);
+    s.mutable_writable_layer()->mutable_inodes_used()->set_value(5);
+    if (running) {
+      s.mutable_cpu()->set_timestamp(1'700'000'000'000'000'000 + n * 1'000'000'000);
+      s.mutable_cpu()->mutable_usage_core_nano_seconds()->set_value(1'000'000'000 +
+                                                                    n * 500'000'000);
+      s.mutable_memory()->mutable_working_set_bytes()->set_value(12'345'678);
+    }
+    return s;
+  }
+  grpc::Status ListContainerStats(grpc::ServerContext*, const cri::ListContainerStatsRequest* req,
+                                  cri::ListContainerStatsResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_stats_filter_ = req->filter();
+    if (req->filter().id() == "broken") {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "cgroup unreadable");
+    }
+    const int64_t n = req->filter().id() == "stuck" ? 0 : ++stats_calls_;
+    // Listed out of order: the client sorts by id.
+    *resp->add_stats() = CtrStatsAt(std::string(64, '2').replace(0, 2, "c2"), "idle", n, false);
+    *resp->add_stats() = CtrStatsAt(std::string(64, '1').replace(0, 2, "c1"), "busy", n, true);
+    return grpc::Status::OK;
+  }
+  grpc::Status ListPodSandboxStats(grpc::ServerContext*, const cri::ListPodSandboxStatsRequest* req,
+                                   cri::ListPodSandboxStatsResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_pod_stats_filter_ = req->filter();
+    if (req->filter().id() == "broken") {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "cgroup unreadable");
+    }
+    const int64_t n = ++stats_calls_;
+    cri::PodSandboxStats* p = resp->add_stats();
+    p->mutable_attributes()->set_id(std::string(64, 'a').replace(0, 3, "pod"));
+    p->mutable_attributes()->mutable_metadata()->set_name("web");
+    p->mutable_linux()->mutable_cpu()->set_timestamp(1'700'000'000'000'000'000 + n * 2'000'000'000);
+    p->mutable_linux()->mutable_cpu()->mutable_usage_core_nano_seconds()->set_value(
+        3'000'000'000 + n * 500'000'000);
+    p->mutable_linux()->mutable_memory()->mutable_working_set_bytes()->set_value(999'999);
+    resp->add_stats()->mutable_attributes()->set_id("empty-pod");  // no figures: left out
+    return grpc::Status::OK;
+  }
+  grpc::Status ListMetricDescriptors(grpc::ServerContext*, const cri::ListMetricDescriptorsRequest*,
+                                     cri::ListMetricDescriptorsResponse* resp) override {
+    cri::MetricDescriptor* d = resp->add_descriptors();
+    d->set_name("container_memory_rss");
+    d->set_help("Size of RSS in bytes.");
+    d->add_label_keys("pod");
+    return grpc::Status::OK;
+  }
+  grpc::Status ListPodSandboxMetrics(grpc::ServerContext*, const cri::ListPodSandboxMetricsRequest*,
+                                     cri::ListPodSandboxMetricsResponse* resp) override {
+    cri::PodSandboxMetrics* m = resp->add_pod_metrics();
+    m->set_pod_sandbox_id("pod1");
+    cri::Metric* x = m->add_container_metrics()->add_metrics();
+    x->set_name("container_memory_rss");
+    x->set_metric_type(cri::GAUGE);
+    x->add_label_values("web");
+    x->mutable_value()->set_value(4096);
+    return grpc::Status::OK;
+  }
 
   std::mutex mu_;
   stream::StreamServer* stream_server_ = nullptr;
   cri::ExecRequest last_stream_exec_;
   cri::AttachRequest last_attach_;
+  cri::ContainerStatsFilter last_stats_filter_;
+  cri::PodSandboxStatsFilter last_pod_stats_filter_;
+  int64_t stats_calls_ = 0;
   std::map<std::string, cri::PodSandbox> pods_;
   std::map<std::string, cri::Container> containers_;
   cri::RunPodSandboxRequest last_run_pod_;
@@ -2225,6 +2296,112 @@ TEST_F(CtlRuntimeCommandTest, LogsFromTheLogPath) {
   EXPECT_NE(bad_since.err.find("failed to parse value as time or duration: \\\"soon\\\""),
             std::string::npos)
       << bad_since.err;
+}
+
+}  // namespace
+}  // namespace berth::ctl
+
+namespace berth::ctl {
+namespace {
+
+TEST(StatsOutputTest, HumanSizeWithFourDigits) {
+  EXPECT_EQ(HumanSizeWithPrecision(12'345'678, 4), "12.35MB");
+  EXPECT_EQ(HumanSizeWithPrecision(8192, 4), "8.192kB");
+  EXPECT_EQ(HumanSizeWithPrecision(0, 4), "0B");
+  EXPECT_EQ(HumanSize(12'345'678), "12.3MB");
+}
+
+TEST_F(CtlRuntimeCommandTest, StatsTableJsonFiltersAndErrors) {
+  Result t = Ctl({"stats", "-s", "0", "--id", "c1", "-p", "pod9", "--label", "a=b"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_EQ(t.out,
+            "\033[2J\033[H"
+            "CONTAINER           NAME                CPU %               MEM                 "
+            "DISK                INODES\n"
+            "c111111111111       busy                50.00               12.35MB             "
+            "8.192kB             5\n");
+  EXPECT_EQ(runtime_.last_stats_filter_.id(), "c1");
+  EXPECT_EQ(runtime_.last_stats_filter_.pod_sandbox_id(), "pod9");
+  EXPECT_EQ(runtime_.last_stats_filter_.label_selector().at("a"), "b");
+
+  Result all = Ctl({"stats", "-a", "-s", "0"});
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_NE(all.out.find("c222222222222       idle                0.00                0B        "
+                         "          8.192kB             5\n"),
+            std::string::npos)
+      << all.out;
+  EXPECT_LT(all.out.find("c1111"), all.out.find("c2222")) << "sorted by id";
+
+  Result arg = Ctl({"stats", "-s", "0", "c1abc"});
+  ASSERT_EQ(arg.code, 0) << arg.err;
+  EXPECT_EQ(runtime_.last_stats_filter_.id(), "c1abc");
+
+  Result json = Ctl({"stats", "-o", "json"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  EXPECT_EQ(json.out.rfind("{\n  \"stats\": [\n    {\n      \"attributes\": {\n        \"id\": "
+                           "\"c111",
+                           0),
+            0u)
+      << json.out;
+  EXPECT_NE(json.out.find("\"usageCoreNanoSeconds\": {\n          \"value\": \""),
+            std::string::npos);
+  Result yaml = Ctl({"stats", "-o", "yaml"});
+  ASSERT_EQ(yaml.code, 0) << yaml.err;
+  EXPECT_EQ(yaml.out.rfind("stats:\n- attributes:\n", 0), 0u) << yaml.out;
+
+  Result stuck = Ctl({"stats", "-s", "0", "stuck"});
+  EXPECT_EQ(stuck.code, 1);
+  EXPECT_NE(stuck.err.find("get container stats: cpu stat is not updated during sample"),
+            std::string::npos)
+      << stuck.err;
+  Result broken = Ctl({"stats", "broken"});
+  EXPECT_EQ(broken.code, 1);
+  EXPECT_NE(broken.err.find("get container stats: rpc error: code = Internal desc = cgroup "
+                            "unreadable"),
+            std::string::npos)
+      << broken.err;
+  Result label = Ctl({"stats", "--label", "nolabel"});
+  EXPECT_EQ(label.code, 1);
+  EXPECT_NE(label.err.find("incorrectly specified label: nolabel"), std::string::npos);
+}
+
+TEST_F(CtlRuntimeCommandTest, StatspTableAndErrors) {
+  Result t = Ctl({"statsp", "-s", "0", "--label", "app=web"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_EQ(t.out,
+            "\033[2J\033[H"
+            "POD                 POD ID              CPU %               MEM\n"
+            "web                 podaaaaaaaaaa       25.00               1000kB\n");
+  EXPECT_EQ(runtime_.last_pod_stats_filter_.label_selector().at("app"), "web");
+  Result id = Ctl({"statsp", "-o", "json", "pod1"});
+  ASSERT_EQ(id.code, 0) << id.err;
+  EXPECT_EQ(runtime_.last_pod_stats_filter_.id(), "pod1");
+  EXPECT_NE(id.out.find("\"id\": \"empty-pod\""), std::string::npos) << id.out;
+  Result broken = Ctl({"statsp", "broken"});
+  EXPECT_EQ(broken.code, 1);
+  EXPECT_NE(broken.err.find("get pod stats: display pod stats: list pod sandbox stats: rpc error: "
+                            "code = Internal desc = cgroup unreadable"),
+            std::string::npos)
+      << broken.err;
+  Result label = Ctl({"statsp", "--label", "x"});
+  EXPECT_NE(label.err.find("parse pod labels: incorrectly specified label: x"), std::string::npos)
+      << label.err;
+}
+
+TEST_F(CtlRuntimeCommandTest, MetricDescsAndMetricsp) {
+  Result d = Ctl({"metricdescs"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(d.out,
+            "{\n  \"descriptors\": [\n    {\n      \"name\": \"container_memory_rss\",\n"
+            "      \"help\": \"Size of RSS in bytes.\",\n      \"labelKeys\": [\n        \"pod\"\n"
+            "      ]\n    }\n  ]\n}\n");
+  Result m = Ctl({"metricsp", "-o", "yaml"});
+  ASSERT_EQ(m.code, 0) << m.err;
+  EXPECT_NE(m.out.find("name: container_memory_rss"), std::string::npos) << m.out;
+  EXPECT_NE(m.out.find("podSandboxId: pod1"), std::string::npos) << m.out;
+  Result bad = Ctl({"metricsp", "-o", "table"});
+  EXPECT_EQ(bad.code, 0);
+  EXPECT_EQ(bad.out.find("podSandboxId"), std::string::npos) << "help, not metrics";
 }
 
 }  // namespace
