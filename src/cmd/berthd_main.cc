@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
   std::optional<std::string> socket, root, state, registry_dir, cni_conf, cni_bin, stream_addr,
       metrics_addr, log_level, cgroup_driver, default_handler;
   std::vector<std::string> handler_flags;
-  std::optional<int> max_downloads, pull_timeout;
+  std::optional<int> max_downloads, pull_timeout, events_queue;
+  bool metrics_non_loopback = false;
   std::vector<std::string> auth_files;
   auto* config_opt = app.add_option("--config", config_file, "TOML configuration file");
   app.add_option("--config-dropin-dir", dropin_dir,
@@ -29,7 +30,14 @@ int main(int argc, char** argv) {
   app.add_option("--cni-bin-dir", cni_bin,
                  "colon-separated CNI plugin directories (default /opt/cni/bin:/usr/lib/cni)");
   app.add_option("--stream-address", stream_addr, "streaming server address (default 127.0.0.1:0)");
-  app.add_option("--metrics-address", metrics_addr, "Prometheus metrics address (default: off)");
+  app.add_option("--metrics-address", metrics_addr,
+                 "Prometheus metrics endpoint, host:port (default: off; loopback only unless "
+                 "--metrics-allow-non-loopback)");
+  app.add_flag("--metrics-allow-non-loopback", metrics_non_loopback,
+               "allow a --metrics-address that other hosts can reach (it has no authentication)");
+  app.add_option("--events-queue-length", events_queue,
+                 "events a GetContainerEvents client may fall behind by before the oldest are "
+                 "dropped (default 1024)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error (default info)");
   app.add_option("--cgroup-driver", cgroup_driver, "cgroupfs or systemd (default cgroupfs)");
   app.add_option("--runtime-handler", handler_flags,
@@ -62,6 +70,8 @@ int main(int argc, char** argv) {
   if (cni_bin) cfg.cni_bin_dirs = berth::config::SplitColonList(*cni_bin);
   if (stream_addr) cfg.stream_address = *stream_addr;
   if (metrics_addr) cfg.metrics_address = *metrics_addr;
+  if (metrics_non_loopback) cfg.metrics_allow_non_loopback = true;
+  if (events_queue) cfg.events_queue_length = *events_queue;
   if (log_level) cfg.log_level = *log_level;
   if (cgroup_driver) cfg.cgroup_driver = *cgroup_driver;
   if (default_handler) cfg.default_handler = *default_handler;

@@ -30,7 +30,12 @@ struct Config {
   // [stream]
   std::string stream_address = "127.0.0.1:0";
   // [metrics]
-  std::string metrics_address;  // empty: no metrics endpoint
+  std::string metrics_address;  // "host:port"; empty: no metrics endpoint
+  // The endpoint has no authentication: an address other than loopback
+  // must be allowed explicitly.
+  bool metrics_allow_non_loopback = false;
+  // [events]
+  int events_queue_length = 1024;  // events a GetContainerEvents client may fall behind by
   // [log]
   std::string log_level = "info";
   // [runtime]
@@ -58,6 +63,16 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
 // in lexical order.
 Status LoadFiles(const std::filesystem::path& file, bool file_required,
                  const std::filesystem::path& dropin_dir, Config& cfg);
+
+// A listening address: "127.0.0.1:9100", "[::1]:9100", "localhost:9100"
+// (loopback), "0.0.0.0:9100", ":9100" (all interfaces). The host must be an
+// IP literal or "localhost" (no name lookups); port 0 picks a free port.
+struct ListenAddress {
+  std::string ip;  // IPv4 or IPv6 literal, without brackets
+  int port = 0;
+  bool loopback = false;
+};
+StatusOr<ListenAddress> ParseListenAddress(std::string_view address);
 
 // Splits a colon-separated list, dropping empty elements.
 std::vector<std::string> SplitColonList(std::string_view s);

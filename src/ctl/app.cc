@@ -102,6 +102,7 @@ int Run(const std::vector<std::string>& args, const AppIO& io) {
   AddImageCommands(app, sink);
   AddPodCommands(app, sink);
   AddContainerCommands(app, sink);
+  AddEventCommands(app, sink);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {

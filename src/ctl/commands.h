@@ -64,6 +64,8 @@ void AddImageCommands(CLI::App& app, CommandSink& sink);
 void AddPodCommands(CLI::App& app, CommandSink& sink);
 // create, start, stop, rm, ps, inspect, update, run, exec, logs
 void AddContainerCommands(CLI::App& app, CommandSink& sink);
+// events
+void AddEventCommands(CLI::App& app, CommandSink& sink);
 
 // Loads a PodSandboxConfig from a JSON or YAML file (crictl's
 // loadPodSandboxConfig; snake_case and lowerCamelCase keys both work).
