@@ -35,6 +35,13 @@ class EventStream {
     reader_ = stub.GetContainerEvents(&ctx_, cri::GetEventsRequest());
     if (read) StartReading();
   }
+  // A stream that waits for the server to be there (wait-for-ready).
+  // (The call starts on the reading thread: a waiting call blocks until it is connected.)
+  explicit EventStream(const std::shared_ptr<grpc::Channel>& channel)
+      : stub_(cri::RuntimeService::NewStub(channel)) {
+    ctx_.set_wait_for_ready(true);
+    StartReading();
+  }
   ~EventStream() {
     ctx_.TryCancel();
     if (thread_.joinable()) thread_.join();
@@ -44,6 +51,7 @@ class EventStream {
 
   void StartReading() {
     thread_ = std::thread([this] {
+      if (reader_ == nullptr) reader_ = stub_->GetContainerEvents(&ctx_, cri::GetEventsRequest());
       cri::ContainerEventResponse e;
       while (reader_->Read(&e)) {
         std::lock_guard lock(mu_);
@@ -79,6 +87,7 @@ class EventStream {
   }
 
  private:
+  std::unique_ptr<cri::RuntimeService::Stub> stub_;
   grpc::ClientContext ctx_;
   std::unique_ptr<grpc::ClientReader<cri::ContainerEventResponse>> reader_;
   std::thread thread_;
@@ -119,13 +128,16 @@ class EventsIT : public RuntimeServiceIT {
     return args;
   }
 
-  // Where berthd serves metrics (its log says, with the port it got).
+  // Where berthd serves metrics (its log says, with the port it got; the last start counts).
   std::string MetricsAddress() {
     static const std::regex kListening(R"(event=metrics_listening address=(\S+))");
-    std::smatch m;
     std::string log = berthd_->Log();
-    if (!std::regex_search(log, m, kListening)) return "";
-    return m[1];
+    std::string last;
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), kListening);
+         it != std::sregex_iterator(); ++it) {
+      last = (*it)[1];
+    }
+    return last;
   }
 
   // GET /metrics, parsed strictly. Records a failure when it is not well-formed.
@@ -312,6 +324,58 @@ TEST_F(EventsIT, WholeLifecycleInOrderWithStatusesForEveryConsumer) {
 
   EXPECT_EQ(Metric("berth_events_dropped_total"), 0);
   ExpectNoLeaks("after the lifecycle");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1b. An exit that happened while berthd was down is published by its recovery, to a client
+//     that subscribed while berthd was recovering (GetContainerEvents is served then).
+
+TEST_F(EventsIT, ExitWhileDownIsPublishedDuringRecovery) {
+  cri::PodSandboxConfig pod = PodConfig("ev-down", cri::NODE, cri::CONTAINER);
+  std::string pod_id, ctr;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id));
+  IT_ASSERT_GRPC_OK(
+      CreateCtr(pod_id, pod, CtrConfig("short", {"sh", "-c", "sleep 1; exit 7"}), &ctr));
+  IT_ASSERT_GRPC_OK(StartCtr(ctr));
+  berthd_->Kill();
+  const fs::path exit_file = berthd_->state() / "containers" / ctr / "exit";
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (!Exists(exit_file) && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(Exists(exit_file)) << "the container did not exit while berthd was down";
+
+  // A client that waits for the socket, reconnecting fast: it subscribes as soon as berthd
+  // listens, before recovery reads the exit file.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 5);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10);
+  auto channel = grpc::CreateCustomChannel(StrCat("unix://", berthd_->socket_path().string()),
+                                           grpc::InsecureChannelCredentials(), args);
+  EventStream early(channel);
+  IT_ASSERT_OK(berthd_->Start(DaemonArgs()));
+  auto got = early.WaitFor(
+      [&](const cri::ContainerEventResponse& e) {
+        return e.container_id() == ctr && e.container_event_type() == cri::CONTAINER_STOPPED_EVENT;
+      },
+      std::chrono::seconds(30));
+  ASSERT_FALSE(got.empty()) << "nothing published during recovery";
+  EXPECT_EQ(Summary(got).front(), "CONTAINER_STOPPED_EVENT " + ctr);
+  const cri::ContainerStatus* s = FindStatus(got.front(), ctr);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->state(), cri::CONTAINER_EXITED);
+  EXPECT_EQ(s->exit_code(), 7);
+  EXPECT_EQ(got.front().pod_sandbox_status().id(), pod_id);
+  // It did subscribe before berthd was ready.
+  std::string log = berthd_->Log();
+  size_t restart = log.rfind("event=metrics_listening");
+  size_t subscribed = log.find("event=events_subscribed", restart);
+  size_t ready = log.find("event=ready", restart);
+  EXPECT_LT(subscribed, ready);
+
+  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
+  ExpectNoLeaks("after the restart");
 }
 
 // ---------------------------------------------------------------------------------------------
