@@ -15,8 +15,7 @@ int main(int argc, char** argv) {
   std::optional<std::string> socket, root, state, registry_dir, cni_conf, cni_bin, stream_addr,
       metrics_addr, log_level, cgroup_driver, default_handler;
   std::vector<std::string> handler_flags;
-  std::optional<int> max_downloads, pull_timeout, events_queue;
-  bool metrics_non_loopback = false;
+  std::optional<int> max_downloads, pull_timeout;
   std::vector<std::string> auth_files;
   auto* config_opt = app.add_option("--config", config_file, "TOML configuration file");
   app.add_option("--config-dropin-dir", dropin_dir,
@@ -30,6 +29,9 @@ int main(int argc, char** argv) {
   app.add_option("--cni-bin-dir", cni_bin,
                  "colon-separated CNI plugin directories (default /opt/cni/bin:/usr/lib/cni)");
   app.add_option("--stream-address", stream_addr, "streaming server address (default 127.0.0.1:0)");
+  // Metrics endpoint and lifecycle events.
+  std::optional<int> events_queue;
+  bool metrics_non_loopback = false;
   app.add_option("--metrics-address", metrics_addr,
                  "Prometheus metrics endpoint, host:port (default: off; loopback only unless "
                  "--metrics-allow-non-loopback)");

@@ -131,10 +131,6 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
         s = SetString(node, key, next.stream_address);
       else if (key == "metrics.address")
         s = SetString(node, key, next.metrics_address);
-      else if (key == "metrics.allow_non_loopback")
-        s = SetBool(node, key, next.metrics_allow_non_loopback);
-      else if (key == "events.queue_length")
-        s = SetInt(node, key, next.events_queue_length);
       else if (key == "log.level")
         s = SetString(node, key, next.log_level);
       else if (key == "runtime.cgroup_driver")
@@ -143,6 +139,11 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
         s = SetString(node, key, next.default_handler);
       else if (key == "runtime.handlers")
         s = MergeStringMap(node, key, next.handlers);
+      // metrics endpoint and lifecycle events
+      else if (key == "metrics.allow_non_loopback")
+        s = SetBool(node, key, next.metrics_allow_non_loopback);
+      else if (key == "events.queue_length")
+        s = SetInt(node, key, next.events_queue_length);
       else
         s = InvalidArgumentError(StrCat("unknown setting ", key));
       if (!s.ok()) return Annotate(s, StrCat("config ", source_name));
@@ -303,14 +304,15 @@ std::string Config::ToToml() const {
                                {"pull_progress_timeout_seconds", pull_progress_timeout_seconds}}},
       {"cni", toml::table{{"conf_dir", cni_conf_dir}, {"bin_dirs", list(cni_bin_dirs)}}},
       {"stream", toml::table{{"address", stream_address}}},
-      {"metrics", toml::table{{"address", metrics_address},
-                              {"allow_non_loopback", metrics_allow_non_loopback}}},
-      {"events", toml::table{{"queue_length", events_queue_length}}},
+      {"metrics", toml::table{{"address", metrics_address}}},
       {"log", toml::table{{"level", log_level}}},
       {"runtime", toml::table{{"cgroup_driver", cgroup_driver},
                               {"default_handler", default_handler},
                               {"handlers", handler_table}}},
   };
+  // Metrics endpoint and lifecycle events.
+  doc["metrics"].as_table()->insert("allow_non_loopback", metrics_allow_non_loopback);
+  doc.insert("events", toml::table{{"queue_length", events_queue_length}});
   std::ostringstream out;
   out << doc << "\n";
   return out.str();

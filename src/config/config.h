@@ -30,12 +30,7 @@ struct Config {
   // [stream]
   std::string stream_address = "127.0.0.1:0";
   // [metrics]
-  std::string metrics_address;  // "host:port"; empty: no metrics endpoint
-  // The endpoint has no authentication: an address other than loopback
-  // must be allowed explicitly.
-  bool metrics_allow_non_loopback = false;
-  // [events]
-  int events_queue_length = 1024;  // events a GetContainerEvents client may fall behind by
+  std::string metrics_address;  // empty: no metrics endpoint
   // [log]
   std::string log_level = "info";
   // [runtime]
@@ -46,6 +41,14 @@ struct Config {
   // runtime binary, a path or a name looked up in PATH. A handler whose
   // binary is missing is left out; an empty value removes a handler.
   std::map<std::string, std::string> handlers = {{"crun", "crun"}, {"runc", "runc"}};
+
+  // --- metrics endpoint and lifecycle events ---
+  // [metrics] allow_non_loopback: metrics.address ("host:port") has no
+  // authentication, so an address other than loopback must be allowed.
+  bool metrics_allow_non_loopback = false;
+  // [events] queue_length: events a GetContainerEvents client may fall
+  // behind by before its oldest are dropped.
+  int events_queue_length = 1024;
 
   static Config Defaults() { return Config(); }
   // Checks values a person could get wrong; names the setting in the error.

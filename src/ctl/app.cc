@@ -99,10 +99,10 @@ int Run(const std::vector<std::string>& args, const AppIO& io) {
 
   CommandSink sink;
   AddRuntimeCommands(app, sink);
+  AddEventCommands(app, sink);
   AddImageCommands(app, sink);
   AddPodCommands(app, sink);
   AddContainerCommands(app, sink);
-  AddEventCommands(app, sink);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {

@@ -58,14 +58,14 @@ class CommandSink {
 
 // version, info
 void AddRuntimeCommands(CLI::App& app, CommandSink& sink);
+// events
+void AddEventCommands(CLI::App& app, CommandSink& sink);
 // pull, images, inspecti, rmi, imagefsinfo
 void AddImageCommands(CLI::App& app, CommandSink& sink);
 // runp, stopp, rmp, pods, inspectp
 void AddPodCommands(CLI::App& app, CommandSink& sink);
 // create, start, stop, rm, ps, inspect, update, run, exec, logs
 void AddContainerCommands(CLI::App& app, CommandSink& sink);
-// events
-void AddEventCommands(CLI::App& app, CommandSink& sink);
 
 // Loads a PodSandboxConfig from a JSON or YAML file (crictl's
 // loadPodSandboxConfig; snake_case and lowerCamelCase keys both work).

@@ -52,6 +52,11 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
   grpc::Status RuntimeConfig(grpc::ServerContext*, const runtime::v1::RuntimeConfigRequest*,
                              runtime::v1::RuntimeConfigResponse*) override;
 
+  // Lifecycle events (container_events.cc).
+  grpc::Status GetContainerEvents(
+      grpc::ServerContext*, const runtime::v1::GetEventsRequest*,
+      grpc::ServerWriter<runtime::v1::ContainerEventResponse>* writer) override;
+
   grpc::Status RunPodSandbox(grpc::ServerContext*, const runtime::v1::RunPodSandboxRequest*,
                              runtime::v1::RunPodSandboxResponse*) override;
   grpc::Status StopPodSandbox(grpc::ServerContext*, const runtime::v1::StopPodSandboxRequest*,
@@ -82,11 +87,6 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
                                   runtime::v1::ReopenContainerLogResponse*) override;
   grpc::Status ExecSync(grpc::ServerContext*, const runtime::v1::ExecSyncRequest*,
                         runtime::v1::ExecSyncResponse*) override;
-
-  // --- events (container_events.cc) -------------------------------------------
-  grpc::Status GetContainerEvents(
-      grpc::ServerContext*, const runtime::v1::GetEventsRequest*,
-      grpc::ServerWriter<runtime::v1::ContainerEventResponse>* writer) override;
 
  private:
   const config::Config& config_;
