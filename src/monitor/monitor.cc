@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -265,7 +266,9 @@ class Monitor {
   void HandleSignals();
   void Reap();
   void WatchOom();
-  void CheckOom();
+  // Reads the OOM kill counter and reports a rise in the OOM file;
+  // `notified`: after a notification (drains it).
+  void CheckOom(bool notified);
 
   void QueueStdin(std::string_view data);
   void FlushStdin();
@@ -300,8 +303,10 @@ class Monitor {
   pid_t container_pid_ = -1;
   OomCounterLocation oom_;
   long oom_kills_at_start_ = -1;
-  long oom_kills_reported_ = 0;  // in the OOM file, since create
-  Fd oom_notify_;                // v1 eventfd or v2 inotify fd; invalid: none
+  long oom_kills_reported_ = 0;    // in the OOM file, since create
+  Fd oom_notify_;                  // v1 eventfd or v2 inotify fd; invalid: none
+  int64_t oom_recheck_at_ms_ = 0;  // monotonic; 0: no recheck pending
+  int64_t oom_recheck_step_ms_ = 0;
   bool exited_ = false;
   int wait_status_ = 0;
   struct timespec exit_time_ {};
@@ -671,12 +676,17 @@ void Monitor::Loop() {
       timeout = static_cast<int>(last_activity_ms_ + kDrainIdleMs - MonotonicMs());
       if (timeout <= 0) return;
     }
+    if (oom_recheck_at_ms_ > 0) {
+      int until = static_cast<int>(std::max<int64_t>(0, oom_recheck_at_ms_ - MonotonicMs()));
+      timeout = timeout < 0 ? until : std::min(timeout, until);
+    }
     int n = poll(pfds.data(), pfds.size(), timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       Diag(ErrnoText("poll", "in monitor of " + cfg_.id, errno));
       return;
     }
+    if (oom_recheck_at_ms_ > 0 && MonotonicMs() >= oom_recheck_at_ms_) CheckOom(false);
     if (n == 0) continue;  // drain deadline: re-evaluated at the top
 
     for (size_t i = 0; i < pfds.size(); ++i) {
@@ -688,7 +698,7 @@ void Monitor::Loop() {
           HandleSignals();
           break;
         case kOom:
-          CheckOom();
+          CheckOom(/*notified=*/true);
           break;
         case kListen:
           AcceptClients();
@@ -979,8 +989,8 @@ void Monitor::WatchOom() {
   }
 }
 
-void Monitor::CheckOom() {
-  if (oom_notify_.valid()) {
+void Monitor::CheckOom(bool notified) {
+  if (notified && oom_notify_.valid()) {
     char buf[4096];
     while (read(oom_notify_.get(), buf, sizeof(buf)) > 0) {
     }
@@ -988,7 +998,20 @@ void Monitor::CheckOom() {
   long now = ReadOomKills(oom_.counter_file);
   if (now < 0 || oom_kills_at_start_ < 0) return;
   long kills = now - oom_kills_at_start_;
-  if (kills <= oom_kills_reported_) return;
+  if (kills <= oom_kills_reported_) {
+    // The v1 notification comes when the cgroup runs out of memory, before
+    // the OOM killer has chosen (and counted) a victim: look again shortly,
+    // backing off, for up to ~2.5 s after the last notification.
+    const int64_t t = MonotonicMs();
+    if (notified) {
+      oom_recheck_step_ms_ = 5;
+    } else {
+      oom_recheck_step_ms_ *= 2;
+    }
+    oom_recheck_at_ms_ = oom_recheck_step_ms_ > 1280 ? 0 : t + oom_recheck_step_ms_;
+    return;
+  }
+  oom_recheck_at_ms_ = 0;
   oom_kills_reported_ = kills;
   std::string text = std::string(kOomKeyKills) + "=" + std::to_string(kills) + "\n" + kOomKeyTime +
                      "=" + NowRfc3339() + "\n";
@@ -1017,7 +1040,8 @@ void Monitor::Finish() {
   }
   // The kernel counts an OOM kill before it sends SIGKILL, so the count is
   // final once init has been reaped.
-  CheckOom();
+  CheckOom(false);
+  oom_recheck_at_ms_ = 0;
   oom_notify_.Reset();
   bool oom = oom_kills_reported_ > 0;
   std::string text = std::string(kExitKeyCode) + "=" + std::to_string(code) + "\n" +
