@@ -34,7 +34,17 @@ int main(int argc, char** argv) {
   app.add_option("--stream-tls-cert", stream_cert,
                  "PEM certificate of the streaming server: HTTPS (needs --stream-tls-key)");
   app.add_option("--stream-tls-key", stream_key, "PEM private key of the streaming server");
-  app.add_option("--metrics-address", metrics_addr, "Prometheus metrics address (default: off)");
+  // Metrics endpoint and lifecycle events.
+  std::optional<int> events_queue;
+  bool metrics_non_loopback = false;
+  app.add_option("--metrics-address", metrics_addr,
+                 "Prometheus metrics endpoint, host:port (default: off; loopback only unless "
+                 "--metrics-allow-non-loopback)");
+  app.add_flag("--metrics-allow-non-loopback", metrics_non_loopback,
+               "allow a --metrics-address that other hosts can reach (it has no authentication)");
+  app.add_option("--events-queue-length", events_queue,
+                 "events a GetContainerEvents client may fall behind by before the oldest are "
+                 "dropped (default 1024)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error (default info)");
   app.add_option("--cgroup-driver", cgroup_driver, "cgroupfs or systemd (default cgroupfs)");
   app.add_option("--runtime-handler", handler_flags,
@@ -74,6 +84,8 @@ int main(int argc, char** argv) {
   if (stream_cert) cfg.stream_tls_cert_file = *stream_cert;
   if (stream_key) cfg.stream_tls_key_file = *stream_key;
   if (metrics_addr) cfg.metrics_address = *metrics_addr;
+  if (metrics_non_loopback) cfg.metrics_allow_non_loopback = true;
+  if (events_queue) cfg.events_queue_length = *events_queue;
   if (log_level) cfg.log_level = *log_level;
   if (cgroup_driver) cfg.cgroup_driver = *cgroup_driver;
   if (default_handler) cfg.default_handler = *default_handler;

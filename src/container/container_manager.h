@@ -5,6 +5,7 @@
 // file, so exits that happen while berthd is down are not lost.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -16,6 +17,8 @@
 
 #include "common/keyed_mutex.h"
 #include "common/status.h"
+#include "container/bundle_watcher.h"
+#include "events/event_bus.h"
 #include "image/image_service.h"
 #include "monitor/client.h"
 #include "oci/container_config.h"
@@ -64,10 +67,33 @@ struct ContainerRecord {
   std::string layer_dir;  // <root>/containers/<id>: upper/, work/
   uint32_t uid = 0;
   std::string username;
+  // OOM kills in the container's memory cgroup so far, as berthd last read
+  // them from the monitor's OOM file.
+  int64_t oom_kills = 0;
 
   std::string ToJson() const;
   static StatusOr<ContainerRecord> FromJson(std::string_view json);
 };
+
+// A container or pod lifecycle event (CRI GetContainerEvents), with the pod
+// as it was right after the event: what the kubelet's Evented PLEG keeps as
+// the pod's status.
+enum class LifecycleEventType { kCreated, kStarted, kStopped, kDeleted };
+struct LifecycleEvent {
+  std::string id;  // the container, or the pod sandbox for the pod's own events
+  std::string sandbox_id;
+  LifecycleEventType type = LifecycleEventType::kCreated;
+  int64_t at_ns = 0;                              // when it was published
+  std::optional<sandbox::SandboxRecord> sandbox;  // the pod; nullopt if it was not found
+  std::vector<ContainerRecord> containers;        // the pod's containers
+};
+using LifecycleEventBus = events::EventBus<LifecycleEvent>;
+
+// The events that a container record's change from `before` to `after`
+// means (null: absent). A container that started and exited between two
+// looks gets both STARTED and STOPPED.
+std::vector<LifecycleEventType> ContainerTransitionEvents(const ContainerRecord* before,
+                                                          const ContainerRecord* after);
 
 struct CreateRequest {
   std::string sandbox_id;
@@ -90,11 +116,23 @@ struct ContainerManagerOptions {
   oci::HostCaps host;
   // What each runtime handler supports, from its start-up probe.
   std::map<std::string, oci::HandlerFeatures> handler_features;
+  // Where container and pod lifecycle events go; may be null. Must outlive
+  // the manager.
+  LifecycleEventBus* events = nullptr;
 };
 
 // Thread-safe; operations on one container are serialised.
+//
+// Every change of a container's record goes through one place (Commit),
+// which publishes the lifecycle events the change means, in the order the
+// changes happen. Exits and OOM kills are noticed without any call: a
+// BundleWatcher sees the monitor rename its exit and OOM files into the
+// bundle. The manager also publishes the pods' own events (it registers as
+// the SandboxManager's observer), since an event carries the statuses of the
+// pod's containers.
 class ContainerManager {
  public:
+  ~ContainerManager();
   static StatusOr<std::unique_ptr<ContainerManager>> Open(
       ContainerManagerOptions options, store::MetadataStore* db, image::ImageService* images,
       sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes,
@@ -130,6 +168,17 @@ class ContainerManager {
   // The OCI spec the container runs with (verbose status).
   StatusOr<std::string> SpecJson(const std::string& id);
 
+  // --- events and metrics ----------------------------------------------------
+  // The containers of one pod sandbox (full id), refreshed like Get.
+  std::vector<ContainerRecord> ListInSandbox(const std::string& sandbox_id);
+  // Records by state, as stored (no refresh).
+  std::map<ContainerState, int> CountByState();
+  // CREATED and RUNNING containers whose berth-monitor process is alive.
+  int LiveMonitors();
+  // OOM kills noticed since this berthd started (counted once each, also
+  // those that happened while berthd was down).
+  uint64_t oom_kills_noticed() const { return oom_kills_noticed_.load(); }
+
  private:
   ContainerManager(ContainerManagerOptions options, store::MetadataStore* db,
                    image::ImageService* images, sandbox::SandboxManager* sandboxes,
@@ -138,7 +187,22 @@ class ContainerManager {
                                          const sandbox::SandboxRecord& sandbox);
   // Reads the exit file of a CREATED/RUNNING container and records the exit.
   void RefreshLocked(ContainerRecord& r);
+  // Writes `next` to the database and the map and publishes what changed.
   Status Save(const ContainerRecord& r);
+  // With mu_ held: stores `next` as the record of `id` in the database and
+  // the map (nullopt: drops it from the map; the caller deleted it from the
+  // database), publishing the events of the change. A record never goes
+  // back from EXITED: a stale copy saved after an exit was noticed elsewhere
+  // is ignored. OOM kill counts only grow.
+  Status CommitLocked(const std::string& id, std::optional<ContainerRecord> next);
+  void PublishLocked(const std::string& id, const std::string& sandbox_id, LifecycleEventType type,
+                     const std::optional<sandbox::SandboxRecord>& sandbox);
+  void OnSandboxChange(const sandbox::SandboxRecord& record, sandbox::SandboxChange change);
+  // The watcher saw `file` ("exit" or "oom") appear in the bundle of `id`.
+  void OnBundleFile(const std::string& id, const std::string& file);
+  // Reads the OOM file of `id` and counts new kills.
+  void SyncOomKills(const std::string& id);
+  void WatchBundle(const ContainerRecord& r);
   StatusOr<oci::OciRuntime*> RuntimeFor(const std::string& handler);
   Status WaitForExit(ContainerRecord& r, std::chrono::milliseconds timeout);
   bool SignalInitDirectly(ContainerRecord& r, int signal);
@@ -159,6 +223,9 @@ class ContainerManager {
   std::map<std::string, std::string> names_;  // reserved name -> id
   KeyedMutex locks_;                          // per id: one operation on an object at a time
   KeyedMutex name_locks_;                     // per reserved name: creates of one name in turn
+  std::atomic<uint64_t> oom_kills_noticed_{0};
+  // Last: stopped first on destruction, before anything its callbacks use.
+  std::unique_ptr<BundleWatcher> watcher_;
 };
 
 // Signal number for "SIGTERM", "TERM", "15"; INVALID_ARGUMENT otherwise.

@@ -99,6 +99,7 @@ int Run(const std::vector<std::string>& args, const AppIO& io) {
 
   CommandSink sink;
   AddRuntimeCommands(app, sink);
+  AddEventCommands(app, sink);
   AddImageCommands(app, sink);
   AddPodCommands(app, sink);
   AddContainerCommands(app, sink);

@@ -61,6 +61,8 @@ class CommandSink {
 
 // version, info
 void AddRuntimeCommands(CLI::App& app, CommandSink& sink);
+// events
+void AddEventCommands(CLI::App& app, CommandSink& sink);
 // pull, images, inspecti, rmi, imagefsinfo
 void AddImageCommands(CLI::App& app, CommandSink& sink);
 // runp, stopp, rmp, pods, inspectp

@@ -552,6 +552,7 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
   kill_pause.Cancel();
   spdlog::info("event=sandbox_ready id={} pod={}/{} ip={}", r.id, config.namespace_, config.name,
                r.ip.empty() ? "host" : r.ip);
+  if (observer_) observer_(r, SandboxChange::kReady);
   return r;
 }
 
@@ -574,8 +575,11 @@ Status SandboxManager::StopLocked(SandboxRecord& r) {
   UnpinNamespace(r.ipc_ns_path);
   UnpinNamespace(r.uts_ns_path);
   ::umount2((fs::path(r.dir) / "shm").c_str(), MNT_DETACH);
+  const bool was_ready = r.state == SandboxState::kReady;
   r.state = SandboxState::kNotReady;
-  return Save(r);
+  RETURN_IF_ERROR(Save(r));
+  if (was_ready && observer_) observer_(r, SandboxChange::kStopped);
+  return OkStatus();
 }
 
 Status SandboxManager::Stop(const std::string& id) {
@@ -610,6 +614,7 @@ Status SandboxManager::Remove(const std::string& id) {
     names_.erase(ReservedName(r.config));
   }
   spdlog::info("event=sandbox_removed id={}", id);
+  if (observer_) observer_(r, SandboxChange::kRemoved);
   return OkStatus();
 }
 

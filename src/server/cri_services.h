@@ -52,6 +52,11 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
   grpc::Status RuntimeConfig(grpc::ServerContext*, const runtime::v1::RuntimeConfigRequest*,
                              runtime::v1::RuntimeConfigResponse*) override;
 
+  // Lifecycle events (container_events.cc).
+  grpc::Status GetContainerEvents(
+      grpc::ServerContext*, const runtime::v1::GetEventsRequest*,
+      grpc::ServerWriter<runtime::v1::ContainerEventResponse>* writer) override;
+
   grpc::Status RunPodSandbox(grpc::ServerContext*, const runtime::v1::RunPodSandboxRequest*,
                              runtime::v1::RunPodSandboxResponse*) override;
   grpc::Status StopPodSandbox(grpc::ServerContext*, const runtime::v1::StopPodSandboxRequest*,
@@ -114,12 +119,19 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
   const RpcDecorator& rpc_;
 };
 
+// What PullImage records, besides the decorator's per-call metrics.
+struct PullMetrics {
+  metrics::Counter* bytes = nullptr;         // no labels
+  metrics::Histogram* throughput = nullptr;  // no labels; bytes per second of each pull
+};
+
 class ImageServiceImpl final : public runtime::v1::ImageService::Service {
  public:
   // `images` is filled in by start-up recovery; handlers only run after the
-  // decorator is ready, by which time it is set.
-  ImageServiceImpl(const std::unique_ptr<image::ImageService>& images, const RpcDecorator& rpc)
-      : images_slot_(images), rpc_(rpc) {}
+  // decorator is ready, by which time it is set. `pull_metrics` may be null.
+  ImageServiceImpl(const std::unique_ptr<image::ImageService>& images, const RpcDecorator& rpc,
+                   const PullMetrics* pull_metrics = nullptr)
+      : images_slot_(images), rpc_(rpc), pull_metrics_(pull_metrics) {}
 
   grpc::Status ListImages(grpc::ServerContext*, const runtime::v1::ListImagesRequest*,
                           runtime::v1::ListImagesResponse*) override;
@@ -136,6 +148,7 @@ class ImageServiceImpl final : public runtime::v1::ImageService::Service {
   image::ImageService& images() { return *images_slot_; }
   const std::unique_ptr<image::ImageService>& images_slot_;
   const RpcDecorator& rpc_;
+  const PullMetrics* pull_metrics_;
 };
 
 // Fills a CRI Image from a record (shared by ListImages and ImageStatus).

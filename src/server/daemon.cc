@@ -15,8 +15,10 @@
 
 #include "common/fs.h"
 #include "image/image_service.h"
+#include "metrics/http_endpoint.h"
 #include "server/daemon.h"
 #include "server/domain.h"
+#include "server/metrics_collectors.h"
 #include "server/signals.h"
 #include "store/metadata_store.h"
 
@@ -201,8 +203,20 @@ Status RunDaemon(const config::Config& config) {
   runtime_info.handlers = FindHandlers(config);
   RpcDecorator rpc;
   Domain domain;
+  domain.events = std::make_unique<container::LifecycleEventBus>(
+      static_cast<size_t>(config.events_queue_length), [](const events::DropNotice& n) {
+        // Once per streak; the stream logs how many it lost when it resumes.
+        if (n.first_of_streak) {
+          spdlog::warn(
+              "event=events_dropped subscriber={} dropped_total={} detail=\"a "
+              "GetContainerEvents client fell behind; its oldest events are dropped\"",
+              n.subscriber, n.dropped_so_far);
+        }
+      });
+  DaemonMetrics metrics(domain, [&rpc] { return rpc.ready(); });
+  rpc.SetMetrics(&metrics.rpc_requests(), &metrics.rpc_latency());
   RuntimeServiceImpl runtime_svc(config, runtime_info, domain, rpc);
-  ImageServiceImpl image_svc(domain.images, rpc);
+  ImageServiceImpl image_svc(domain.images, rpc, &metrics.pull());
   // Containers keep running when berthd stops: the domain is torn down
   // without touching them.
 
@@ -223,6 +237,15 @@ Status RunDaemon(const config::Config& config) {
   });
   if (::chmod(config.socket.c_str(), 0660) != 0) {
     return ErrnoStatus(errno, StrCat("chmod ", config.socket));
+  }
+  std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint;
+  if (!config.metrics_address.empty()) {
+    ASSIGN_OR_RETURN(config::ListenAddress addr,
+                     config::ParseListenAddress(config.metrics_address));
+    ASSIGN_OR_RETURN(metrics_endpoint, metrics::HttpEndpoint::Start(addr.ip, addr.port, [&metrics] {
+                       return metrics.registry().Render();
+                     }));
+    spdlog::info("event=metrics_listening address={} path=/metrics", metrics_endpoint->address());
   }
 
   // Recovery: open the stores and collect what interrupted pulls left.
@@ -269,6 +292,7 @@ Status RunDaemon(const config::Config& config) {
   ct_opts.cgroup_driver = config.cgroup_driver == "systemd" ? oci::CgroupDriver::kSystemd
                                                             : oci::CgroupDriver::kCgroupfs;
   ct_opts.host = DetectHostCaps();
+  ct_opts.events = domain.events.get();
   for (const auto& h : runtime_info.handlers) ct_opts.handler_features[h.name] = h.probe.features;
   if (ct_opts.monitor_binary.empty()) {
     spdlog::warn(
@@ -318,6 +342,7 @@ Status RunDaemon(const config::Config& config) {
   if (!rpc.Drain(std::chrono::seconds(5))) {
     spdlog::warn("event=shutdown_cancels detail=\"calls still running after 5 s are cancelled\"");
   }
+  domain.events->Close();  // ends GetContainerEvents streams
   server->Shutdown(std::chrono::system_clock::now());
   server->Wait();
   ::unlink(config.socket.c_str());

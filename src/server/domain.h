@@ -1,5 +1,6 @@
 // What the RPC handlers operate on, owned by the daemon. Filled in by
-// start-up recovery; handlers only run after the RpcDecorator is ready.
+// start-up recovery; handlers only run after the RpcDecorator is ready
+// (except GetContainerEvents, which only needs `events`).
 #pragma once
 
 #include <map>
@@ -19,6 +20,9 @@
 namespace berth::server {
 
 struct Domain {
+  // Made before recovery starts (GetContainerEvents is served during
+  // recovery); the container manager publishes into it.
+  std::unique_ptr<container::LifecycleEventBus> events;
   std::unique_ptr<store::MetadataStore> db;
   std::unique_ptr<image::ImageService> images;
   std::unique_ptr<network::CniManager> cni;
