@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 
 #include "support/prom_text.h"
@@ -346,7 +347,18 @@ TEST_F(EventsIT, ExitWhileDownIsPublishedDuringRecovery) {
   ASSERT_TRUE(Exists(exit_file)) << "the container did not exit while berthd was down";
 
   // A client that waits for the socket, reconnecting fast: it subscribes as soon as berthd
-  // listens, before recovery reads the exit file.
+  // listens, before recovery reads the exit file. Recovery is made to last: berthd probes
+  // every runtime handler before it recovers containers, and this one is slow to answer, so
+  // the subscription does not race a recovery that takes a few milliseconds.
+  const fs::path slow_runtime = berthd_->dir() / "slow-runtime";
+  {
+    std::ofstream script(slow_runtime);
+    script << "#!/bin/sh\nsleep 0.3\nexec runc \"$@\"\n";
+  }
+  fs::permissions(slow_runtime, fs::perms::owner_all);
+  std::vector<std::string> args_with_slow_handler = DaemonArgs();
+  args_with_slow_handler.push_back("--runtime-handler");
+  args_with_slow_handler.push_back(StrCat("slow=", slow_runtime.string()));
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 5);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5);
@@ -354,7 +366,7 @@ TEST_F(EventsIT, ExitWhileDownIsPublishedDuringRecovery) {
   auto channel = grpc::CreateCustomChannel(StrCat("unix://", berthd_->socket_path().string()),
                                            grpc::InsecureChannelCredentials(), args);
   EventStream early(channel);
-  IT_ASSERT_OK(berthd_->Start(DaemonArgs()));
+  IT_ASSERT_OK(berthd_->Start(args_with_slow_handler));
   auto got = early.WaitFor(
       [&](const cri::ContainerEventResponse& e) {
         return e.container_id() == ctr && e.container_event_type() == cri::CONTAINER_STOPPED_EVENT;
