@@ -66,7 +66,15 @@ int main(int argc, char** argv) {
                  "stats calls reuse a cgroup sample younger than this (default 500)");
   auto* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");
   config_cmd->fallthrough();  // `berthd config --socket X` works like `berthd --socket X config`
+  auto* config_default_cmd = config_cmd->add_subcommand(
+      "default", "print the default configuration, with a comment on every setting");
   CLI11_PARSE(app, argc, argv);
+  if (config_default_cmd->parsed()) {
+    // The built-in defaults only: no file, drop-in or flag changes them, so a
+    // broken /etc/berth/berth.toml can be replaced with this output.
+    std::cout << Config::Defaults().ToCommentedToml();
+    return 0;
+  }
 
   Config cfg = Config::Defaults();
   berth::Status s = berth::config::LoadFiles(config_file, config_opt->count() > 0, dropin_dir, cfg);

@@ -63,6 +63,10 @@ struct Config {
   Status Validate() const;
   // The effective configuration as TOML, loadable again by LoadFile.
   std::string ToToml() const;
+  // This configuration as TOML with a comment on every section and setting
+  // (`berthd config default` prints it for the defaults). Loads back to the
+  // same configuration.
+  std::string ToCommentedToml() const;
 };
 
 // Overlays the settings present in a TOML document onto `cfg`. Unknown keys
@@ -84,6 +88,10 @@ struct ListenAddress {
   bool loopback = false;
 };
 StatusOr<ListenAddress> ParseListenAddress(std::string_view address);
+// Settings (section.key) that ToToml() prints and ToCommentedToml() has no
+// comment for, plus documented keys that are not settings; empty when the two
+// agree (a unit test keeps it so).
+std::vector<std::string> UndocumentedSettings();
 
 // Splits a colon-separated list, dropping empty elements.
 std::vector<std::string> SplitColonList(std::string_view s);
