@@ -27,6 +27,13 @@ int main(int argc, char** argv) {
   app.add_option("--registry-config-dir", registry_dir,
                  "registry hosts in containerd's hosts.toml layout (default /etc/berth/certs.d)");
   app.add_option("--cni-conf-dir", cni_conf, "CNI network configs (default /etc/cni/net.d)");
+  std::optional<bool> cni_default_network;
+  std::optional<std::string> cni_default_template;
+  app.add_option("--cni-default-network", cni_default_network,
+                 "true or false: write a bridge network for the pod CIDR the kubelet sends when "
+                 "the CNI config dir has none (default true)");
+  app.add_option("--cni-default-network-template", cni_default_template,
+                 "template file of that network (default: built in; see docs/configuration.md)");
   app.add_option("--cni-bin-dir", cni_bin,
                  "colon-separated CNI plugin directories (default /opt/cni/bin:/usr/lib/cni)");
   app.add_option("--stream-address", stream_addr,
@@ -88,6 +95,8 @@ int main(int argc, char** argv) {
   if (registry_dir) cfg.registry_config_dir = *registry_dir;
   if (cni_conf) cfg.cni_conf_dir = *cni_conf;
   if (cni_bin) cfg.cni_bin_dirs = berth::config::SplitColonList(*cni_bin);
+  if (cni_default_network) cfg.cni_default_network = *cni_default_network;
+  if (cni_default_template) cfg.cni_default_network_template = *cni_default_template;
   if (stream_addr) cfg.stream_address = *stream_addr;
   if (stream_cert) cfg.stream_tls_cert_file = *stream_cert;
   if (stream_key) cfg.stream_tls_key_file = *stream_key;

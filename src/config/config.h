@@ -27,6 +27,12 @@ struct Config {
   // [cni]
   std::string cni_conf_dir = "/etc/cni/net.d";
   std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
+  // When the kubelet sends a pod CIDR (UpdateRuntimeConfig) and cni_conf_dir
+  // holds no network config, write one for it from the template below.
+  bool cni_default_network = true;
+  // A file with {{.PodCIDR}}-style placeholders (see network/pod_network.h);
+  // empty: the built-in bridge + host-local + portmap template.
+  std::string cni_default_network_template;
   // [stream]
   // Streaming server (exec, attach, port-forward): host:port, port 0 picks one.
   std::string stream_address = "127.0.0.1:0";

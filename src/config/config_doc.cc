@@ -75,6 +75,17 @@ constexpr SettingDoc kSettings[] = {
     {"cni.bin_dirs",
      "Directories searched for CNI plugins, in order (Debian installs them in\n"
      "/usr/lib/cni). Flag: --cni-bin-dir (colon-separated)."},
+    {"cni.default_network",
+     "When the kubelet sends its node's pod CIDR (UpdateRuntimeConfig) and conf_dir holds\n"
+     "no network config, write 99-berth-default.conflist for that CIDR from\n"
+     "default_network_template, so a single-node cluster needs no CNI add-on. A directory\n"
+     "with a config of its own is never touched. Flag: --cni-default-network."},
+    {"cni.default_network_template",
+     "Template of that config; empty: the built-in one (a bridge \"berth0\" with host-local\n"
+     "addresses from the pod CIDR, IP masquerading, then portmap and loopback). Placeholders:\n"
+     "{{.PodCIDR}} (first CIDR), {{.PodCIDRRanges}} (host-local \"ranges\", JSON),\n"
+     "{{.Routes}} (default routes, JSON), {{.IPAMDataDir}} (<paths.state>/cni/networks).\n"
+     "Flag: --cni-default-network-template."},
     {"stream.address",
      "host:port of the streaming server; port 0 picks a free port. Flag: --stream-address."},
     {"stream.tls_cert_file",

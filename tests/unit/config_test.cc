@@ -194,7 +194,8 @@ TEST(ConfigTest, CommentedTomlDocumentsEverySettingAndLoadsBack) {
       << "settings without a comment in src/config/config_doc.cc: "
       << ::testing::PrintToString(UndocumentedSettings());
   const std::string text = Config::Defaults().ToCommentedToml();
-  for (std::string_view key : {"socket = ", "[runtime.handlers]", "# Unix socket of the CRI"}) {
+  for (std::string_view key : {"socket = ", "[runtime.handlers]", "default_network = true",
+                               "default_network_template = \"\"", "# Unix socket of the CRI"}) {
     EXPECT_NE(text.find(key), std::string::npos) << key << " missing in:\n" << text;
   }
   // Sections in the documented order, grpc first.
@@ -229,12 +230,30 @@ TEST(ConfigTest, CommentedTomlDocumentsEverySettingAndLoadsBack) {
   cfg.socket = "/run/x \"quoted\"\\.sock";
   cfg.handlers.erase("crun");
   cfg.handlers["kata"] = "/opt/kata/bin/kata-runtime";
+  cfg.cni_default_network = false;
   cfg.registry_auth_files = {};
   Config loaded;
   ASSERT_TRUE(MergeToml(cfg.ToCommentedToml(), "changed", loaded).ok()) << cfg.ToCommentedToml();
   EXPECT_EQ(loaded.ToToml(), cfg.ToToml());
   EXPECT_EQ(loaded.socket, cfg.socket);
   EXPECT_FALSE(loaded.handlers.contains("crun"));
+}
+
+TEST(ConfigTest, DefaultNetworkSettings) {
+  Config cfg;
+  EXPECT_TRUE(cfg.cni_default_network);
+  EXPECT_EQ(cfg.cni_default_network_template, "");
+  ASSERT_TRUE(MergeToml("[cni]\ndefault_network = false\ndefault_network_template = \"/t.json\"\n",
+                        "t", cfg)
+                  .ok());
+  EXPECT_FALSE(cfg.cni_default_network);
+  EXPECT_EQ(cfg.cni_default_network_template, "/t.json");
+  EXPECT_TRUE(cfg.Validate().ok());
+  EXPECT_FALSE(MergeToml("[cni]\ndefault_network = \"yes\"\n", "t", cfg).ok());
+  cfg.cni_default_network_template = "relative.json";
+  Status s = cfg.Validate();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("cni.default_network_template"), std::string::npos) << s.message();
 }
 
 TEST(ConfigTest, SplitColonList) {
