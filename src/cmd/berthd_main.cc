@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "config/config.h"
+#include "doctor/doctor.h"
 #include "server/daemon.h"
 
 int main(int argc, char** argv) {
@@ -75,6 +76,12 @@ int main(int argc, char** argv) {
   config_cmd->fallthrough();  // `berthd config --socket X` works like `berthd --socket X config`
   auto* config_default_cmd = config_cmd->add_subcommand(
       "default", "print the default configuration, with a comment on every setting");
+  auto* doctor_cmd = app.add_subcommand(
+      "doctor", "check whether this host can run pods, and say what to do about each problem");
+  doctor_cmd->fallthrough();  // the daemon's flags name the directories and handlers to check
+  std::string doctor_output = "text";
+  doctor_cmd->add_option("-o,--output", doctor_output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
   if (config_default_cmd->parsed()) {
     // The built-in defaults only: no file, drop-in or flag changes them, so a
@@ -130,6 +137,18 @@ int main(int argc, char** argv) {
   if (config_cmd->parsed()) {
     std::cout << cfg.ToToml();
     return 0;
+  }
+  if (doctor_cmd->parsed()) {
+    berth::doctor::DoctorOptions opts;
+    opts.monitor_binary = berth::doctor::FindHelperBinary("berth-monitor");
+    opts.pause_binary = berth::doctor::FindHelperBinary("berth-pause");
+    berth::doctor::Report report = berth::doctor::RunDoctor(cfg, std::move(opts));
+    if (doctor_output == "json") {
+      std::cout << report.ToJson().dump(2) << "\n";
+    } else {
+      std::cout << report.ToText();
+    }
+    return report.CanRunPods() ? 0 : 1;
   }
   berth::server::BlockShutdownSignals();
   berth::server::SetupLogging(cfg.log_level);
