@@ -256,6 +256,9 @@ class ImageServiceIT : public ::testing::Test {
       Status s = berthd_->Stop();
       EXPECT_TRUE(s.ok()) << s.ToString();
     }
+    if (berthd_) {
+      EXPECT_EQ(berthd_->SanitizerReports(), "") << "sanitizer reports of berthd";
+    }
     if (HasFailure() && berthd_) {
       std::cerr << "--- berthd log (tail) ---\n" << berthd_->LogTail(12000) << "\n";
     }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -389,6 +390,7 @@ class RuntimeServiceIT : public ::testing::Test {
       Status s = berthd_->Stop();
       EXPECT_TRUE(s.ok()) << s.ToString();
     }
+    EXPECT_EQ(berthd_->SanitizerReports(), "") << "sanitizer reports of berthd or its monitors";
     if (HasFailure()) {
       std::cerr << "--- berthd log (tail) ---\n" << berthd_->LogTail(16000) << "\n";
       for (const std::string& c : DirEntries(berthd_->state() / "containers")) {
