@@ -192,7 +192,14 @@ std::optional<ZonedTime> ParseLayout(std::string_view text, const Layout& layout
   }
   int64_t secs = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
                  h * 3600 + mi * 60 + s - offset;
-  return ZonedTime{secs * kNanosPerSecond + nanos, offset};
+  // Nanoseconds since 1970 fit in int64 only from 1677 to 2262 (Go's
+  // UnixNano is undefined outside); such a time does not parse here.
+  int64_t unix_nanos = 0;
+  if (__builtin_mul_overflow(secs, kNanosPerSecond, &unix_nanos) ||
+      __builtin_add_overflow(unix_nanos, nanos, &unix_nanos)) {
+    return std::nullopt;
+  }
+  return ZonedTime{unix_nanos, offset};
 }
 
 // strconv.ParseInt(s, 10, 64) for the digits of a Unix timestamp.
@@ -339,7 +346,13 @@ StatusOr<int64_t> ParseSinceTime(std::string_view value,
   double scaled = static_cast<double>(*frac);
   for (size_t i = frac_text.size(); i < 9; ++i) scaled *= 10;
   for (size_t i = 9; i < frac_text.size(); ++i) scaled /= 10;
-  return *secs * kNanosPerSecond + static_cast<int64_t>(scaled);
+  int64_t nanos = 0;
+  if (!(scaled > -9e18 && scaled < 9e18) ||
+      __builtin_mul_overflow(*secs, kNanosPerSecond, &nanos) ||
+      __builtin_add_overflow(nanos, static_cast<int64_t>(scaled), &nanos)) {
+    return InvalidArgumentError(StrCat("time out of range (years 1678 to 2262): ", GoQuote(value)));
+  }
+  return nanos;
 }
 
 }  // namespace berth::ctl
