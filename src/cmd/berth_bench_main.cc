@@ -4,9 +4,11 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <iostream>
+#include <vector>
 
 #include "bench/lifecycle_bench.h"
 #include "bench/pull_bench.h"
+#include "bench/startup_bench.h"
 
 namespace {
 
@@ -56,6 +58,30 @@ int RunLifecycle(const berth::bench::LifecycleBenchOptions& options, const std::
   return 0;
 }
 
+int RunStartup(const berth::bench::StartupBenchOptions& options, const std::string& label) {
+  auto runs = berth::bench::RunStartupBench(options);
+  if (!runs.ok()) {
+    std::cerr << "berth-bench: startup: " << runs.status() << "\n";
+    return 1;
+  }
+  std::vector<double> answer, ready;
+  for (const auto& r : *runs) {
+    answer.push_back(r.first_answer_ms);
+    ready.push_back(r.runtime_ready_ms);
+  }
+  auto all = [](const std::vector<double>& v) {
+    std::string s;
+    for (double ms : v) s += fmt::format("{}{:.1f}", s.empty() ? "" : ",", ms);
+    return s;
+  };
+  std::cout << fmt::format(
+      "{} startup after={} runs={} kept_pods={} first_answer_median_ms={:.1f} "
+      "runtime_ready_median_ms={:.1f} first_answer_ms=[{}] runtime_ready_ms=[{}]\n",
+      label, options.kill ? "SIGKILL" : "SIGTERM", runs->size(), options.keep_pods,
+      berth::bench::Median(answer), berth::bench::Median(ready), all(answer), all(ready));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,9 +115,35 @@ int main(int argc, char** argv) {
                      "containerd-shim-runc-v2), for their RSS");
   lc_cmd->add_option("--name-prefix", lc.name_prefix, "prefix of pod names (default bench)");
   lc_cmd->add_option("--label", label, "name printed with the results");
+  berth::bench::StartupBenchOptions st;
+  std::string after = "kill";
+  std::string keep_network = "host";
+  auto* st_cmd = app.add_subcommand(
+      "startup",
+      "time how soon a daemon answers Version (and reports RuntimeReady) after being killed or "
+      "stopped: berth-bench startup -r ENDPOINT [options] -- DAEMON ARGS...");
+  st_cmd->add_option("-r,--endpoint", st.endpoint, "the daemon's CRI socket, unix:///path")
+      ->required();
+  st_cmd->add_option("-n,--runs", st.runs, "restarts to time (default 5)");
+  st_cmd->add_option("--after", after, "kill (SIGKILL, a crash) or stop (SIGTERM, an upgrade)")
+      ->check(CLI::IsMember({"kill", "stop"}));
+  st_cmd->add_option("--log", st.log_file, "file for the daemon's output")->required();
+  st_cmd->add_option("--keep-pods", st.keep_pods,
+                     "running pods (one container each) kept across the restarts (default 0)");
+  st_cmd->add_option("--image", st.pods.image, "image of the kept pods' containers (pulled)");
+  st_cmd->add_option("--pods-network", keep_network, "cni or host (default host)")
+      ->check(CLI::IsMember({"cni", "host"}));
+  st_cmd->add_option("--label", label, "name printed with the results");
+  st_cmd->add_option("command", st.command, "the daemon's command line (after --)")->required();
   CLI11_PARSE(app, argc, argv);
 
   if (pull_cmd->parsed()) return RunPull(pull, label);
+  if (st_cmd->parsed()) {
+    st.kill = after == "kill";
+    st.pods.host_network = keep_network == "host";
+    st.pods.name_prefix = fmt::format("bench-{}", label);
+    return RunStartup(st, label);
+  }
   lc.host_network = network == "host";
   return RunLifecycle(lc, label);
 }

@@ -18,6 +18,7 @@
 #include "common/status.h"
 #include "image/image_service.h"
 #include "oci/container_config.h"
+#include "oci/handler_registry.h"
 #include "oci/oci_runtime.h"
 #include "oci/runtime_probe.h"
 #include "oci/spec_builder.h"
@@ -80,8 +81,9 @@ struct ContainerManagerOptions {
   std::filesystem::path monitor_binary;
   oci::CgroupDriver cgroup_driver = oci::CgroupDriver::kCgroupfs;
   oci::HostCaps host;
-  // What each runtime handler supports, from its start-up probe.
-  std::map<std::string, oci::HandlerFeatures> handler_features;
+  // The runtime handlers and what each supports, from its start-up probe,
+  // which may still run when a create comes (it then waits). Not owned.
+  const oci::HandlerRegistry* handlers = nullptr;
 };
 
 // Thread-safe; operations on one container are serialised.
@@ -89,8 +91,7 @@ class ContainerManager {
  public:
   static StatusOr<std::unique_ptr<ContainerManager>> Open(
       ContainerManagerOptions options, store::MetadataStore* db, image::ImageService* images,
-      sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes,
-      std::string default_handler);
+      sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes);
 
   StatusOr<ContainerRecord> Create(const CreateRequest& req);
   Status Start(const std::string& id);
@@ -110,7 +111,7 @@ class ContainerManager {
  private:
   ContainerManager(ContainerManagerOptions options, store::MetadataStore* db,
                    image::ImageService* images, sandbox::SandboxManager* sandboxes,
-                   std::map<std::string, oci::OciRuntime*> runtimes, std::string default_handler);
+                   std::map<std::string, oci::OciRuntime*> runtimes);
   StatusOr<ContainerRecord> CreateLocked(const CreateRequest& req,
                                          const sandbox::SandboxRecord& sandbox);
   // Reads the exit file of a CREATED/RUNNING container and records the exit.
@@ -129,7 +130,6 @@ class ContainerManager {
   image::ImageService* images_;
   sandbox::SandboxManager* sandboxes_;
   std::map<std::string, oci::OciRuntime*> runtimes_;
-  std::string default_handler_;
 
   std::mutex mu_;
   std::map<std::string, ContainerRecord> containers_;
