@@ -65,7 +65,7 @@ struct ContainerRecord {
   std::string username;
 
   std::string ToJson() const;
-  static StatusOr<ContainerRecord> FromJson(std::string_view json);
+  static StatusOr<ContainerRecord> FromJson(std::string_view text);
 };
 
 struct CreateRequest {
@@ -113,7 +113,7 @@ class ContainerManager {
                    image::ImageService* images, sandbox::SandboxManager* sandboxes,
                    std::map<std::string, oci::OciRuntime*> runtimes);
   StatusOr<ContainerRecord> CreateLocked(const CreateRequest& req,
-                                         const sandbox::SandboxRecord& sandbox);
+                                         const sandbox::SandboxRecord& sb);
   // Reads the exit file of a CREATED/RUNNING container and records the exit.
   void RefreshLocked(ContainerRecord& r);
   Status Save(const ContainerRecord& r);

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 
@@ -234,7 +235,7 @@ std::string HumanDuration(std::chrono::nanoseconds d) {
   auto minutes = static_cast<int64_t>(secs_f / 60);
   if (minutes == 1) return "About a minute";
   if (minutes < 60) return StrCat(minutes, " minutes");
-  auto hours = static_cast<int64_t>(secs_f / 3600 + 0.5);
+  auto hours = static_cast<int64_t>(std::llround(secs_f / 3600));
   if (hours == 1) return "About an hour";
   if (hours < 48) return StrCat(hours, " hours");
   if (hours < 24 * 7 * 2) return StrCat(hours / 24, " days");

@@ -89,6 +89,7 @@ void DropStartupCodePages() {
   long page = sysconf(_SC_PAGESIZE);
   auto begin = reinterpret_cast<uintptr_t>(__executable_start) & ~static_cast<uintptr_t>(page - 1);
   auto end = reinterpret_cast<uintptr_t>(etext) & ~static_cast<uintptr_t>(page - 1);
+  // NOLINTNEXTLINE(performance-no-int-to-ptr): page-aligning an address is the point
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 

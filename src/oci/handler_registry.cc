@@ -29,6 +29,7 @@ void HandlerRegistry::SetProbeResult(const std::string& name, RuntimeProbe probe
     if (h.name != name) continue;
     h.probe = std::move(probe);
     h.probed = true;
+    break;
   }
   if (configured_default_.empty() && AllProbedLocked()) {
     auto works = [&](const std::string& n) {
