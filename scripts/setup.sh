@@ -9,7 +9,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev libzstd-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
-  libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev libmicrohttpd-dev
   # the sanitizer suite and fuzzing (clang, its ASan/UBSan/TSan/libFuzzer
   # runtimes, llvm-symbolizer for readable reports), the style checks
   # (clang-format, clang-tidy, run-clang-tidy), and a compiler cache
@@ -17,7 +17,7 @@ packages=(
   # what berthd drives at run time
   runc crun containernetworking-plugins iproute2 iptables ca-certificates
   # what the tests and benchmarks run against
-  docker-registry busybox-static apache2-utils containerd curl
+  docker-registry busybox-static apache2-utils containerd curl openssl
 )
 
 missing=()

@@ -9,6 +9,8 @@
 #include "bench/lifecycle_bench.h"
 #include "bench/pull_bench.h"
 #include "bench/startup_bench.h"
+#include "bench/stats_bench.h"
+#include "bench/stream_bench.h"
 
 namespace {
 
@@ -82,6 +84,60 @@ int RunStartup(const berth::bench::StartupBenchOptions& options, const std::stri
   return 0;
 }
 
+int RunStream(const berth::bench::StreamBenchOptions& options, const std::string& label) {
+  auto r = berth::bench::RunStreamBench(options);
+  if (!r.ok()) {
+    std::cerr << "berth-bench: stream: " << r.status() << "\n";
+    return 1;
+  }
+  auto list = [](const std::vector<double>& v, const char* fmt_one) {
+    std::string all;
+    for (double x : v) all += fmt::format(fmt::runtime(fmt_one), all.empty() ? "" : ",", x);
+    return all;
+  };
+  std::cout << fmt::format("{} stream phase=exec_echo runs={} median_ms={:.1f} all_ms=[{}]\n",
+                           label, r->exec_ms.size(), berth::bench::Median(r->exec_ms),
+                           list(r->exec_ms, "{}{:.1f}"));
+  double mb = static_cast<double>(r->transfer_bytes) / (1 << 20);
+  double median_s = berth::bench::Median(r->transfer_seconds);
+  std::cout << fmt::format(
+      "{} stream phase=port_forward bytes={} runs={} median_s={:.3f} median_MiBps={:.1f} "
+      "all_s=[{}]\n",
+      label, r->transfer_bytes, r->transfer_seconds.size(), median_s,
+      median_s > 0 ? mb / median_s : 0.0, list(r->transfer_seconds, "{}{:.3f}"));
+  return 0;
+}
+
+int RunStats(const berth::bench::StatsBenchOptions& options, const std::string& label) {
+  auto r = berth::bench::RunStatsBench(options);
+  if (!r.ok()) {
+    std::cerr << "berth-bench: stats: " << r.status() << "\n";
+    return 1;
+  }
+  for (const auto& c : r->rpcs) {
+    std::vector<double> sorted = c.ms;
+    std::sort(sorted.begin(), sorted.end());
+    const double p90 =
+        sorted.empty() ? 0
+                       : sorted[(sorted.size() * 9) / 10 < sorted.size() ? (sorted.size() * 9) / 10
+                                                                         : sorted.size() - 1];
+    const double n = c.ms.empty() ? 1 : static_cast<double>(c.ms.size());
+    std::cout << fmt::format(
+        "{} stats rpc={} containers={} items={} items_with_cpu={} calls={} median_ms={:.2f} "
+        "p90_ms={:.2f} daemon_cpu_ms_per_call={:.2f} helpers_cpu_ms_per_call={:.2f}\n",
+        label, c.rpc, r->containers, c.items, c.items_with_cpu, c.ms.size(),
+        berth::bench::Median(c.ms), p90, c.daemon_cpu_ms / n, c.helpers_cpu_ms / n);
+  }
+  if (r->poll_relists > 0) {
+    std::cout << fmt::format(
+        "{} stats poll seconds={:.1f} relists={} stats_rounds={} daemon_cpu_ms={:.0f} "
+        "helpers_cpu_ms={:.0f} daemon_cpu_percent={:.3f}\n",
+        label, r->poll_seconds, r->poll_relists, r->poll_stats_rounds, r->poll_daemon_cpu_ms,
+        r->poll_helpers_cpu_ms, r->poll_daemon_cpu_ms / (r->poll_seconds * 10.0));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,34 +171,84 @@ int main(int argc, char** argv) {
                      "containerd-shim-runc-v2), for their RSS");
   lc_cmd->add_option("--name-prefix", lc.name_prefix, "prefix of pod names (default bench)");
   lc_cmd->add_option("--label", label, "name printed with the results");
-  berth::bench::StartupBenchOptions st;
+  berth::bench::StartupBenchOptions su;
   std::string after = "kill";
   std::string keep_network = "host";
-  auto* st_cmd = app.add_subcommand(
+  auto* su_cmd = app.add_subcommand(
       "startup",
       "time how soon a daemon answers Version (and reports RuntimeReady) after being killed or "
       "stopped: berth-bench startup -r ENDPOINT [options] -- DAEMON ARGS...");
-  st_cmd->add_option("-r,--endpoint", st.endpoint, "the daemon's CRI socket, unix:///path")
+  su_cmd->add_option("-r,--endpoint", su.endpoint, "the daemon's CRI socket, unix:///path")
       ->required();
-  st_cmd->add_option("-n,--runs", st.runs, "restarts to time (default 5)");
-  st_cmd->add_option("--after", after, "kill (SIGKILL, a crash) or stop (SIGTERM, an upgrade)")
+  su_cmd->add_option("-n,--runs", su.runs, "restarts to time (default 5)");
+  su_cmd->add_option("--after", after, "kill (SIGKILL, a crash) or stop (SIGTERM, an upgrade)")
       ->check(CLI::IsMember({"kill", "stop"}));
-  st_cmd->add_option("--log", st.log_file, "file for the daemon's output")->required();
-  st_cmd->add_option("--keep-pods", st.keep_pods,
+  su_cmd->add_option("--log", su.log_file, "file for the daemon's output")->required();
+  su_cmd->add_option("--keep-pods", su.keep_pods,
                      "running pods (one container each) kept across the restarts (default 0)");
-  st_cmd->add_option("--image", st.pods.image, "image of the kept pods' containers (pulled)");
-  st_cmd->add_option("--pods-network", keep_network, "cni or host (default host)")
+  su_cmd->add_option("--image", su.pods.image, "image of the kept pods' containers (pulled)");
+  su_cmd->add_option("--pods-network", keep_network, "cni or host (default host)")
       ->check(CLI::IsMember({"cni", "host"}));
+  su_cmd->add_option("--label", label, "name printed with the results");
+  su_cmd->add_option("command", su.command, "the daemon's command line (after --)")->required();
+  berth::bench::StreamBenchOptions st;
+  std::string st_network = "cni";
+  int transfer_mib = 100;
+  auto* st_cmd = app.add_subcommand(
+      "stream", "exec round trip (`echo hi` over SPDY) and port-forward throughput (HTTP GET)");
+  st_cmd->add_option("-r,--endpoint", st.endpoint, "CRI endpoint, unix:///path")->required();
+  st_cmd->add_option("--image", st.image, "busybox image of the container (already pulled)")
+      ->required();
+  st_cmd->add_option("-n,--exec-iterations", st.exec_iterations, "execs timed (default 20)");
+  st_cmd->add_option("--transfers", st.transfer_runs, "port-forward transfers timed (default 3)");
+  st_cmd->add_option("--transfer-mib", transfer_mib, "size of each transfer in MiB (default 100)");
+  st_cmd->add_option("--pods-network", st_network, "cni (pod network namespace) or host")
+      ->check(CLI::IsMember({"cni", "host"}));
+  st_cmd->add_option("--name-prefix", st.name_prefix, "prefix of the pod name (default bench)");
+
+  berth::bench::StatsBenchOptions sa;
+  std::string sa_network = "cni";
+  auto* sa_cmd = app.add_subcommand(
+      "stats",
+      "cost of ListContainerStats and ListPodSandboxStats with many running containers, and the "
+      "daemon's CPU over the kubelet's polling pattern");
+  sa_cmd->add_option("-r,--endpoint", sa.endpoint, "CRI endpoint, unix:///path")->required();
+  sa_cmd->add_option("--image", sa.image, "image of the containers (already pulled)")->required();
+  sa_cmd->add_option("--containers", sa.containers,
+                     "running containers, one per pod (default 100)");
+  sa_cmd->add_option("--pods-network", sa_network, "cni (pod network namespace) or host")
+      ->check(CLI::IsMember({"cni", "host"}));
+  sa_cmd->add_option("--log-dir", sa.log_dir, "directory for pod log directories (default: none)");
+  sa_cmd
+      ->add_option("--cgroup-root", sa.cgroup_root,
+                   "cgroup parent of the pods' cgroups, removed afterwards")
+      ->required();
+  sa_cmd->add_option("--daemon-pid", sa.daemon_pid, "pid of the runtime daemon")->required();
+  sa_cmd->add_option("--helper-name", sa.helper_name,
+                     "program name of per-container helpers whose CPU also counts");
+  sa_cmd->add_option("--calls", sa.calls, "back-to-back calls per RPC (default 50)");
+  sa_cmd->add_option("--poll-seconds", sa.poll_seconds,
+                     "duration of the kubelet polling pattern, 0 to skip (default 60)");
+  sa_cmd->add_option("--name-prefix", sa.name_prefix, "prefix of pod names (default bstats)");
   st_cmd->add_option("--label", label, "name printed with the results");
-  st_cmd->add_option("command", st.command, "the daemon's command line (after --)")->required();
+  sa_cmd->add_option("--label", label, "name printed with the results");
   CLI11_PARSE(app, argc, argv);
 
   if (pull_cmd->parsed()) return RunPull(pull, label);
+  if (su_cmd->parsed()) {
+    su.kill = after == "kill";
+    su.pods.host_network = keep_network == "host";
+    su.pods.name_prefix = fmt::format("bench-{}", label);
+    return RunStartup(su, label);
+  }
   if (st_cmd->parsed()) {
-    st.kill = after == "kill";
-    st.pods.host_network = keep_network == "host";
-    st.pods.name_prefix = fmt::format("bench-{}", label);
-    return RunStartup(st, label);
+    st.host_network = st_network == "host";
+    st.transfer_bytes = static_cast<uint64_t>(transfer_mib) << 20;
+    return RunStream(st, label);
+  }
+  if (sa_cmd->parsed()) {
+    sa.host_network = sa_network == "host";
+    return RunStats(sa, label);
   }
   lc.host_network = network == "host";
   return RunLifecycle(lc, label);

@@ -13,9 +13,10 @@ int main(int argc, char** argv) {
   std::string config_file = "/etc/berth/berth.toml";
   std::string dropin_dir = "/etc/berth/berth.d";
   std::optional<std::string> socket, root, state, registry_dir, cni_conf, cni_bin, stream_addr,
-      metrics_addr, log_level, cgroup_driver, default_handler;
+      stream_cert, stream_key, metrics_addr, log_level, cgroup_driver, default_handler;
   std::vector<std::string> handler_flags;
   std::optional<int> max_downloads, pull_timeout;
+  std::optional<int> stats_period, stats_min_interval;
   std::vector<std::string> auth_files;
   auto* config_opt = app.add_option("--config", config_file, "TOML configuration file");
   app.add_option("--config-dropin-dir", dropin_dir,
@@ -28,8 +29,22 @@ int main(int argc, char** argv) {
   app.add_option("--cni-conf-dir", cni_conf, "CNI network configs (default /etc/cni/net.d)");
   app.add_option("--cni-bin-dir", cni_bin,
                  "colon-separated CNI plugin directories (default /opt/cni/bin:/usr/lib/cni)");
-  app.add_option("--stream-address", stream_addr, "streaming server address (default 127.0.0.1:0)");
-  app.add_option("--metrics-address", metrics_addr, "Prometheus metrics address (default: off)");
+  app.add_option("--stream-address", stream_addr,
+                 "streaming server (exec, attach, port-forward) host:port (default 127.0.0.1:0)");
+  app.add_option("--stream-tls-cert", stream_cert,
+                 "PEM certificate of the streaming server: HTTPS (needs --stream-tls-key)");
+  app.add_option("--stream-tls-key", stream_key, "PEM private key of the streaming server");
+  // Metrics endpoint and lifecycle events.
+  std::optional<int> events_queue;
+  bool metrics_non_loopback = false;
+  app.add_option("--metrics-address", metrics_addr,
+                 "Prometheus metrics endpoint, host:port (default: off; loopback only unless "
+                 "--metrics-allow-non-loopback)");
+  app.add_flag("--metrics-allow-non-loopback", metrics_non_loopback,
+               "allow a --metrics-address that other hosts can reach (it has no authentication)");
+  app.add_option("--events-queue-length", events_queue,
+                 "events a GetContainerEvents client may fall behind by before the oldest are "
+                 "dropped (default 1024)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error (default info)");
   app.add_option("--cgroup-driver", cgroup_driver, "cgroupfs or systemd (default cgroupfs)");
   app.add_option("--runtime-handler", handler_flags,
@@ -44,6 +59,11 @@ int main(int argc, char** argv) {
                  "layer downloads at once (default 3)");
   app.add_option("--pull-progress-timeout", pull_timeout,
                  "seconds without progress before a pull fails (default 60)");
+  app.add_option("--stats-collect-period-ms", stats_period,
+                 "background sweep of container stats, milliseconds; 0 turns it off "
+                 "(default 10000)");
+  app.add_option("--stats-min-sample-interval-ms", stats_min_interval,
+                 "stats calls reuse a cgroup sample younger than this (default 500)");
   auto* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");
   config_cmd->fallthrough();  // `berthd config --socket X` works like `berthd --socket X config`
   CLI11_PARSE(app, argc, argv);
@@ -61,7 +81,11 @@ int main(int argc, char** argv) {
   if (cni_conf) cfg.cni_conf_dir = *cni_conf;
   if (cni_bin) cfg.cni_bin_dirs = berth::config::SplitColonList(*cni_bin);
   if (stream_addr) cfg.stream_address = *stream_addr;
+  if (stream_cert) cfg.stream_tls_cert_file = *stream_cert;
+  if (stream_key) cfg.stream_tls_key_file = *stream_key;
   if (metrics_addr) cfg.metrics_address = *metrics_addr;
+  if (metrics_non_loopback) cfg.metrics_allow_non_loopback = true;
+  if (events_queue) cfg.events_queue_length = *events_queue;
   if (log_level) cfg.log_level = *log_level;
   if (cgroup_driver) cfg.cgroup_driver = *cgroup_driver;
   if (default_handler) cfg.default_handler = *default_handler;
@@ -80,6 +104,8 @@ int main(int argc, char** argv) {
   if (!auth_files.empty()) cfg.registry_auth_files = auth_files;
   if (max_downloads) cfg.max_concurrent_downloads = *max_downloads;
   if (pull_timeout) cfg.pull_progress_timeout_seconds = *pull_timeout;
+  if (stats_period) cfg.stats_collect_period_ms = *stats_period;
+  if (stats_min_interval) cfg.stats_min_sample_interval_ms = *stats_min_interval;
   if (s = cfg.Validate(); !s.ok()) {
     std::cerr << "berthd: invalid configuration: " << s.message() << "\n";
     return 2;

@@ -2,12 +2,17 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstring>
+#include <utility>
 
 #include "common/fs.h"
 
@@ -23,7 +28,313 @@ Status MakePipe(UniqueFd& r, UniqueFd& w) {
   return OkStatus();
 }
 
+int ExitCodeOf(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+int RemainingMs(std::optional<std::chrono::steady_clock::time_point> deadline) {
+  if (!deadline) return -1;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      *deadline - std::chrono::steady_clock::now());
+  return left.count() < 0 ? 0 : static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
+}
+
+// Appends the decimal form of `v` to buf at *len (async-signal-safe).
+void AppendInt(char* buf, size_t* len, long v) {
+  auto r = std::to_chars(buf + *len, buf + 64, v);
+  *len = static_cast<size_t>(r.ptr - buf);
+}
+
+// The child side of SpawnProcess, from fork (or vfork) to exec. Only
+// async-signal-safe calls: the parent may have other threads.
+[[noreturn]] void ExecChild(char* const* args, char* const* envp, bool inherit_env, const char* cwd,
+                            int errno_fd) {
+  ::setpgid(0, 0);
+  if (cwd != nullptr && ::chdir(cwd) != 0) {
+    int err = errno;
+    (void)!::write(errno_fd, &err, sizeof err);
+    ::_exit(127);
+  }
+  if (inherit_env) {
+    ::execvp(args[0], args);
+  } else {
+    ::execvpe(args[0], args, envp);
+  }
+  int err = errno;
+  (void)!::write(errno_fd, &err, sizeof err);
+  ::_exit(127);
+}
+
+// Makes `fd` the descriptor `target` of this (child) process; -1 is /dev/null.
+void SetStdio(int fd, int target) {
+  if (fd < 0) {
+    int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0 && null != target) {
+      ::dup2(null, target);
+      ::close(null);
+    }
+    return;
+  }
+  if (fd == target) {
+    ::fcntl(fd, F_SETFD, 0);  // keep it across exec
+  } else {
+    ::dup2(fd, target);
+  }
+}
+
+// The subreaper of an adopt_orphans spawn: runs the program (vfork + exec)
+// and then reaps every child it gets, reporting "<pid> <exit code>\n" on
+// fd 3. Never returns. Async-signal-safe calls only.
+[[noreturn]] void SubreaperMain(char* const* args, char* const* envp, bool inherit_env,
+                                const char* cwd, int errno_fd) {
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  pid_t program = ::vfork();
+  if (program < 0) {
+    int err = errno;
+    (void)!::write(errno_fd, &err, sizeof err);
+    ::_exit(127);
+  }
+  if (program == 0) ExecChild(args, envp, inherit_env, cwd, errno_fd);
+  ::setpgid(program, program);
+  // Hold nothing of the program's: its stdio must reach EOF when it and
+  // what it left behind close them, and the errno pipe when it exec'd.
+  ::syscall(SYS_close_range, 4u, ~0u, 0u);
+  int null = ::open("/dev/null", O_RDWR);
+  for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
+  if (null > 3) ::close(null);
+  ::signal(SIGPIPE, SIG_IGN);  // berthd went away: keep reaping anyway
+  char line[64];
+  size_t len = 0;
+  AppendInt(line, &len, program);
+  line[len++] = '\n';
+  (void)!::write(3, line, len);
+  for (;;) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;  // ECHILD: the program and everything it left have exited
+    }
+    len = 0;
+    AppendInt(line, &len, pid);
+    line[len++] = ' ';
+    AppendInt(line, &len, ExitCodeOf(status));
+    line[len++] = '\n';
+    (void)!::write(3, line, len);
+  }
+  ::_exit(0);
+}
+
 }  // namespace
+
+StatusOr<Subprocess> SpawnProcess(const std::vector<std::string>& argv,
+                                  const SpawnOptions& options) {
+  if (argv.empty()) return InvalidArgumentError("SpawnProcess: empty argv");
+  UniqueFd errno_r, errno_w, report_r, report_w;
+  RETURN_IF_ERROR(MakePipe(errno_r, errno_w));
+  if (options.adopt_orphans) RETURN_IF_ERROR(MakePipe(report_r, report_w));
+
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
+
+  pid_t child = ::fork();
+  if (child < 0) return ErrnoStatus(errno, StrCat("fork for ", argv[0]));
+  if (child == 0) {
+    // Only async-signal-safe calls from here on. The errno pipe moves above
+    // the stdio numbers first, so that setting up stdio cannot clobber it.
+    auto lift = [](int fd) { return fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 10); };
+    int err_fd = lift(errno_w.get());
+    int in = lift(options.stdin_fd), out = lift(options.stdout_fd), err = lift(options.stderr_fd);
+    int report = lift(report_w.get());
+    SetStdio(in, 0);
+    SetStdio(out, 1);
+    SetStdio(err, 2);
+    if (report >= 0) {
+      // The subreaper's fd 3; close-on-exec, so the program does not hold it.
+      ::dup2(report, 3);
+      ::fcntl(3, F_SETFD, FD_CLOEXEC);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (options.adopt_orphans) {
+      SubreaperMain(args.data(), envp.data(), options.env.empty(), cwd, err_fd);
+    }
+    ExecChild(args.data(), envp.data(), options.env.empty(), cwd, err_fd);
+  }
+  Subprocess p;
+  p.name_ = argv[0];
+  p.reaper_ = child;
+  p.pid_ = options.adopt_orphans ? -1 : child;
+  errno_w.Reset();
+  report_w.Reset();
+  if (!options.adopt_orphans) ::setpgid(child, child);  // whichever runs first
+  // EOF once the program exec'd; an errno if it could not.
+  int err = 0;
+  ssize_t n;
+  do {
+    n = ::read(errno_r.get(), &err, sizeof err);
+  } while (n < 0 && errno == EINTR);
+  if (options.adopt_orphans) {
+    p.report_ = std::move(report_r);
+    // The subreaper's first line: the program's pid.
+    std::string first;
+    char c;
+    while (::read(p.report_.get(), &c, 1) == 1 && c != '\n') first.push_back(c);
+    int pid = 0;
+    std::from_chars(first.data(), first.data() + first.size(), pid);
+    p.pid_ = pid > 0 ? pid : -1;
+  }
+  if (n == static_cast<ssize_t>(sizeof err)) {
+    p.Release();  // reaps the subreaper / the failed child
+    if (err == ENOENT || err == EACCES) return NotFoundError(StrCat("cannot execute ", argv[0]));
+    return ErrnoStatus(err, StrCat("execute ", argv[0]));
+  }
+  if (p.pid_ <= 0) {
+    p.Release();
+    return InternalError(StrCat("the subreaper of ", argv[0], " reported no pid"));
+  }
+  return p;
+}
+
+Subprocess::Subprocess(Subprocess&& o) noexcept { *this = std::move(o); }
+
+Subprocess& Subprocess::operator=(Subprocess&& o) noexcept {
+  if (this == &o) return *this;
+  Release();
+  name_ = std::move(o.name_);
+  pid_ = std::exchange(o.pid_, -1);
+  reaper_ = std::exchange(o.reaper_, -1);
+  reaper_reaped_ = std::exchange(o.reaper_reaped_, false);
+  report_ = std::move(o.report_);
+  report_buf_ = std::move(o.report_buf_);
+  report_eof_ = std::exchange(o.report_eof_, false);
+  exits_ = std::move(o.exits_);
+  return *this;
+}
+
+Subprocess::~Subprocess() { Release(); }
+
+void Subprocess::Release() {
+  if (reaper_ <= 0) return;
+  if (!reaper_reaped_) {
+    if (pid_ > 0 && !ExitOf(pid_)) Signal(SIGKILL);
+    if (report_.valid()) {
+      // Normally the subreaper is about to exit (its last child is reaped).
+      // If it still has children, they are processes the adopted one left
+      // in a shared PID namespace (a daemon an exec started): they go on,
+      // reparented to init, as they would have without a subreaper.
+      (void)ReadReports([] { return false; },
+                        std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+      if (!report_eof_) ::kill(reaper_, SIGKILL);
+    }
+    int status;
+    while (::waitpid(reaper_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  reaper_ = -1;
+  pid_ = -1;
+  report_.Reset();
+}
+
+void Subprocess::Signal(int sig) {
+  if (pid_ <= 0 || ExitOf(pid_) || (reaper_ == pid_ && reaper_reaped_)) return;
+  ::kill(-pid_, sig);
+}
+
+Status Subprocess::PollExits() {
+  Status s = ReadReports([] { return false; }, std::chrono::steady_clock::now());
+  return s.code() == StatusCode::kDeadlineExceeded ? OkStatus() : s;
+}
+
+std::optional<int> Subprocess::ExitOf(pid_t pid) const {
+  auto it = exits_.find(pid);
+  if (it == exits_.end()) return std::nullopt;
+  return it->second;
+}
+
+Status Subprocess::ReadReports(const std::function<bool()>& done,
+                               std::optional<std::chrono::steady_clock::time_point> deadline) {
+  char buf[512];
+  for (;;) {
+    if (report_eof_ || !report_.valid()) return OkStatus();
+    pollfd pfd{report_.get(), POLLIN, 0};
+    int rc = ::poll(&pfd, 1, RemainingMs(deadline));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0) return ErrnoStatus(errno, StrCat("poll exit reports of ", name_));
+    if (rc == 0) {
+      if (done()) return OkStatus();
+      return DeadlineExceededError(StrCat(name_, " did not exit in time"));
+    }
+    ssize_t n = ::read(report_.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      report_eof_ = true;
+      return OkStatus();
+    }
+    report_buf_.append(buf, static_cast<size_t>(n));
+    size_t nl;
+    while ((nl = report_buf_.find('\n')) != std::string::npos) {
+      std::string line = report_buf_.substr(0, nl);
+      report_buf_.erase(0, nl + 1);
+      int pid = 0, code = -1;
+      size_t sp = line.find(' ');
+      if (sp == std::string::npos) continue;
+      std::from_chars(line.data(), line.data() + sp, pid);
+      std::from_chars(line.data() + sp + 1, line.data() + line.size(), code);
+      if (pid > 0) exits_[pid] = code;
+    }
+    if (done()) return OkStatus();
+  }
+}
+
+StatusOr<int> Subprocess::Wait(std::optional<std::chrono::steady_clock::time_point> deadline) {
+  if (pid_ <= 0) return FailedPreconditionError(StrCat(name_, " is not running"));
+  if (report_.valid()) {
+    RETURN_IF_ERROR(ReadReports([&] { return ExitOf(pid_).has_value(); }, deadline));
+    if (auto code = ExitOf(pid_)) return *code;
+    return InternalError(StrCat("the subreaper of ", name_, " ended without its exit status"));
+  }
+  if (auto code = ExitOf(pid_)) return *code;
+  if (deadline) {
+    // Our unreaped child: its pidfd cannot name another process.
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
+    if (!pidfd.valid()) return ErrnoStatus(errno, StrCat("pidfd_open ", name_));
+    for (;;) {
+      pollfd pfd{pidfd.get(), POLLIN, 0};
+      int rc = ::poll(&pfd, 1, RemainingMs(deadline));
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc < 0) return ErrnoStatus(errno, StrCat("poll pidfd of ", name_));
+      if (rc == 0) return DeadlineExceededError(StrCat(name_, " did not exit in time"));
+      break;
+    }
+  }
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0) {
+    if (errno != EINTR) return ErrnoStatus(errno, StrCat("wait for ", name_));
+  }
+  reaper_reaped_ = true;
+  exits_[pid_] = ExitCodeOf(status);
+  return exits_[pid_];
+}
+
+StatusOr<int> Subprocess::WaitAdopted(
+    pid_t pid, std::optional<std::chrono::steady_clock::time_point> deadline) {
+  if (!report_.valid()) {
+    return FailedPreconditionError(StrCat(name_, " was not spawned with adopt_orphans"));
+  }
+  RETURN_IF_ERROR(ReadReports([&] { return ExitOf(pid).has_value(); }, deadline));
+  if (auto code = ExitOf(pid)) return *code;
+  return FailedPreconditionError(
+      StrCat("process ", pid, " was not left behind by ", name_, " (its subreaper is done)"));
+}
 
 std::string DescribeFailure(const std::vector<std::string>& argv, const ProcessResult& r) {
   std::string cmd;

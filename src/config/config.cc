@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -22,6 +24,13 @@ Status SetInt(const toml::node& node, std::string_view key, int& out) {
   auto v = node.value<int64_t>();
   if (!v) return InvalidArgumentError(StrCat("setting ", key, " must be an integer"));
   out = static_cast<int>(*v);
+  return OkStatus();
+}
+
+Status SetBool(const toml::node& node, std::string_view key, bool& out) {
+  auto v = node.value<bool>();
+  if (!v) return InvalidArgumentError(StrCat("setting ", key, " must be true or false"));
+  out = *v;
   return OkStatus();
 }
 
@@ -120,8 +129,16 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
         s = SetStringList(node, key, next.cni_bin_dirs);
       else if (key == "stream.address")
         s = SetString(node, key, next.stream_address);
+      else if (key == "stream.tls_cert_file")
+        s = SetString(node, key, next.stream_tls_cert_file);
+      else if (key == "stream.tls_key_file")
+        s = SetString(node, key, next.stream_tls_key_file);
       else if (key == "metrics.address")
         s = SetString(node, key, next.metrics_address);
+      else if (key == "stats.collect_period_ms")
+        s = SetInt(node, key, next.stats_collect_period_ms);
+      else if (key == "stats.min_sample_interval_ms")
+        s = SetInt(node, key, next.stats_min_sample_interval_ms);
       else if (key == "log.level")
         s = SetString(node, key, next.log_level);
       else if (key == "runtime.cgroup_driver")
@@ -130,6 +147,11 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
         s = SetString(node, key, next.default_handler);
       else if (key == "runtime.handlers")
         s = MergeStringMap(node, key, next.handlers);
+      // metrics endpoint and lifecycle events
+      else if (key == "metrics.allow_non_loopback")
+        s = SetBool(node, key, next.metrics_allow_non_loopback);
+      else if (key == "events.queue_length")
+        s = SetInt(node, key, next.events_queue_length);
       else
         s = InvalidArgumentError(StrCat("unknown setting ", key));
       if (!s.ok()) return Annotate(s, StrCat("config ", source_name));
@@ -184,6 +206,12 @@ Status Config::Validate() const {
   if (pull_progress_timeout_seconds < 1) {
     return InvalidArgumentError("registry.pull_progress_timeout_seconds must be at least 1");
   }
+  if (stats_collect_period_ms < 0 || stats_collect_period_ms > 3'600'000) {
+    return InvalidArgumentError("stats.collect_period_ms must be between 0 (off) and 3600000");
+  }
+  if (stats_min_sample_interval_ms < 0 || stats_min_sample_interval_ms > 60'000) {
+    return InvalidArgumentError("stats.min_sample_interval_ms must be between 0 and 60000");
+  }
   static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
   if (std::find(std::begin(kLevels), std::end(kLevels), log_level) == std::end(kLevels)) {
     return InvalidArgumentError(
@@ -208,7 +236,76 @@ Status Config::Validate() const {
         StrCat("runtime.default_handler \"", default_handler, "\" is not one of runtime.handlers"));
   }
   if (root == state) return InvalidArgumentError("paths.root and paths.state must differ");
+  if (stream_address.empty()) {
+    return InvalidArgumentError("stream.address must be host:port (e.g. 127.0.0.1:0)");
+  }
+  if (stream_tls_cert_file.empty() != stream_tls_key_file.empty()) {
+    return InvalidArgumentError(
+        "stream.tls_cert_file and stream.tls_key_file must be set together (HTTPS) or both "
+        "left empty (HTTP)");
+  }
+  if (!stream_tls_cert_file.empty()) {
+    RETURN_IF_ERROR(require_abs("stream.tls_cert_file", stream_tls_cert_file));
+    RETURN_IF_ERROR(require_abs("stream.tls_key_file", stream_tls_key_file));
+  }
+  if (!metrics_address.empty()) {
+    StatusOr<ListenAddress> a = ParseListenAddress(metrics_address);
+    if (!a.ok()) return Annotate(a.status(), "metrics.address");
+    if (!a->loopback && !metrics_allow_non_loopback) {
+      return InvalidArgumentError(
+          StrCat("metrics.address \"", metrics_address,
+                 "\" is not a loopback address; the metrics endpoint has no authentication, so "
+                 "serving it beyond this host needs metrics.allow_non_loopback = true "
+                 "(--metrics-allow-non-loopback)"));
+    }
+  }
+  if (events_queue_length < 1 || events_queue_length > 1000000) {
+    return InvalidArgumentError("events.queue_length must be between 1 and 1000000");
+  }
   return OkStatus();
+}
+
+StatusOr<ListenAddress> ParseListenAddress(std::string_view address) {
+  auto bad = [&](std::string_view why) {
+    return InvalidArgumentError(StrCat("address \"", address, "\" ", why,
+                                       " (expected host:port, e.g. 127.0.0.1:9153 or [::1]:9153)"));
+  };
+  size_t colon = address.rfind(':');
+  if (colon == std::string_view::npos) return bad("has no port");
+  std::string_view host = address.substr(0, colon), port = address.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string_view::npos) {
+    return bad("has no valid port");
+  }
+  ListenAddress out;
+  out.port = std::stoi(std::string(port));
+  if (out.port > 65535) return bad("has a port above 65535");
+  if (host.starts_with('[')) {
+    if (!host.ends_with(']')) return bad("has an unclosed [");
+    host = host.substr(1, host.size() - 2);
+    in6_addr a6{};
+    if (::inet_pton(AF_INET6, std::string(host).c_str(), &a6) != 1)
+      return bad("has a bad IPv6 host");
+    out.ip = std::string(host);
+    out.loopback = IN6_IS_ADDR_LOOPBACK(&a6);
+    return out;
+  }
+  if (host.empty()) {
+    out.ip = "0.0.0.0";  // as in Go: ":port" listens on every interface
+    return out;
+  }
+  if (host == "localhost") {
+    out.ip = "127.0.0.1";
+    out.loopback = true;
+    return out;
+  }
+  in_addr a4{};
+  if (::inet_pton(AF_INET, std::string(host).c_str(), &a4) != 1) {
+    return bad("needs an IP address or localhost as host (names are not looked up)");
+  }
+  out.ip = std::string(host);
+  out.loopback = (ntohl(a4.s_addr) >> 24) == 127;
+  return out;
 }
 
 std::string Config::ToToml() const {
@@ -232,13 +329,20 @@ std::string Config::ToToml() const {
                                {"max_concurrent_downloads", max_concurrent_downloads},
                                {"pull_progress_timeout_seconds", pull_progress_timeout_seconds}}},
       {"cni", toml::table{{"conf_dir", cni_conf_dir}, {"bin_dirs", list(cni_bin_dirs)}}},
-      {"stream", toml::table{{"address", stream_address}}},
+      {"stream", toml::table{{"address", stream_address},
+                             {"tls_cert_file", stream_tls_cert_file},
+                             {"tls_key_file", stream_tls_key_file}}},
       {"metrics", toml::table{{"address", metrics_address}}},
+      {"stats", toml::table{{"collect_period_ms", stats_collect_period_ms},
+                            {"min_sample_interval_ms", stats_min_sample_interval_ms}}},
       {"log", toml::table{{"level", log_level}}},
       {"runtime", toml::table{{"cgroup_driver", cgroup_driver},
                               {"default_handler", default_handler},
                               {"handlers", handler_table}}},
   };
+  // Metrics endpoint and lifecycle events.
+  doc["metrics"].as_table()->insert("allow_non_loopback", metrics_allow_non_loopback);
+  doc.insert("events", toml::table{{"queue_length", events_queue_length}});
   std::ostringstream out;
   out << doc << "\n";
   return out.str();

@@ -28,9 +28,17 @@ struct Config {
   std::string cni_conf_dir = "/etc/cni/net.d";
   std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
   // [stream]
+  // Streaming server (exec, attach, port-forward): host:port, port 0 picks one.
   std::string stream_address = "127.0.0.1:0";
+  // Both set: HTTPS with this PEM certificate (chain) and key; both empty: HTTP.
+  std::string stream_tls_cert_file, stream_tls_key_file;
   // [metrics]
   std::string metrics_address;  // empty: no metrics endpoint
+  // [stats]
+  // Background sweep of cgroup samples and writable-layer sizes; 0: none.
+  int stats_collect_period_ms = 10000;
+  // Stats RPCs reuse a cgroup sample younger than this.
+  int stats_min_sample_interval_ms = 500;
   // [log]
   std::string log_level = "info";
   // [runtime]
@@ -41,6 +49,14 @@ struct Config {
   // runtime binary, a path or a name looked up in PATH. A handler whose
   // binary is missing is left out; an empty value removes a handler.
   std::map<std::string, std::string> handlers = {{"crun", "crun"}, {"runc", "runc"}};
+
+  // --- metrics endpoint and lifecycle events ---
+  // [metrics] allow_non_loopback: metrics.address ("host:port") has no
+  // authentication, so an address other than loopback must be allowed.
+  bool metrics_allow_non_loopback = false;
+  // [events] queue_length: events a GetContainerEvents client may fall
+  // behind by before its oldest are dropped.
+  int events_queue_length = 1024;
 
   static Config Defaults() { return Config(); }
   // Checks values a person could get wrong; names the setting in the error.
@@ -58,6 +74,16 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
 // in lexical order.
 Status LoadFiles(const std::filesystem::path& file, bool file_required,
                  const std::filesystem::path& dropin_dir, Config& cfg);
+
+// A listening address: "127.0.0.1:9100", "[::1]:9100", "localhost:9100"
+// (loopback), "0.0.0.0:9100", ":9100" (all interfaces). The host must be an
+// IP literal or "localhost" (no name lookups); port 0 picks a free port.
+struct ListenAddress {
+  std::string ip;  // IPv4 or IPv6 literal, without brackets
+  int port = 0;
+  bool loopback = false;
+};
+StatusOr<ListenAddress> ParseListenAddress(std::string_view address);
 
 // Splits a colon-separated list, dropping empty elements.
 std::vector<std::string> SplitColonList(std::string_view s);

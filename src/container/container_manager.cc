@@ -18,6 +18,7 @@
 #include "common/proc.h"
 #include "common/safe_path.h"
 #include "monitor/client.h"
+#include "monitor/protocol.h"
 
 namespace berth::container {
 
@@ -120,6 +121,30 @@ StatusOr<int> ParseSignal(std::string_view name) {
   return n;
 }
 
+std::vector<LifecycleEventType> ContainerTransitionEvents(const ContainerRecord* before,
+                                                          const ContainerRecord* after) {
+  using T = LifecycleEventType;
+  if (before == nullptr) return after == nullptr ? std::vector<T>{} : std::vector<T>{T::kCreated};
+  if (after == nullptr) return {T::kDeleted};
+  const ContainerState from = before->state, to = after->state;
+  if (from == to) return {};
+  switch (to) {
+    case ContainerState::kRunning:
+      return from == ContainerState::kCreated ? std::vector<T>{T::kStarted} : std::vector<T>{};
+    case ContainerState::kExited:
+      // Exited before anyone saw it run: it did start unless the start failed.
+      if (from == ContainerState::kCreated && after->started_at_ns != 0 &&
+          after->reason != "StartError") {
+        return {T::kStarted, T::kStopped};
+      }
+      return {T::kStopped};
+    case ContainerState::kCreated:
+    case ContainerState::kUnknown:
+      return {};
+  }
+  return {};
+}
+
 std::string ContainerRecord::ToJson() const {
   json mj = json::array();
   for (const auto& m : mounts) {
@@ -159,7 +184,8 @@ std::string ContainerRecord::ToJson() const {
               {"rootfs", rootfs},
               {"layer_dir", layer_dir},
               {"uid", uid},
-              {"username", username}}
+              {"username", username},
+              {"oom_kills", oom_kills}}
       .dump();
 }
 
@@ -202,6 +228,7 @@ StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
     r.layer_dir = j.at("layer_dir");
     r.uid = j.at("uid");
     r.username = j.at("username");
+    r.oom_kills = j.value("oom_kills", int64_t{0});  // absent in records of berth 0.1.0
     return r;
   } catch (const json::exception& e) {
     return DataLossError(StrCat("corrupt container record: ", e.what()));
@@ -225,9 +252,21 @@ StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
   RETURN_IF_ERROR(MakeDirs(m->options_.root_dir, 0711));
   RETURN_IF_ERROR(MakeDirs(m->options_.state_dir, 0711));
   ASSIGN_OR_RETURN(auto rows, db->List(kBucket));
+  std::vector<ContainerRecord> changed;
   for (const auto& [key, value] : rows) {
     ASSIGN_OR_RETURN(ContainerRecord r, ContainerRecord::FromJson(value));
-    // Exits that happened while berthd was down are in the exit files.
+    auto sb = sandboxes->Get(r.sandbox_id);
+    if (sb.ok()) {
+      m->names_[StrCat(r.name, "_", sb->config.name, "_", sb->config.namespace_, "_",
+                       sb->config.uid, "_", r.attempt)] = r.id;
+    }
+    m->containers_[r.id] = r;  // as recorded; what changed since goes through Commit
+    // Exits and OOM kills that happened while berthd was down are in the
+    // monitors' files.
+    if (auto kills = monitor::ReadOomFile(fs::path(r.bundle) / monitor::kDefaultOomFile);
+        kills.ok() && *kills > r.oom_kills) {
+      r.oom_kills = *kills;
+    }
     m->RefreshLocked(r);
     if (r.state == ContainerState::kCreated || r.state == ContainerState::kRunning) {
       if (!fs::exists(r.bundle)) {
@@ -239,17 +278,164 @@ StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
         r.finished_at_ns = NowNs();
       }
     }
-    RETURN_IF_ERROR(db->Put(kBucket, r.id, r.ToJson()));
-    auto sb = sandboxes->Get(r.sandbox_id);
-    if (sb.ok()) {
-      m->names_[StrCat(r.name, "_", sb->config.name, "_", sb->config.namespace_, "_",
-                       sb->config.uid, "_", r.attempt)] = r.id;
+    changed.push_back(std::move(r));
+  }
+  {
+    // Publishes STOPPED for exits that happened while berthd was down, to
+    // clients that subscribed while it recovers.
+    std::lock_guard lock(m->mu_);
+    for (auto& r : changed) {
+      const std::string id = r.id;  // not r.id: the record is moved into the call
+      if (r.ToJson() != m->containers_[id].ToJson())
+        RETURN_IF_ERROR(m->CommitLocked(id, std::move(r)));
     }
-    m->containers_[r.id] = r;
   }
   m->CollectOrphans();
   m->SettleInterruptedStarts();
+
+  BundleWatcher::Callbacks callbacks;
+  ContainerManager* self = m.get();
+  callbacks.on_file = [self](const std::string& id, const std::string& file) {
+    self->OnBundleFile(id, file);
+  };
+  callbacks.on_overflow = [self] {
+    std::vector<std::string> ids;
+    {
+      std::lock_guard lock(self->mu_);
+      for (const auto& [id, r] : self->containers_) ids.push_back(id);
+    }
+    for (const auto& id : ids) self->OnBundleFile(id, monitor::kDefaultExitFile);
+  };
+  ASSIGN_OR_RETURN(m->watcher_, BundleWatcher::Start(std::move(callbacks)));
+  std::vector<ContainerRecord> live;
+  {
+    std::lock_guard lock(m->mu_);
+    for (const auto& [id, r] : m->containers_) live.push_back(r);
+  }
+  for (const auto& r : live) m->WatchBundle(r);
+  sandboxes->SetObserver(
+      [self](const sandbox::SandboxRecord& record, sandbox::SandboxChange change) {
+        self->OnSandboxChange(record, change);
+      });
   return m;
+}
+
+ContainerManager::~ContainerManager() {
+  watcher_.reset();  // joins its thread: no callback runs after this
+  sandboxes_->SetObserver({});
+}
+
+void ContainerManager::WatchBundle(const ContainerRecord& r) {
+  if (r.state != ContainerState::kCreated && r.state != ContainerState::kRunning) return;
+  Status s = watcher_->Watch(r.id, r.bundle);
+  if (!s.ok()) {
+    // Exits are still found whenever the container is looked at.
+    spdlog::warn("event=bundle_watch_failed id={} error=\"{}\"", r.id, s.message());
+    return;
+  }
+  // What the monitor wrote before the watch began.
+  OnBundleFile(r.id, monitor::kDefaultExitFile);
+}
+
+void ContainerManager::OnBundleFile(const std::string& id, const std::string& file) {
+  SyncOomKills(id);
+  if (file == monitor::kDefaultExitFile) (void)Get(id);  // records the exit, if any
+}
+
+void ContainerManager::SyncOomKills(const std::string& id) {
+  std::string bundle;
+  {
+    std::lock_guard lock(mu_);
+    auto it = containers_.find(id);
+    if (it == containers_.end()) return;
+    bundle = it->second.bundle;
+  }
+  auto kills = monitor::ReadOomFile(fs::path(bundle) / monitor::kDefaultOomFile);
+  if (!kills.ok()) return;
+  std::lock_guard lock(mu_);
+  auto it = containers_.find(id);
+  if (it == containers_.end() || *kills <= it->second.oom_kills) return;
+  ContainerRecord next = it->second;
+  next.oom_kills = *kills;
+  Status s = CommitLocked(id, std::move(next));
+  if (!s.ok()) spdlog::warn("event=container_save_failed id={} error=\"{}\"", id, s.message());
+}
+
+Status ContainerManager::CommitLocked(const std::string& id, std::optional<ContainerRecord> next) {
+  // Callers must not pass `id` from the record they move in.
+  if (next && next->id != id) {
+    return InternalError(StrCat("container record ", next->id, " committed as \"", id, "\""));
+  }
+  auto it = containers_.find(id);
+  const ContainerRecord* before = it == containers_.end() ? nullptr : &it->second;
+  if (next && before) {
+    if (before->state == ContainerState::kExited && next->state != ContainerState::kExited) {
+      // A copy taken before the exit was noticed (e.g. by the watcher while
+      // StartContainer ran) must not bring the container back to life.
+      spdlog::debug("event=stale_container_save_ignored id={}", id);
+      return OkStatus();
+    }
+    next->oom_kills = std::max(next->oom_kills, before->oom_kills);
+  }
+  // Under mu_, so that the database and the map see one order of changes.
+  if (next) RETURN_IF_ERROR(db_->Put(kBucket, id, next->ToJson()));
+  const int64_t kills_before = before ? before->oom_kills : 0;
+  if (next && next->oom_kills > kills_before) {
+    const int64_t delta = next->oom_kills - kills_before;
+    oom_kills_noticed_ += static_cast<uint64_t>(delta);
+    spdlog::warn("event=container_oom_killed id={} kills={} new={}", id, next->oom_kills, delta);
+  }
+  std::vector<LifecycleEventType> events =
+      ContainerTransitionEvents(before, next ? &*next : nullptr);
+  const std::string sandbox_id = next ? next->sandbox_id : before ? before->sandbox_id : "";
+  const bool gone = !next || next->state == ContainerState::kExited;
+  if (next) {
+    containers_[id] = std::move(*next);
+  } else if (before) {
+    containers_.erase(it);
+  }
+  if (gone && watcher_) watcher_->Unwatch(id);
+  if (!events.empty() && options_.events != nullptr) {
+    std::optional<sandbox::SandboxRecord> sb;
+    if (auto got = sandboxes_->Get(sandbox_id); got.ok()) sb = std::move(*got);
+    for (LifecycleEventType t : events) PublishLocked(id, sandbox_id, t, sb);
+  }
+  return OkStatus();
+}
+
+void ContainerManager::PublishLocked(const std::string& id, const std::string& sandbox_id,
+                                     LifecycleEventType type,
+                                     const std::optional<sandbox::SandboxRecord>& sandbox) {
+  if (options_.events == nullptr) return;
+  auto e = std::make_shared<LifecycleEvent>();
+  e->id = id;
+  e->sandbox_id = sandbox_id;
+  e->type = type;
+  e->at_ns = NowNs();
+  e->sandbox = sandbox;
+  for (const auto& [cid, r] : containers_) {
+    if (r.sandbox_id == sandbox_id) e->containers.push_back(r);
+  }
+  options_.events->Publish(std::move(e));
+}
+
+void ContainerManager::OnSandboxChange(const sandbox::SandboxRecord& record,
+                                       sandbox::SandboxChange change) {
+  std::lock_guard lock(mu_);
+  switch (change) {
+    case sandbox::SandboxChange::kReady:
+      // As containerd does: a pod that runs was created and started.
+      PublishLocked(record.id, record.id, LifecycleEventType::kCreated, record);
+      PublishLocked(record.id, record.id, LifecycleEventType::kStarted, record);
+      break;
+    case sandbox::SandboxChange::kStopped:
+      PublishLocked(record.id, record.id, LifecycleEventType::kStopped, record);
+      break;
+    case sandbox::SandboxChange::kRemoved:
+      // With the pod's last status: the kubelet drops events without one.
+      PublishLocked(record.id, record.id, LifecycleEventType::kDeleted, record);
+      break;
+  }
 }
 
 void ContainerManager::CollectOrphans() {
@@ -289,13 +475,16 @@ void ContainerManager::CollectOrphans() {
 }
 
 void ContainerManager::SettleInterruptedStarts() {
-  for (auto& [id, r] : containers_) {
-    if (r.state != ContainerState::kCreated || r.started_at_ns == 0) continue;
+  std::lock_guard lock(mu_);  // start-up: nothing else runs yet
+  std::vector<ContainerRecord> settled;
+  for (const auto& [id, rec] : containers_) {
+    if (rec.state != ContainerState::kCreated || rec.started_at_ns == 0) continue;
     // Start stamps started_at before it asks the runtime, so a CREATED
     // record with that stamp had its start interrupted: the runtime knows
     // whether it happened.
-    auto runtime = RuntimeFor(r.runtime_handler);
+    auto runtime = RuntimeFor(rec.runtime_handler);
     if (!runtime.ok()) continue;
+    ContainerRecord r = rec;
     auto state = (*runtime)->State(r.id);
     if (state.ok() && state->status == "created") {
       r.started_at_ns = 0;  // it did not: it can still be started
@@ -303,15 +492,18 @@ void ContainerManager::SettleInterruptedStarts() {
       r.state = ContainerState::kRunning;
       RefreshLocked(r);
     }
-    (void)db_->Put(kBucket, r.id, r.ToJson());
+    settled.push_back(std::move(r));
+  }
+  for (auto& r : settled) {
+    std::string id = r.id;
+    Status s = CommitLocked(id, std::move(r));
+    if (!s.ok()) spdlog::warn("event=container_save_failed id={} error=\"{}\"", id, s.message());
   }
 }
 
 Status ContainerManager::Save(const ContainerRecord& r) {
-  RETURN_IF_ERROR(db_->Put(kBucket, r.id, r.ToJson()));
   std::lock_guard lock(mu_);
-  containers_[r.id] = r;
-  return OkStatus();
+  return CommitLocked(r.id, r);
 }
 
 StatusOr<oci::OciRuntime*> ContainerManager::RuntimeFor(const std::string& handler) {
@@ -556,6 +748,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     std::lock_guard lock(mu_);
     names_[ReservedName(req.config, sb)] = r.id;
   }
+  WatchBundle(r);
   mark("save");
   spdlog::debug("event=container_create_timing id={}{}", r.id, timing);
   delete_runtime.Cancel();
@@ -574,6 +767,8 @@ void ContainerManager::RefreshLocked(ContainerRecord& r) {
   r.exit_code = exit->exit_code;
   r.finished_at_ns = exit->exit_time_ns;
   if (exit->oom_killed) {
+    // Monitors older than the OOM file only say so at exit.
+    r.oom_kills = std::max<int64_t>(r.oom_kills, 1);
     r.reason = "OOMKilled";
   } else {
     r.reason = exit->exit_code == 0 ? "Completed" : "Error";
@@ -710,7 +905,7 @@ Status ContainerManager::Remove(const std::string& id) {
   RETURN_IF_ERROR(db_->Delete(kBucket, r.id));
   {
     std::lock_guard l(mu_);
-    containers_.erase(r.id);
+    (void)CommitLocked(r.id, std::nullopt);  // publishes DELETED
     for (auto it = names_.begin(); it != names_.end();) {
       it = it->second == r.id ? names_.erase(it) : std::next(it);
     }
@@ -733,10 +928,13 @@ StatusOr<ContainerRecord> ContainerManager::Get(const std::string& id) {
     }
   }
   if (!found) return NotFoundError(StrCat("container ", id, " not found"));
-  ContainerState before = found->state;
-  RefreshLocked(*found);
-  if (found->state != before) (void)db_->Put(kBucket, found->id, found->ToJson());
-  return *found;
+  ContainerRecord now = *found;
+  RefreshLocked(now);
+  if (now.state == found->state) return now;
+  const std::string full_id = now.id;
+  Status s = CommitLocked(full_id, now);
+  if (!s.ok()) spdlog::warn("event=container_save_failed id={} error=\"{}\"", full_id, s.message());
+  return containers_.at(full_id);
 }
 
 std::vector<ContainerRecord> ContainerManager::List() {
@@ -753,22 +951,69 @@ std::vector<ContainerRecord> ContainerManager::List() {
   return out;
 }
 
-StatusOr<ProcessResult> ContainerManager::ExecSync(const std::string& id,
-                                                   const std::vector<std::string>& cmd,
-                                                   std::chrono::seconds timeout) {
-  if (cmd.empty()) return InvalidArgumentError("ExecSync needs a command");
+StatusOr<ContainerRecord> ContainerManager::GetRunning(const std::string& id) {
   ASSIGN_OR_RETURN(ContainerRecord r, Get(id));
   if (r.state != ContainerState::kRunning) {
     return FailedPreconditionError(StrCat("container ", r.id, " is not running"));
   }
+  return r;
+}
+
+StatusOr<std::unique_ptr<oci::ExecProcess>> ContainerManager::Exec(const std::string& id,
+                                                                   const ExecSpec& exec) {
+  if (exec.cmd.empty()) return InvalidArgumentError("exec needs a command");
+  ASSIGN_OR_RETURN(ContainerRecord r, GetRunning(id));
   ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
   ASSIGN_OR_RETURN(std::string spec_text, ReadFile(fs::path(r.bundle) / "config.json"));
   json spec = json::parse(spec_text, nullptr, false);
   if (spec.is_discarded()) return DataLossError(StrCat("config.json of ", r.id, " is corrupt"));
+  // The container's own process settings (user, env, cwd, capabilities,
+  // rlimits, no_new_privileges...), with the command and stdio of the exec.
   json process = spec["process"];
-  process["args"] = cmd;
-  process["terminal"] = false;
-  return runtime->ExecSync(r.id, process.dump(), std::chrono::milliseconds(timeout));
+  process["args"] = exec.cmd;
+  process["terminal"] = exec.io.terminal;
+  process.erase("consoleSize");
+  if (exec.io.terminal) {
+    json env = process.value("env", json::array());
+    bool has_term = false;
+    for (const auto& e : env)
+      has_term |= e.is_string() && e.get<std::string>().starts_with("TERM=");
+    if (!has_term) env.push_back("TERM=xterm");
+    process["env"] = env;
+    if (exec.io.rows != 0 && exec.io.cols != 0) {
+      process["consoleSize"] = {{"height", exec.io.rows}, {"width", exec.io.cols}};
+    }
+  }
+  return runtime->Exec(r.id, process.dump(), exec.io);
+}
+
+StatusOr<ProcessResult> ContainerManager::ExecSync(const std::string& id,
+                                                   const std::vector<std::string>& cmd,
+                                                   std::chrono::seconds timeout) {
+  ExecSpec exec;
+  exec.cmd = cmd;
+  ASSIGN_OR_RETURN(std::unique_ptr<oci::ExecProcess> process, Exec(id, exec));
+  std::optional<std::chrono::milliseconds> limit;
+  if (timeout.count() > 0) limit = timeout;
+  return oci::RunToCompletion(*process, limit);
+}
+
+StatusOr<monitor::AttachConnection> ContainerManager::Attach(const std::string& id, bool stdin,
+                                                             bool stdout, bool stderr) {
+  ASSIGN_OR_RETURN(ContainerRecord r, GetRunning(id));
+  if (stdin && !r.stdin_open) {
+    return FailedPreconditionError(StrCat("container ", r.id,
+                                          " was not created with stdin open "
+                                          "(ContainerConfig.stdin); attach without stdin"));
+  }
+  uint8_t flags = 0;
+  if (stdin) flags |= monitor::kAttachStdin;
+  if (stdout) flags |= monitor::kAttachStdout;
+  if (stderr) flags |= monitor::kAttachStderr;
+  auto conn = monitor::AttachConnection::Attach(fs::path(r.bundle) / monitor::kDefaultAttachSocket,
+                                                flags, std::chrono::seconds(5));
+  if (!conn.ok()) return Annotate(conn.status(), StrCat("attach to container ", r.id));
+  return conn;
 }
 
 Status ContainerManager::UpdateResources(const std::string& id, const oci::Resources& resources) {
@@ -809,6 +1054,45 @@ Status ContainerManager::ReopenLog(const std::string& id) {
     return FailedPreconditionError(StrCat("container ", r.id, " is not running"));
   }
   return monitor::ReopenContainerLog(fs::path(r.bundle) / "attach", std::chrono::seconds(5));
+}
+
+std::vector<ContainerRecord> ContainerManager::ListInSandbox(const std::string& sandbox_id) {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [k, r] : containers_) {
+      if (r.sandbox_id == sandbox_id) ids.push_back(k);
+    }
+  }
+  std::vector<ContainerRecord> out;
+  for (const auto& id : ids) {
+    auto r = Get(id);
+    if (r.ok()) out.push_back(*r);
+  }
+  return out;
+}
+
+std::map<ContainerState, int> ContainerManager::CountByState() {
+  std::map<ContainerState, int> out;
+  std::lock_guard lock(mu_);
+  for (const auto& [k, r] : containers_) ++out[r.state];
+  return out;
+}
+
+int ContainerManager::LiveMonitors() {
+  std::vector<int> pids;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [k, r] : containers_) {
+      if ((r.state == ContainerState::kCreated || r.state == ContainerState::kRunning) &&
+          r.monitor_pid > 0) {
+        pids.push_back(r.monitor_pid);
+      }
+    }
+  }
+  int alive = 0;
+  for (int pid : pids) alive += ::kill(pid, 0) == 0 ? 1 : 0;
+  return alive;
 }
 
 StatusOr<std::string> ContainerManager::SpecJson(const std::string& id) {

@@ -5,6 +5,7 @@
 // file, so exits that happen while berthd is down are not lost.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -16,8 +17,12 @@
 
 #include "common/keyed_mutex.h"
 #include "common/status.h"
+#include "container/bundle_watcher.h"
+#include "events/event_bus.h"
 #include "image/image_service.h"
+#include "monitor/client.h"
 #include "oci/container_config.h"
+#include "oci/exec_process.h"
 #include "oci/handler_registry.h"
 #include "oci/oci_runtime.h"
 #include "oci/runtime_probe.h"
@@ -63,16 +68,45 @@ struct ContainerRecord {
   std::string layer_dir;  // <root>/containers/<id>: upper/, work/
   uint32_t uid = 0;
   std::string username;
+  // OOM kills in the container's memory cgroup so far, as berthd last read
+  // them from the monitor's OOM file.
+  int64_t oom_kills = 0;
 
   std::string ToJson() const;
   static StatusOr<ContainerRecord> FromJson(std::string_view text);
 };
+
+// A container or pod lifecycle event (CRI GetContainerEvents), with the pod
+// as it was right after the event: what the kubelet's Evented PLEG keeps as
+// the pod's status.
+enum class LifecycleEventType { kCreated, kStarted, kStopped, kDeleted };
+struct LifecycleEvent {
+  std::string id;  // the container, or the pod sandbox for the pod's own events
+  std::string sandbox_id;
+  LifecycleEventType type = LifecycleEventType::kCreated;
+  int64_t at_ns = 0;                              // when it was published
+  std::optional<sandbox::SandboxRecord> sandbox;  // the pod; nullopt if it was not found
+  std::vector<ContainerRecord> containers;        // the pod's containers
+};
+using LifecycleEventBus = events::EventBus<LifecycleEvent>;
+
+// The events that a container record's change from `before` to `after`
+// means (null: absent). A container that started and exited between two
+// looks gets both STARTED and STOPPED.
+std::vector<LifecycleEventType> ContainerTransitionEvents(const ContainerRecord* before,
+                                                          const ContainerRecord* after);
 
 struct CreateRequest {
   std::string sandbox_id;
   oci::ContainerConfig config;
   std::string image;     // ImageSpec.image
   std::string log_path;  // relative to the pod's log directory
+};
+
+// A command to run in a running container (exec).
+struct ExecSpec {
+  std::vector<std::string> cmd;
+  oci::ExecIo io;
 };
 
 struct ContainerManagerOptions {
@@ -84,11 +118,23 @@ struct ContainerManagerOptions {
   // The runtime handlers and what each supports, from its start-up probe,
   // which may still run when a create comes (it then waits). Not owned.
   const oci::HandlerRegistry* handlers = nullptr;
+  // Where container and pod lifecycle events go; may be null. Must outlive
+  // the manager.
+  LifecycleEventBus* events = nullptr;
 };
 
 // Thread-safe; operations on one container are serialised.
+//
+// Every change of a container's record goes through one place (Commit),
+// which publishes the lifecycle events the change means, in the order the
+// changes happen. Exits and OOM kills are noticed without any call: a
+// BundleWatcher sees the monitor rename its exit and OOM files into the
+// bundle. The manager also publishes the pods' own events (it registers as
+// the SandboxManager's observer), since an event carries the statuses of the
+// pod's containers.
 class ContainerManager {
  public:
+  ~ContainerManager();
   static StatusOr<std::unique_ptr<ContainerManager>> Open(
       ContainerManagerOptions options, store::MetadataStore* db, image::ImageService* images,
       sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes);
@@ -101,12 +147,38 @@ class ContainerManager {
   Status Remove(const std::string& id);
   StatusOr<ContainerRecord> Get(const std::string& id_or_prefix);
   std::vector<ContainerRecord> List();
+  // The container, FAILED_PRECONDITION unless it is running.
+  StatusOr<ContainerRecord> GetRunning(const std::string& id_or_prefix);
+  // Starts spec.cmd in the running container, with the container's user,
+  // environment (plus TERM=xterm with a terminal, as containerd does),
+  // working directory and security settings. The caller owns the process:
+  // dropping it kills the process.
+  StatusOr<std::unique_ptr<oci::ExecProcess>> Exec(const std::string& id, const ExecSpec& spec);
+  // Exec without stdin or terminal, output collected (each stream capped at
+  // 16 MiB); at `timeout` (0: none) the process is SIGKILLed and the result
+  // says timed_out.
   StatusOr<ProcessResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
                                    std::chrono::seconds timeout);
+  // Joins the running container's stdio through its monitor's attach
+  // socket: output from now on, stdin if asked (FAILED_PRECONDITION if the
+  // container has no open stdin, or another session holds it).
+  StatusOr<monitor::AttachConnection> Attach(const std::string& id, bool stdin, bool stdout,
+                                             bool stderr);
   Status UpdateResources(const std::string& id, const oci::Resources& resources);
   Status ReopenLog(const std::string& id);
   // The OCI spec the container runs with (verbose status).
   StatusOr<std::string> SpecJson(const std::string& id);
+
+  // --- events and metrics ----------------------------------------------------
+  // The containers of one pod sandbox (full id), refreshed like Get.
+  std::vector<ContainerRecord> ListInSandbox(const std::string& sandbox_id);
+  // Records by state, as stored (no refresh).
+  std::map<ContainerState, int> CountByState();
+  // CREATED and RUNNING containers whose berth-monitor process is alive.
+  int LiveMonitors();
+  // OOM kills noticed since this berthd started (counted once each, also
+  // those that happened while berthd was down).
+  uint64_t oom_kills_noticed() const { return oom_kills_noticed_.load(); }
 
  private:
   ContainerManager(ContainerManagerOptions options, store::MetadataStore* db,
@@ -116,7 +188,22 @@ class ContainerManager {
                                          const sandbox::SandboxRecord& sb);
   // Reads the exit file of a CREATED/RUNNING container and records the exit.
   void RefreshLocked(ContainerRecord& r);
+  // Writes `next` to the database and the map and publishes what changed.
   Status Save(const ContainerRecord& r);
+  // With mu_ held: stores `next` as the record of `id` in the database and
+  // the map (nullopt: drops it from the map; the caller deleted it from the
+  // database), publishing the events of the change. A record never goes
+  // back from EXITED: a stale copy saved after an exit was noticed elsewhere
+  // is ignored. OOM kill counts only grow.
+  Status CommitLocked(const std::string& id, std::optional<ContainerRecord> next);
+  void PublishLocked(const std::string& id, const std::string& sandbox_id, LifecycleEventType type,
+                     const std::optional<sandbox::SandboxRecord>& sandbox);
+  void OnSandboxChange(const sandbox::SandboxRecord& record, sandbox::SandboxChange change);
+  // The watcher saw `file` ("exit" or "oom") appear in the bundle of `id`.
+  void OnBundleFile(const std::string& id, const std::string& file);
+  // Reads the OOM file of `id` and counts new kills.
+  void SyncOomKills(const std::string& id);
+  void WatchBundle(const ContainerRecord& r);
   StatusOr<oci::OciRuntime*> RuntimeFor(const std::string& handler);
   Status WaitForExit(ContainerRecord& r, std::chrono::milliseconds timeout);
   bool SignalInitDirectly(ContainerRecord& r, int signal);
@@ -136,6 +223,9 @@ class ContainerManager {
   std::map<std::string, std::string> names_;  // reserved name -> id
   KeyedMutex locks_;                          // per id: one operation on an object at a time
   KeyedMutex name_locks_;                     // per reserved name: creates of one name in turn
+  std::atomic<uint64_t> oom_kills_noticed_{0};
+  // Last: stopped first on destruction, before anything its callbacks use.
+  std::unique_ptr<BundleWatcher> watcher_;
 };
 
 // Signal number for "SIGTERM", "TERM", "15"; INVALID_ARGUMENT otherwise.

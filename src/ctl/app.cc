@@ -99,9 +99,12 @@ int Run(const std::vector<std::string>& args, const AppIO& io) {
 
   CommandSink sink;
   AddRuntimeCommands(app, sink);
+  AddEventCommands(app, sink);
   AddImageCommands(app, sink);
   AddPodCommands(app, sink);
   AddContainerCommands(app, sink);
+  AddStreamCommands(app, sink);
+  AddStatsCommands(app, sink);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
@@ -150,6 +153,7 @@ int Run(const std::vector<std::string>& args, const AppIO& io) {
   CommandEnv env{out,    *io.in,           log,
                  client, io.read_password, [&out, &sink]() { out << sink.selected_app()->help(); },
                  &err};
+  env.real_stdio = io.real_stdio;
   if (!env.read_password) {
     env.read_password = [&io, &out](std::string_view prompt) -> StatusOr<std::string> {
       out << prompt;
@@ -178,6 +182,7 @@ int Main(int argc, char** argv) {
   io.err = &std::cerr;
   io.in = &std::cin;
   io.err_is_terminal = isatty(STDERR_FILENO) != 0;
+  io.real_stdio = true;
   io.getenv = RealGetenv;
   std::error_code ec;
   std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);

@@ -20,6 +20,7 @@ struct AppIO {
   std::ostream* err = nullptr;
   std::istream* in = nullptr;
   bool err_is_terminal = false;  // colored log lines
+  bool real_stdio = false;       // out/in/err are fds 1/0/2 (exec, attach use them directly)
   std::function<std::optional<std::string>(const std::string&)> getenv;
   std::string exe_dir;  // where a crictl.yaml next to the binary is looked for
   // Reads a password after printing the prompt; nullptr: read a line from `in`.

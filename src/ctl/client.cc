@@ -366,4 +366,68 @@ StatusOr<cri::ExecSyncResponse> ExecSync(CriClient& c, const std::string& id,
   return resp;
 }
 
+StatusOr<std::string> Exec(CriClient& c, const cri::ExecRequest& req) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::ExecResponse resp;
+  RETURN_IF_ERROR(
+      c.Call(stub, &cri::RuntimeService::Stub::Exec, "Exec", req, &resp, c.runtime_timeout()));
+  return resp.url();
+}
+
+StatusOr<std::string> Attach(CriClient& c, const cri::AttachRequest& req) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::AttachResponse resp;
+  RETURN_IF_ERROR(
+      c.Call(stub, &cri::RuntimeService::Stub::Attach, "Attach", req, &resp, c.runtime_timeout()));
+  return resp.url();
+}
+
+StatusOr<std::string> PortForward(CriClient& c, const cri::PortForwardRequest& req) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::PortForwardResponse resp;
+  RETURN_IF_ERROR(c.Call(stub, &cri::RuntimeService::Stub::PortForward, "PortForward", req, &resp,
+                         c.runtime_timeout()));
+  return resp.url();
+}
+
+StatusOr<cri::ListContainerStatsResponse> ListContainerStats(CriClient& c,
+                                                             const cri::ContainerStatsFilter& f) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::ListContainerStatsRequest req;
+  *req.mutable_filter() = f;
+  cri::ListContainerStatsResponse resp;
+  RETURN_IF_ERROR(c.Call(stub, &cri::RuntimeService::Stub::ListContainerStats, "ListContainerStats",
+                         req, &resp, c.runtime_timeout()));
+  return resp;
+}
+
+StatusOr<cri::ListPodSandboxStatsResponse> ListPodSandboxStats(
+    CriClient& c, const cri::PodSandboxStatsFilter& f) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::ListPodSandboxStatsRequest req;
+  *req.mutable_filter() = f;
+  cri::ListPodSandboxStatsResponse resp;
+  RETURN_IF_ERROR(c.Call(stub, &cri::RuntimeService::Stub::ListPodSandboxStats,
+                         "ListPodSandboxStats", req, &resp, c.runtime_timeout()));
+  return resp;
+}
+
+StatusOr<cri::ListMetricDescriptorsResponse> ListMetricDescriptors(CriClient& c) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::ListMetricDescriptorsResponse resp;
+  RETURN_IF_ERROR(c.Call(stub, &cri::RuntimeService::Stub::ListMetricDescriptors,
+                         "ListMetricDescriptors", cri::ListMetricDescriptorsRequest(), &resp,
+                         c.runtime_timeout()));
+  return resp;
+}
+
+StatusOr<cri::ListPodSandboxMetricsResponse> ListPodSandboxMetrics(CriClient& c) {
+  ASSIGN_OR_RETURN(auto* stub, c.runtime());
+  cri::ListPodSandboxMetricsResponse resp;
+  RETURN_IF_ERROR(c.Call(stub, &cri::RuntimeService::Stub::ListPodSandboxMetrics,
+                         "ListPodSandboxMetrics", cri::ListPodSandboxMetricsRequest(), &resp,
+                         c.runtime_timeout()));
+  return resp;
+}
+
 }  // namespace berth::ctl

@@ -140,4 +140,17 @@ StatusOr<cri::ExecSyncResponse> ExecSync(CriClient& c, const std::string& id,
                                          const std::vector<std::string>& cmd,
                                          int64_t timeout_seconds);
 
+// The streaming calls: each returns the URL to connect to (crictl's
+// deadlines: runtime_timeout()).
+StatusOr<std::string> Exec(CriClient& c, const cri::ExecRequest& req);
+StatusOr<std::string> Attach(CriClient& c, const cri::AttachRequest& req);
+StatusOr<std::string> PortForward(CriClient& c, const cri::PortForwardRequest& req);
+// --- stats and metrics ---------------------------------------------------------
+StatusOr<cri::ListContainerStatsResponse> ListContainerStats(CriClient& c,
+                                                             const cri::ContainerStatsFilter& f);
+StatusOr<cri::ListPodSandboxStatsResponse> ListPodSandboxStats(CriClient& c,
+                                                               const cri::PodSandboxStatsFilter& f);
+StatusOr<cri::ListMetricDescriptorsResponse> ListMetricDescriptors(CriClient& c);
+StatusOr<cri::ListPodSandboxMetricsResponse> ListPodSandboxMetrics(CriClient& c);
+
 }  // namespace berth::ctl

@@ -33,6 +33,9 @@ struct CommandEnv {
   // Standard error, for output that crictl writes there (stderr log lines
   // of `logs`); null means `out`.
   std::ostream* err = nullptr;
+  // out, in and err are the process's stdio: streaming commands use file
+  // descriptors 0-2 and the terminal directly.
+  bool real_stdio = false;
   std::ostream& err_stream() { return err != nullptr ? *err : out; }
 };
 
@@ -58,12 +61,21 @@ class CommandSink {
 
 // version, info
 void AddRuntimeCommands(CLI::App& app, CommandSink& sink);
+// events
+void AddEventCommands(CLI::App& app, CommandSink& sink);
 // pull, images, inspecti, rmi, imagefsinfo
 void AddImageCommands(CLI::App& app, CommandSink& sink);
 // runp, stopp, rmp, pods, inspectp
 void AddPodCommands(CLI::App& app, CommandSink& sink);
 // create, start, stop, rm, ps, inspect, update, run, exec, logs
 void AddContainerCommands(CLI::App& app, CommandSink& sink);
+// attach, port-forward (exec's streaming half is RunStreamingExec)
+void AddStreamCommands(CLI::App& app, CommandSink& sink);
+// exec without -s: runs `cmd` through the runtime's streaming server.
+Status RunStreamingExec(CommandEnv& env, const std::string& id, const std::vector<std::string>& cmd,
+                        bool tty, bool interactive);
+// stats, statsp, metricdescs, metricsp
+void AddStatsCommands(CLI::App& app, CommandSink& sink);
 
 // Loads a PodSandboxConfig from a JSON or YAML file (crictl's
 // loadPodSandboxConfig; snake_case and lowerCamelCase keys both work).

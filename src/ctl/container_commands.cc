@@ -427,13 +427,9 @@ Status RunExec(CommandEnv& env, const ExecOptions& o) {
     env.show_help();
     return OkStatus();
   }
-  if (!o.sync) {
-    return UnimplementedError(
-        "execing command in container: streaming exec is not supported by berthctl yet (it "
-        "needs the CRI streaming server); run the command synchronously with exec -s");
-  }
-  RETURN_IF_ERROR(env.client.runtime().status());
   std::vector<std::string> cmd(args.begin() + 1, args.end());
+  if (!o.sync) return RunStreamingExec(env, args[0], cmd, o.tty, o.interactive);
+  RETURN_IF_ERROR(env.client.runtime().status());
   StatusOr<cri::ExecSyncResponse> r = ExecSync(env.client, args[0], cmd, o.timeout);
   if (!r.ok()) return Annotate(r.status(), "execing command in container synchronously");
   if (r->exit_code() != 0) {
@@ -623,9 +619,8 @@ void AddContainerCommands(CLI::App& app, CommandSink& sink) {
   CLI::App* exec_cmd = app.add_subcommand("exec", "Run a command in a running container");
   exec_cmd->add_flag("-s,--sync", exec->sync, "Run the command synchronously");
   exec_cmd->add_option("--timeout", exec->timeout, "Timeout in seconds");
-  exec_cmd->add_flag("-t,--tty", exec->tty, "Allocate a pseudo-TTY (streaming exec only)");
-  exec_cmd->add_flag("-i,--interactive", exec->interactive,
-                     "Keep STDIN open (streaming exec only)");
+  exec_cmd->add_flag("-t,--tty", exec->tty, "Allocate a pseudo-TTY");
+  exec_cmd->add_flag("-i,--interactive", exec->interactive, "Keep STDIN open");
   // Like Go's flag parsing, options end at the container id: everything
   // after it is the command and its own arguments.
   // (fallthrough would hand the id to the top-level command instead).

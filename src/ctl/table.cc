@@ -93,7 +93,9 @@ void TableWriter::WriteLines(size_t line0, size_t line1, const std::vector<int>&
   }
 }
 
-std::string HumanSize(double size) {
+std::string HumanSize(double size) { return HumanSizeWithPrecision(size, 3); }
+
+std::string HumanSizeWithPrecision(double size, int precision) {
   static constexpr const char* kUnits[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"};
   size_t i = 0;
   while (size >= 1000.0 && i + 1 < std::size(kUnits)) {
@@ -101,7 +103,7 @@ std::string HumanSize(double size) {
     ++i;
   }
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.3g%s", size, kUnits[i]);
+  std::snprintf(buf, sizeof(buf), "%.*g%s", precision, size, kUnits[i]);
   return buf;
 }
 

@@ -44,6 +44,9 @@ class TableWriter {
 // go-units HumanSizeWithPrecision(size, 3): decimal units (B, kB, MB, GB, TB,
 // PB, EB, ZB, YB) and "%.3g", e.g. 4500000 -> "4.5MB", 999999 -> "1e+03kB".
 std::string HumanSize(double size);
+// go-units HumanSizeWithPrecision(size, precision); units.HumanSize is
+// precision 4 (what `stats` prints).
+std::string HumanSizeWithPrecision(double size, int precision);
 
 // Strips `prefix` from `id` and keeps at most 13 characters (crictl's
 // truncated ID length).

@@ -66,7 +66,16 @@ StatusOr<std::unique_ptr<ImageService>> ImageService::Open(ImageServiceOptions o
 }
 
 StatusOr<ImageRecord> ImageService::Pull(std::string_view image,
-                                         const std::optional<registry::AuthConfig>& auth) {
+                                         const std::optional<registry::AuthConfig>& auth,
+                                         PullStats* stats) {
+  const auto started = std::chrono::steady_clock::now();
+  std::atomic<uint64_t> bytes{0};
+  PullStats ignored;
+  PullStats& out = stats != nullptr ? *stats : ignored;
+  ScopeGuard fill_stats([&] {
+    out.bytes = bytes.load();
+    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  });
   ASSIGN_OR_RETURN(Reference ref, ParseReference(image));
   const std::string key = ref.String();
   std::shared_ptr<Flight<ImageRecord>> flight;
@@ -81,11 +90,12 @@ StatusOr<ImageRecord> ImageService::Pull(std::string_view image,
     flight = slot;
   }
   if (!leader) {
+    out.shared = true;
     std::unique_lock lock(flights_mu_);
     flight->cv.wait(lock, [&] { return flight->done; });
     return flight->result;
   }
-  StatusOr<ImageRecord> result = PullUncoalesced(ref, auth);
+  StatusOr<ImageRecord> result = PullUncoalesced(ref, auth, bytes);
   {
     std::lock_guard lock(flights_mu_);
     flight->result = result;
@@ -103,8 +113,9 @@ StatusOr<ImageRecord> ImageService::Pull(std::string_view image,
   return result;
 }
 
-StatusOr<std::string> ImageService::FetchSmallBlob(
-    const Reference& ref, const Descriptor& d, const std::optional<registry::AuthConfig>& auth) {
+StatusOr<std::string> ImageService::FetchSmallBlob(const Reference& ref, const Descriptor& d,
+                                                   const std::optional<registry::AuthConfig>& auth,
+                                                   std::atomic<uint64_t>& bytes) {
   if (content_.Exists(d.digest)) return content_.ReadBlob(d.digest);
   if (d.size > (64 << 20)) {
     return InvalidArgumentError(
@@ -115,6 +126,7 @@ StatusOr<std::string> ImageService::FetchSmallBlob(
       ref.domain, ref.repository, d.digest, d.size,
       [&](const char* p, size_t n) {
         data.append(p, n);
+        bytes += n;
         return OkStatus();
       },
       auth));
@@ -122,13 +134,15 @@ StatusOr<std::string> ImageService::FetchSmallBlob(
   return data;
 }
 
-StatusOr<ImageRecord> ImageService::PullUncoalesced(
-    const Reference& ref, const std::optional<registry::AuthConfig>& auth) {
+StatusOr<ImageRecord> ImageService::PullUncoalesced(const Reference& ref,
+                                                    const std::optional<registry::AuthConfig>& auth,
+                                                    std::atomic<uint64_t>& bytes) {
   auto started = std::chrono::steady_clock::now();
   Lease lease(this);
   std::string top_ref = ref.digest ? ref.digest->str() : ref.tag;
   ASSIGN_OR_RETURN(registry::Manifest top,
                    registry_->GetManifest(ref.domain, ref.repository, top_ref, auth));
+  bytes += top.body.size();
   ASSIGN_OR_RETURN(ManifestKind kind, DetectKind(top.media_type, top.body));
   registry::Manifest chosen = top;
   if (IsIndex(kind)) {
@@ -141,6 +155,7 @@ StatusOr<ImageRecord> ImageService::PullUncoalesced(
     }
     ASSIGN_OR_RETURN(chosen,
                      registry_->GetManifest(ref.domain, ref.repository, pick->digest.str(), auth));
+    bytes += chosen.body.size();
     ASSIGN_OR_RETURN(ManifestKind child_kind, DetectKind(chosen.media_type, chosen.body));
     if (IsIndex(child_kind)) {
       return InvalidArgumentError(
@@ -150,7 +165,7 @@ StatusOr<ImageRecord> ImageService::PullUncoalesced(
   ASSIGN_OR_RETURN(ImageManifest manifest, ParseManifest(chosen.body));
   RETURN_IF_ERROR(ValidateImageManifest(manifest));
   lease.Add(manifest.config.digest);
-  ASSIGN_OR_RETURN(std::string config_body, FetchSmallBlob(ref, manifest.config, auth));
+  ASSIGN_OR_RETURN(std::string config_body, FetchSmallBlob(ref, manifest.config, auth, bytes));
   ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(config_body));
   RETURN_IF_ERROR(ValidateManifestAgainstConfig(manifest, config));
 
@@ -164,8 +179,9 @@ StatusOr<ImageRecord> ImageService::PullUncoalesced(
   {
     std::vector<std::jthread> workers;
     for (size_t i = 0; i < manifest.layers.size(); ++i) {
-      workers.emplace_back(
-          [&, i] { results[i] = FetchLayer(ref, manifest.layers[i], config.diff_ids[i], auth); });
+      workers.emplace_back([&, i] {
+        results[i] = FetchLayer(ref, manifest.layers[i], config.diff_ids[i], auth, bytes);
+      });
     }
   }
   for (size_t i = 0; i < results.size(); ++i) {
@@ -216,7 +232,8 @@ StatusOr<ImageRecord> ImageService::PullUncoalesced(
 
 Status ImageService::FetchLayer(const Reference& ref, const Descriptor& layer,
                                 const Digest& diff_id,
-                                const std::optional<registry::AuthConfig>& auth) {
+                                const std::optional<registry::AuthConfig>& auth,
+                                std::atomic<uint64_t>& bytes) {
   if (layers_.Has(diff_id) && content_.Exists(layer.digest)) return OkStatus();
   const std::string key = diff_id.str();
   std::shared_ptr<Flight<bool>> flight;
@@ -241,7 +258,7 @@ Status ImageService::FetchLayer(const Reference& ref, const Descriptor& layer,
     download_cv_.wait(lock, [&] { return downloads_running_ < options_.max_concurrent_downloads; });
     ++downloads_running_;
   }
-  s = FetchLayerUncoalesced(ref, layer, diff_id, auth);
+  s = FetchLayerUncoalesced(ref, layer, diff_id, auth, bytes);
   {
     std::lock_guard lock(download_mu_);
     --downloads_running_;
@@ -259,7 +276,8 @@ Status ImageService::FetchLayer(const Reference& ref, const Descriptor& layer,
 
 Status ImageService::FetchLayerUncoalesced(const Reference& ref, const Descriptor& layer,
                                            const Digest& diff_id,
-                                           const std::optional<registry::AuthConfig>& auth) {
+                                           const std::optional<registry::AuthConfig>& auth,
+                                           std::atomic<uint64_t>& bytes) {
   ASSIGN_OR_RETURN(archive::Compression compression,
                    archive::CompressionForMediaType(layer.media_type));
   ASSIGN_OR_RETURN(fs::path tmp, layers_.NewTempDir());
@@ -311,6 +329,7 @@ Status ImageService::FetchLayerUncoalesced(const Reference& ref, const Descripto
       download = registry_->GetBlob(
           ref.domain, ref.repository, layer.digest, layer.size,
           [&](const char* p, size_t n) -> Status {
+            bytes += n;
             RETURN_IF_ERROR(writer->Write(p, n));
             return pipe.Write(p, n);
           },

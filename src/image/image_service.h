@@ -38,6 +38,13 @@ struct FsUsage {
   int64_t timestamp_unix_nanos = 0;
 };
 
+// What one Pull cost, for metrics.
+struct PullStats {
+  uint64_t bytes = 0;   // downloaded from registries by this pull (manifests and blobs)
+  double seconds = 0;   // wall time of the pull
+  bool shared = false;  // it waited for an identical pull in flight, which did the work
+};
+
 // Thread-safe. Concurrent pulls of one reference share one download, and a
 // layer shared by images being pulled at once is downloaded once.
 class ImageService {
@@ -49,8 +56,10 @@ class ImageService {
 
   // Pulls `image` (any reference form) and returns its record. The record's
   // id is what PullImage returns as image_ref.
+  // `stats`, if given, is filled in whether or not the pull succeeds.
   StatusOr<ImageRecord> Pull(std::string_view image,
-                             const std::optional<registry::AuthConfig>& auth);
+                             const std::optional<registry::AuthConfig>& auth,
+                             PullStats* stats = nullptr);
 
   // By ID, ID prefix, tag or digest reference. NOT_FOUND when absent.
   StatusOr<ImageRecord> Find(std::string_view image) const;
@@ -70,15 +79,19 @@ class ImageService {
  private:
   ImageService(ImageServiceOptions options, store::MetadataStore* db);
 
+  // `bytes` counts what is downloaded on behalf of this pull.
   StatusOr<ImageRecord> PullUncoalesced(const Reference& ref,
-                                        const std::optional<registry::AuthConfig>& auth);
+                                        const std::optional<registry::AuthConfig>& auth,
+                                        std::atomic<uint64_t>& bytes);
   // Downloads one layer blob and unpacks it while it streams.
   Status FetchLayer(const Reference& ref, const Descriptor& layer, const Digest& diff_id,
-                    const std::optional<registry::AuthConfig>& auth);
+                    const std::optional<registry::AuthConfig>& auth, std::atomic<uint64_t>& bytes);
   Status FetchLayerUncoalesced(const Reference& ref, const Descriptor& layer, const Digest& diff_id,
-                               const std::optional<registry::AuthConfig>& auth);
+                               const std::optional<registry::AuthConfig>& auth,
+                               std::atomic<uint64_t>& bytes);
   StatusOr<std::string> FetchSmallBlob(const Reference& ref, const Descriptor& d,
-                                       const std::optional<registry::AuthConfig>& auth);
+                                       const std::optional<registry::AuthConfig>& auth,
+                                       std::atomic<uint64_t>& bytes);
   // Removes blobs and layers that no image record and no pull in flight uses.
   Status CollectGarbage();
 

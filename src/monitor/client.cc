@@ -313,6 +313,35 @@ StatusOr<ExitRecord> ReadExitFile(const fs::path& path) {
   return rec;
 }
 
+StatusOr<int64_t> ParseOomFile(std::string_view text) {
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (!line.starts_with(kOomKeyKills) || line.size() <= sizeof(kOomKeyKills) ||
+        line[sizeof(kOomKeyKills) - 1] != '=') {
+      continue;
+    }
+    int64_t kills = 0;
+    if (!ParseInt(line.substr(sizeof(kOomKeyKills)), &kills) || kills < 0) {
+      return DataLossError(StrCat("OOM file: bad value in line \"", line, "\""));
+    }
+    return kills;
+  }
+  return DataLossError(StrCat("OOM file has no ", kOomKeyKills, " line"));
+}
+
+StatusOr<int64_t> ReadOomFile(const fs::path& path) {
+  auto text = ReadFile(path);
+  if (!text.ok()) {
+    if (!fs::exists(path)) return NotFoundError(StrCat("no OOM file ", path.string()));
+    return text.status();
+  }
+  auto kills = ParseOomFile(*text);
+  if (!kills.ok()) return Annotate(kills.status(), path.string());
+  return kills;
+}
+
 StatusOr<AttachConnection> AttachConnection::Connect(const fs::path& socket) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus(errno, StrCat("socket for ", socket.string()));

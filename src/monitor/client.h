@@ -86,6 +86,12 @@ StatusOr<ExitRecord> ParseExitFile(std::string_view text);
 // NotFound while the container has not exited (the file appears atomically).
 StatusOr<ExitRecord> ReadExitFile(const std::filesystem::path& path);
 
+// The OOM file (<bundle>/oom): OOM kills in the container's memory cgroup
+// since it was created, as the monitor last counted them.
+StatusOr<int64_t> ParseOomFile(std::string_view text);
+// NotFound while the container has had no OOM kill.
+StatusOr<int64_t> ReadOomFile(const std::filesystem::path& path);
+
 // "2006-01-02T15:04:05.123456789Z" (any number of fractional digits, 'Z' or a
 // +hh:mm/-hh:mm offset) to nanoseconds since the Unix epoch. A time outside
 // what int64 nanoseconds hold (before 1678 or after 2262) is INVALID_ARGUMENT.

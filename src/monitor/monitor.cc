@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -14,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +25,7 @@
 
 #include "monitor/cri_log.h"
 #include "monitor/frame.h"
+#include "monitor/oom.h"
 #include "monitor/unix_path.h"
 
 #ifndef BERTH_MONITOR_VERSION
@@ -200,61 +204,18 @@ bool ParseLong(std::string_view s, long min, long max, long* out) {
   return true;
 }
 
-// The file whose "oom_kill <n>" line counts OOM kills in the container's
-// memory cgroup: memory.oom_control on cgroup v1, memory.events on v2. Empty
-// when it cannot be found; OOM detection is best effort.
-std::string OomCounterFile(pid_t pid) {
+// Where the container's memory cgroup counts OOM kills (oom.h).
+OomCounterLocation OomCounterOf(pid_t pid) {
   std::string text;
-  if (!ReadSmallFile("/proc/" + std::to_string(pid) + "/cgroup", &text)) return "";
-  std::string unified_path;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view line(text.data() + pos, end - pos);
-    pos = end + 1;
-    size_t c1 = line.find(':');
-    size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
-    if (c2 == std::string_view::npos) continue;
-    std::string_view controllers = line.substr(c1 + 1, c2 - c1 - 1);
-    std::string_view cgpath = line.substr(c2 + 1);
-    if (line.substr(0, c1) == "0" && controllers.empty()) {
-      unified_path = std::string(cgpath);
-      continue;
-    }
-    size_t start = 0;
-    while (start <= controllers.size()) {
-      size_t comma = controllers.find(',', start);
-      if (comma == std::string_view::npos) comma = controllers.size();
-      if (controllers.substr(start, comma - start) == "memory") {
-        return "/sys/fs/cgroup/memory" + std::string(cgpath) + "/memory.oom_control";
-      }
-      start = comma + 1;
-    }
-  }
-  if (!unified_path.empty() && access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
-    return "/sys/fs/cgroup" + unified_path + "/memory.events";
-  }
-  return "";
+  if (!ReadSmallFile("/proc/" + std::to_string(pid) + "/cgroup", &text)) return {};
+  return LocateOomCounter(text, "/sys/fs/cgroup",
+                          access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0);
 }
 
 long ReadOomKills(const std::string& file) {
   std::string text;
   if (file.empty() || !ReadSmallFile(file, &text)) return -1;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view line(text.data() + pos, end - pos);
-    pos = end + 1;
-    constexpr std::string_view kKey = "oom_kill ";
-    long v = 0;
-    if (line.substr(0, kKey.size()) == kKey &&
-        ParseLong(line.substr(kKey.size()), 0, 1L << 62, &v)) {
-      return v;
-    }
-  }
-  return -1;
+  return ParseOomKillCount(text);
 }
 
 std::string OneLine(std::string s) {
@@ -306,6 +267,10 @@ class Monitor {
   void OnOutput(Stream& s, std::string_view data);
   void HandleSignals();
   void Reap();
+  void WatchOom();
+  // Reads the OOM kill counter and reports a rise in the OOM file;
+  // `notified`: after a notification (drains it).
+  void CheckOom(bool notified);
 
   void QueueStdin(std::string_view data);
   void FlushStdin();
@@ -338,8 +303,12 @@ class Monitor {
   std::vector<char> rbuf_;
 
   pid_t container_pid_ = -1;
-  std::string oom_file_;
+  OomCounterLocation oom_;
   long oom_kills_at_start_ = -1;
+  long oom_kills_reported_ = 0;    // in the OOM file, since create
+  Fd oom_notify_;                  // v1 eventfd or v2 inotify fd; invalid: none
+  int64_t oom_recheck_at_ms_ = 0;  // monotonic; 0: no recheck pending
+  int64_t oom_recheck_step_ms_ = 0;
   bool exited_ = false;
   int wait_status_ = 0;
   struct timespec exit_time_ {};
@@ -593,8 +562,9 @@ bool Monitor::CreateContainer(std::string* err) {
   }
   if (stdin_fd_.valid()) fcntl(stdin_fd_.get(), F_SETFL, O_NONBLOCK);
 
-  oom_file_ = OomCounterFile(container_pid_);
-  oom_kills_at_start_ = ReadOomKills(oom_file_);
+  oom_ = OomCounterOf(container_pid_);
+  oom_kills_at_start_ = ReadOomKills(oom_.counter_file);
+  WatchOom();
   return true;
 }
 
@@ -670,7 +640,7 @@ int Monitor::Run() {
 }
 
 void Monitor::Loop() {
-  enum Kind { kSignal, kListen, kStream, kStdinOut, kClient };
+  enum Kind { kSignal, kOom, kListen, kStream, kStdinOut, kClient };
   std::vector<struct pollfd> pfds;
   std::vector<std::pair<Kind, size_t>> what;
   for (;;) {
@@ -685,6 +655,7 @@ void Monitor::Loop() {
       what.emplace_back(k, i);
     };
     add(signal_fd_.get(), POLLIN, kSignal, 0);
+    if (oom_notify_.valid()) add(oom_notify_.get(), POLLIN, kOom, 0);
     if (listen_fd_.valid() && clients_.size() < kMaxClients) {
       add(listen_fd_.get(), POLLIN, kListen, 0);
     }
@@ -707,12 +678,17 @@ void Monitor::Loop() {
       timeout = static_cast<int>(last_activity_ms_ + kDrainIdleMs - MonotonicMs());
       if (timeout <= 0) return;
     }
+    if (oom_recheck_at_ms_ > 0) {
+      int until = static_cast<int>(std::max<int64_t>(0, oom_recheck_at_ms_ - MonotonicMs()));
+      timeout = timeout < 0 ? until : std::min(timeout, until);
+    }
     int n = poll(pfds.data(), pfds.size(), timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       Diag(ErrnoText("poll", "in monitor of " + cfg_.id, errno));
       return;
     }
+    if (oom_recheck_at_ms_ > 0 && MonotonicMs() >= oom_recheck_at_ms_) CheckOom(false);
     if (n == 0) continue;  // drain deadline: re-evaluated at the top
 
     for (size_t i = 0; i < pfds.size(); ++i) {
@@ -722,6 +698,9 @@ void Monitor::Loop() {
       switch (kind) {
         case kSignal:
           HandleSignals();
+          break;
+        case kOom:
+          CheckOom(/*notified=*/true);
           break;
         case kListen:
           AcceptClients();
@@ -896,6 +875,20 @@ void Monitor::HandleFrame(Client& c, FrameType type, std::string_view payload) {
         Send(c, FrameType::kError, "stdin of container " + cfg_.id + " is already closed");
         return;
       }
+      // One writer at a time: input interleaved from two sessions would be
+      // garbage to the container.
+      if (flags & kAttachStdin) {
+        for (const Client& other : clients_) {
+          if (&other != &c && other.attached && (other.flags & kAttachStdin) &&
+              !other.stdin_ended && !other.dead) {
+            Send(c, FrameType::kError,
+                 "stdin of container " + cfg_.id +
+                     " is in use by another attach session; attach without stdin, or when it "
+                     "ends");
+            return;
+          }
+        }
+      }
       c.attached = true;
       c.flags = flags;
       Send(c, FrameType::kOk, "");
@@ -972,6 +965,72 @@ void Monitor::DropClient(Client& c) {
   c.queued = 0;
 }
 
+// Live OOM notifications, so that an OOM kill of any process of the
+// container (not only of its init) is reported while it runs, through the OOM
+// file berthd watches. Best effort: without them the count is still compared
+// at exit.
+void Monitor::WatchOom() {
+  if (oom_.counter_file.empty() || oom_kills_at_start_ < 0) return;
+  if (oom_.v1) {
+    // cgroup v1: "<eventfd> <fd of memory.oom_control>" written to
+    // cgroup.event_control arms the eventfd; the kernel keeps what it needs,
+    // so only the eventfd stays open.
+    Fd efd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    Fd control(open(oom_.counter_file.c_str(), O_RDONLY | O_CLOEXEC));
+    const std::string event_control = oom_.cgroup_dir + "/cgroup.event_control";
+    Fd reg(open(event_control.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!efd.valid() || !control.valid() || !reg.valid()) {
+      Diag(ErrnoText("set up OOM notification on", event_control, errno));
+      return;
+    }
+    std::string line = std::to_string(efd.get()) + " " + std::to_string(control.get());
+    if (write(reg.get(), line.data(), line.size()) < 0) {
+      Diag(ErrnoText("register OOM eventfd in", event_control, errno));
+      return;
+    }
+    oom_notify_ = std::move(efd);
+  } else {
+    // cgroup v2: memory.events signals every change of its counters to inotify.
+    Fd in(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!in.valid() || inotify_add_watch(in.get(), oom_.counter_file.c_str(), IN_MODIFY) < 0) {
+      Diag(ErrnoText("watch", oom_.counter_file, errno));
+      return;
+    }
+    oom_notify_ = std::move(in);
+  }
+}
+
+void Monitor::CheckOom(bool notified) {
+  if (notified && oom_notify_.valid()) {
+    char buf[4096];
+    while (read(oom_notify_.get(), buf, sizeof(buf)) > 0) {
+    }
+  }
+  long now = ReadOomKills(oom_.counter_file);
+  if (now < 0 || oom_kills_at_start_ < 0) return;
+  long kills = now - oom_kills_at_start_;
+  if (kills <= oom_kills_reported_) {
+    // The v1 notification comes when the cgroup runs out of memory, before
+    // the OOM killer has chosen (and counted) a victim: look again shortly,
+    // backing off, for up to ~2.5 s after the last notification.
+    const int64_t t = MonotonicMs();
+    if (notified) {
+      oom_recheck_step_ms_ = 5;
+    } else {
+      oom_recheck_step_ms_ *= 2;
+    }
+    oom_recheck_at_ms_ = oom_recheck_step_ms_ > 1280 ? 0 : t + oom_recheck_step_ms_;
+    return;
+  }
+  oom_recheck_at_ms_ = 0;
+  oom_kills_reported_ = kills;
+  std::string text = std::string(kOomKeyKills) + "=" + std::to_string(kills) + "\n" + kOomKeyTime +
+                     "=" + NowRfc3339() + "\n";
+  std::string err;
+  if (!WriteFileAtomic(cfg_.oom_file, text, &err)) Diag(err);
+  Diag("container " + cfg_.id + ": " + std::to_string(kills) + " OOM kill(s) in its memory cgroup");
+}
+
 void Monitor::Finish() {
   std::string ts = NowRfc3339();
   log_buf_.clear();
@@ -990,8 +1049,12 @@ void Monitor::Finish() {
     sig = WTERMSIG(wait_status_);
     code = 128 + sig;
   }
-  long oom_now = ReadOomKills(oom_file_);
-  bool oom = oom_now > 0 && oom_now > oom_kills_at_start_;
+  // The kernel counts an OOM kill before it sends SIGKILL, so the count is
+  // final once init has been reaped.
+  CheckOom(false);
+  oom_recheck_at_ms_ = 0;
+  oom_notify_.Reset();
+  bool oom = oom_kills_reported_ > 0;
   std::string text = std::string(kExitKeyCode) + "=" + std::to_string(code) + "\n" +
                      kExitKeySignal + "=" + std::to_string(sig) + "\n" + kExitKeyTime + "=" +
                      FormatRfc3339Nano(exit_time_) + "\n" + kExitKeyOom + "=" +
@@ -1054,6 +1117,7 @@ std::string ParseMonitorArgs(int argc, char** argv, MonitorConfig* cfg, bool* in
           "log file, serves attach, records its exit status. Contract: docs/monitor.md.\n"
           "  --runtime-arg ARG      extra global runtime flag (repeatable)\n"
           "  --exit-file FILE       default <bundle>/exit\n"
+          "  --oom-file FILE        OOM kill count, rewritten on each one (default <bundle>/oom)\n"
           "  --attach-socket PATH   default <bundle>/attach\n"
           "  --pid-file FILE        default <bundle>/pid\n"
           "  --monitor-pid-file F   write the monitor's pid here\n"
@@ -1086,6 +1150,8 @@ std::string ParseMonitorArgs(int argc, char** argv, MonitorConfig* cfg, bool* in
       err = need(&cfg->log_path);
     } else if (arg == "--exit-file") {
       err = need(&cfg->exit_file);
+    } else if (arg == "--oom-file") {
+      err = need(&cfg->oom_file);
     } else if (arg == "--attach-socket") {
       err = need(&cfg->attach_socket);
     } else if (arg == "--pid-file") {
@@ -1136,6 +1202,7 @@ std::string ParseMonitorArgs(int argc, char** argv, MonitorConfig* cfg, bool* in
                {"--runtime-root", &cfg->runtime_root, true},
                {"--log-path", &cfg->log_path, true},
                {"--exit-file", &cfg->exit_file, false},
+               {"--oom-file", &cfg->oom_file, false},
                {"--attach-socket", &cfg->attach_socket, false},
                {"--pid-file", &cfg->pid_file, false},
                {"--monitor-pid-file", &cfg->monitor_pid_file, false},
@@ -1148,6 +1215,7 @@ std::string ParseMonitorArgs(int argc, char** argv, MonitorConfig* cfg, bool* in
   }
   while (cfg->bundle.size() > 1 && cfg->bundle.back() == '/') cfg->bundle.pop_back();
   if (cfg->exit_file.empty()) cfg->exit_file = cfg->bundle + "/" + kDefaultExitFile;
+  if (cfg->oom_file.empty()) cfg->oom_file = cfg->bundle + "/" + kDefaultOomFile;
   if (cfg->attach_socket.empty()) cfg->attach_socket = cfg->bundle + "/" + kDefaultAttachSocket;
   if (cfg->pid_file.empty()) cfg->pid_file = cfg->bundle + "/" + kDefaultPidFile;
   if (cfg->stdin_once && !cfg->stdin_open) return "--stdin-once needs --stdin";

@@ -23,6 +23,7 @@ struct MonitorConfig {
   std::vector<std::string> runtime_args;  // extra global runtime flags, before "create"
   std::string log_path;                   // CRI log file
   std::string exit_file;                  // default <bundle>/exit
+  std::string oom_file;                   // default <bundle>/oom
   std::string attach_socket;              // default <bundle>/attach
   std::string pid_file;                   // default <bundle>/pid
   std::string monitor_pid_file;           // optional

@@ -54,12 +54,20 @@ inline constexpr char kExitKeyTime[] = "exit_time";  // RFC 3339, UTC, nanosecon
 inline constexpr char kExitKeyOom[] = "oom_killed";  // "true" / "false"
 inline constexpr char kExitKeyPid[] = "pid";         // host pid of the container init
 
+// --- OOM file -------------------------------------------------------------------
+// Rewritten atomically (like the exit file) whenever the container's memory
+// cgroup counts a new OOM kill, so berthd learns of OOM kills of any process
+// of the container while it runs. "key=value\n" lines.
+inline constexpr char kOomKeyKills[] = "oom_kills";     // OOM kills since the container was created
+inline constexpr char kOomKeyTime[] = "last_oom_time";  // RFC 3339, UTC: when the monitor noticed
+
 // --- CRI log --------------------------------------------------------------------
 // Longest content of one log record; longer lines are split into 'P' records.
 inline constexpr size_t kDefaultLogLineMax = 16 * 1024;
 
 // Default file names inside the bundle directory.
 inline constexpr char kDefaultExitFile[] = "exit";
+inline constexpr char kDefaultOomFile[] = "oom";
 inline constexpr char kDefaultAttachSocket[] = "attach";
 inline constexpr char kDefaultPidFile[] = "pid";
 inline constexpr char kConsoleSocketName[] = "console.sock";

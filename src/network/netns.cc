@@ -1,11 +1,15 @@
 #include "network/netns.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/nsfs.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -141,6 +145,76 @@ Status RunInNetworkNamespace(const fs::path& path, const std::function<Status()>
   });
   worker.join();
   return status;
+}
+
+namespace {
+
+// Connects a non-blocking socket, waiting at most `timeout`; returns 0 or an
+// errno value.
+int ConnectWithTimeout(int fd, const sockaddr* addr, socklen_t len,
+                       std::chrono::milliseconds timeout) {
+  if (::connect(fd, addr, len) == 0) return 0;
+  if (errno != EINPROGRESS) return errno;
+  pollfd pfd{fd, POLLOUT, 0};
+  int rc;
+  do {
+    rc = ::poll(&pfd, 1, static_cast<int>(timeout.count()));
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return errno;
+  if (rc == 0) return ETIMEDOUT;
+  int err = 0;
+  socklen_t err_len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) != 0) return errno;
+  return err;
+}
+
+}  // namespace
+
+StatusOr<UniqueFd> ConnectLoopback(const fs::path& netns_path, uint16_t port,
+                                   std::chrono::milliseconds timeout) {
+  if (port == 0) return InvalidArgumentError("port 0 cannot be connected to");
+  UniqueFd v4, v6;
+  auto make_sockets = [&]() -> Status {
+    v4.Reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!v4.valid()) return ErrnoStatus(errno, "create a TCP socket");
+    // IPv6 may be disabled in the namespace: then only IPv4 is tried.
+    v6.Reset(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    return OkStatus();
+  };
+  if (netns_path.empty()) {
+    RETURN_IF_ERROR(make_sockets());
+  } else {
+    RETURN_IF_ERROR(RunInNetworkNamespace(netns_path, make_sockets));
+  }
+  sockaddr_in a4{};
+  a4.sin_family = AF_INET;
+  a4.sin_port = htons(port);
+  a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // Connected sockets are handed out blocking, as sockets usually are.
+  auto blocking = [](UniqueFd fd) {
+    ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+    return fd;
+  };
+  int err = ConnectWithTimeout(v4.get(), reinterpret_cast<sockaddr*>(&a4), sizeof a4, timeout);
+  if (err == 0) return blocking(std::move(v4));
+  if (err == ECONNREFUSED && v6.valid()) {
+    sockaddr_in6 a6{};
+    a6.sin6_family = AF_INET6;
+    a6.sin6_port = htons(port);
+    a6.sin6_addr = in6addr_loopback;
+    int err6 = ConnectWithTimeout(v6.get(), reinterpret_cast<sockaddr*>(&a6), sizeof a6, timeout);
+    if (err6 == 0) return blocking(std::move(v6));
+    if (err6 != ECONNREFUSED && err6 != EADDRNOTAVAIL && err6 != ENETUNREACH) err = err6;
+  }
+  if (err == ECONNREFUSED) {
+    return UnavailableError(
+        StrCat("nothing listens on port ", port, " of 127.0.0.1 or [::1] (connection refused)"));
+  }
+  if (err == ETIMEDOUT) {
+    return DeadlineExceededError(
+        StrCat("connecting to 127.0.0.1:", port, " took more than ", timeout.count(), " ms"));
+  }
+  return ErrnoStatus(err, StrCat("connect to 127.0.0.1:", port));
 }
 
 }  // namespace berth::network

@@ -7,11 +7,14 @@
 // CniManager always runs) brings it up.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <mutex>
 #include <string_view>
 
+#include "common/fs.h"
 #include "common/status.h"
 
 namespace berth::network {
@@ -66,5 +69,14 @@ StatusOr<bool> IsNetworkNamespace(const std::filesystem::path& path);
 // it returns, so a caller can, e.g., create a listening socket inside and
 // accept on it from anywhere.
 Status RunInNetworkNamespace(const std::filesystem::path& path, const std::function<Status()>& fn);
+
+// A (blocking) TCP connection to 127.0.0.1:`port`, or to [::1]:`port` when nothing
+// listens on the first, inside the network namespace at `netns_path` (the
+// caller's own when empty). The sockets are created on a short-lived thread
+// that joined the namespace and keep it; connecting happens on the calling
+// thread. UNAVAILABLE when nothing listens on the port; DEADLINE_EXCEEDED
+// when the connection is not accepted within `timeout` (a full backlog).
+StatusOr<UniqueFd> ConnectLoopback(const std::filesystem::path& netns_path, uint16_t port,
+                                   std::chrono::milliseconds timeout);
 
 }  // namespace berth::network

@@ -12,6 +12,7 @@
 
 #include "common/process.h"
 #include "common/status.h"
+#include "oci/exec_process.h"
 
 namespace berth::oci {
 
@@ -38,10 +39,16 @@ class OciRuntime {
   virtual Status Delete(const std::string& id, bool force) = 0;
   // NOT_FOUND when the runtime does not know the container.
   virtual StatusOr<RuntimeState> State(const std::string& id) = 0;
-  // Runs a process described by an OCI `process` JSON inside the container
-  // and waits for it, capturing output (each stream capped at 16 MiB).
-  virtual StatusOr<ProcessResult> ExecSync(const std::string& id, const std::string& process_json,
-                                           std::chrono::milliseconds timeout) = 0;
+  // Starts a process described by an OCI `process` JSON inside the running
+  // container (`exec --detach`, so the process gets the caller's pipes or
+  // terminal directly and the runtime exits once it runs) and returns it.
+  // `process_json` must say "terminal" as `io.terminal` does. A process the
+  // runtime cannot start (no such executable...) is UNKNOWN with the
+  // runtime's message. Nothing is left behind on error: no process, file or
+  // socket.
+  virtual StatusOr<std::unique_ptr<ExecProcess>> Exec(const std::string& id,
+                                                      const std::string& process_json,
+                                                      const ExecIo& io) = 0;
   // Applies an OCI `linux.resources` JSON to the running container.
   virtual Status Update(const std::string& id, const std::string& resources_json) = 0;
 };

@@ -568,18 +568,46 @@ StatusOr<std::string> CgroupsPath(const SpecInputs& in) {
     }
     return StrCat(slice, ":", kCgroupSystemdPrefix, ":", in.container_id);
   }
-  std::string base = parent.empty() ? std::string("/") : CleanPath(parent);
+  return ContainerCgroupDir(parent, CgroupDriver::kCgroupfs, in.container_id);
+}
+
+}  // namespace
+
+StatusOr<std::string> PodCgroupDir(const std::string& cgroup_parent, CgroupDriver driver) {
+  if (cgroup_parent.empty()) return std::string();
+  std::string base = CleanPath(cgroup_parent);
+  std::string name = base.starts_with("/") ? base.substr(1) : base;
+  if (driver == CgroupDriver::kSystemd) {
+    // runc's systemd driver places units below the slice's expanded path.
+    std::string slice = std::filesystem::path(base).filename().string();
+    if (!slice.ends_with(".slice")) {
+      return InvalidArgumentError(
+          StrCat("cgroup parent \"", cgroup_parent, "\" is not a systemd slice"));
+    }
+    return ExpandSlice(slice);
+  }
   // A lone systemd slice name ("kubepods-burstable-pod1.slice", what a
   // kubelet configured for systemd sends) becomes the directory path systemd
   // would give it, so both drivers put the pod in the same place.
-  if (std::string name = base.starts_with("/") ? base.substr(1) : base;
-      name.ends_with(".slice") && name.find('/') == std::string::npos) {
-    ASSIGN_OR_RETURN(base, ExpandSlice(name));
-  }
+  if (name.ends_with(".slice") && name.find('/') == std::string::npos) return ExpandSlice(name);
   if (!base.starts_with("/")) base = "/" + base;
-  if (!base.ends_with("/")) base += "/";
-  return base + in.container_id;
+  while (base.size() > 1 && base.ends_with("/")) base.pop_back();
+  return base;
 }
+
+StatusOr<std::string> ContainerCgroupDir(const std::string& cgroup_parent, CgroupDriver driver,
+                                         const std::string& container_id) {
+  if (driver == CgroupDriver::kSystemd) {
+    ASSIGN_OR_RETURN(std::string slice_dir,
+                     PodCgroupDir(cgroup_parent.empty() ? "system.slice" : cgroup_parent, driver));
+    return StrCat(slice_dir, "/", kCgroupSystemdPrefix, "-", container_id, ".scope");
+  }
+  ASSIGN_OR_RETURN(std::string base, PodCgroupDir(cgroup_parent, driver));
+  if (base == "/") base.clear();
+  return StrCat(base, "/", container_id);
+}
+
+namespace {
 
 enum class SeccompKind { kUnconfined, kRuntimeDefault, kLocalhost };
 

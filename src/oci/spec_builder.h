@@ -97,6 +97,16 @@ struct SpecNotes {
 // bytes; with the systemd driver it must name a slice ("x.slice").
 Status ValidateCgroupParent(const std::string& parent, CgroupDriver driver);
 
+// Where runc puts a pod's and a container's cgroup, as a path below the root
+// of every hierarchy (what stats readers open): the pod's own cgroup is its
+// cgroup parent (a lone slice name expanded as systemd nests it), "" when the
+// pod has none; a container's is what its config.json's cgroupsPath means to
+// runc: <pod cgroup>/<id> with cgroupfs, <expanded slice>/berth-<id>.scope
+// with systemd.
+StatusOr<std::string> PodCgroupDir(const std::string& cgroup_parent, CgroupDriver driver);
+StatusOr<std::string> ContainerCgroupDir(const std::string& cgroup_parent, CgroupDriver driver,
+                                         const std::string& container_id);
+
 StatusOr<nlohmann::json> BuildSpec(const SpecInputs& in, SpecNotes* notes = nullptr);
 
 // BuildSpec serialized, ready to be written as <bundle>/config.json.

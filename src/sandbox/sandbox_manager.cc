@@ -552,6 +552,7 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
   kill_pause.Cancel();
   spdlog::info("event=sandbox_ready id={} pod={}/{} ip={}", r.id, config.namespace_, config.name,
                r.ip.empty() ? "host" : r.ip);
+  if (observer_) observer_(r, SandboxChange::kReady);
   return r;
 }
 
@@ -574,8 +575,11 @@ Status SandboxManager::StopLocked(SandboxRecord& r) {
   UnpinNamespace(r.ipc_ns_path);
   UnpinNamespace(r.uts_ns_path);
   ::umount2((fs::path(r.dir) / "shm").c_str(), MNT_DETACH);
+  const bool was_ready = r.state == SandboxState::kReady;
   r.state = SandboxState::kNotReady;
-  return Save(r);
+  RETURN_IF_ERROR(Save(r));
+  if (was_ready && observer_) observer_(r, SandboxChange::kStopped);
+  return OkStatus();
 }
 
 Status SandboxManager::Stop(const std::string& id) {
@@ -610,6 +614,7 @@ Status SandboxManager::Remove(const std::string& id) {
     names_.erase(ReservedName(r.config));
   }
   spdlog::info("event=sandbox_removed id={}", id);
+  if (observer_) observer_(r, SandboxChange::kRemoved);
   return OkStatus();
 }
 
@@ -627,6 +632,23 @@ StatusOr<SandboxRecord> SandboxManager::Get(const std::string& id) const {
   }
   if (!found) return NotFoundError(StrCat("pod sandbox ", id, " not found"));
   return *found;
+}
+
+StatusOr<UniqueFd> SandboxManager::ConnectToPort(const std::string& id, uint16_t port) {
+  ASSIGN_OR_RETURN(SandboxRecord r, Get(id));
+  // Under the pod's lock, so that a concurrent StopPodSandbox does not take
+  // the namespace away between the check and the connection.
+  auto held = locks_.Acquire(r.id);
+  ASSIGN_OR_RETURN(r, Get(r.id));
+  if (r.state != SandboxState::kReady) {
+    return FailedPreconditionError(StrCat("pod sandbox ", r.id, " is not ready"));
+  }
+  auto fd = network::ConnectLoopback(r.netns_path, port, std::chrono::seconds(5));
+  if (!fd.ok()) {
+    return Annotate(fd.status(), StrCat("port-forward to port ", port, " of pod sandbox ", r.id,
+                                        r.netns_path.empty() ? " (host network)" : ""));
+  }
+  return fd;
 }
 
 std::vector<SandboxRecord> SandboxManager::List() const {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -63,6 +64,14 @@ struct SandboxRecord {
   oci::SandboxInfo Info() const;
 };
 
+// What happened to a pod sandbox, for lifecycle events (GetContainerEvents).
+enum class SandboxChange {
+  kReady,    // RunPodSandbox made it
+  kStopped,  // READY -> NOTREADY
+  kRemoved,  // gone; the record is its last state
+};
+using SandboxObserver = std::function<void(const SandboxRecord& record, SandboxChange change)>;
+
 struct SandboxManagerOptions {
   std::filesystem::path state_dir;                      // <state>/sandboxes
   std::filesystem::path netns_dir;                      // <state>/netns
@@ -90,7 +99,19 @@ class SandboxManager {
   Status Remove(const std::string& id);
 
   StatusOr<SandboxRecord> Get(const std::string& id_or_prefix) const;
+  // A TCP connection to `port` on the loopback of the pod's network
+  // namespace (the host's for host-network pods), for port-forward.
+  // NOT_FOUND for an unknown pod, FAILED_PRECONDITION for one that is not
+  // ready, UNAVAILABLE when nothing listens on the port.
+  StatusOr<UniqueFd> ConnectToPort(const std::string& id, uint16_t port);
   std::vector<SandboxRecord> List() const;
+
+  // Tells `observer` of every change from now on, on the thread that made
+  // it, right after the change is saved, with that sandbox's operation lock
+  // held but none of the manager's other locks. Set before calls are served
+  // (not thread-safe against operations in progress); an empty function
+  // stops the notifications.
+  void SetObserver(SandboxObserver observer) { observer_ = std::move(observer); }
 
  private:
   SandboxManager(SandboxManagerOptions options, store::MetadataStore* db, network::CniManager* cni);
@@ -110,6 +131,7 @@ class SandboxManager {
   std::map<std::string, std::string> names_;        // reserved name -> id
   KeyedMutex locks_;                                // per id: one operation on an object at a time
   KeyedMutex name_locks_;  // per reserved name: creates of one name in turn
+  SandboxObserver observer_;
 };
 
 // "<name>_<namespace>_<uid>_<attempt>": the unique key kubelet's retries reuse.

@@ -1,5 +1,7 @@
 #include "server/cri_convert.h"
 
+#include <algorithm>
+
 namespace berth::server {
 
 namespace {
@@ -316,6 +318,35 @@ void ToCriContainerStatus(const container::ContainerRecord& r, runtime::v1::Cont
   out->set_log_path(r.log_path);
   FromResources(r.resources, out->mutable_resources()->mutable_linux());
   out->mutable_user()->mutable_linux()->set_uid(r.uid);
+}
+
+void ToCriContainerStatuses(std::vector<container::ContainerRecord> records,
+                            google::protobuf::RepeatedPtrField<runtime::v1::ContainerStatus>* out) {
+  std::stable_sort(records.begin(), records.end(),
+                   [](const auto& a, const auto& b) { return a.created_at_ns < b.created_at_ns; });
+  for (const auto& r : records) ToCriContainerStatus(r, out->Add());
+}
+
+void ToCriContainerEvent(const container::LifecycleEvent& e,
+                         runtime::v1::ContainerEventResponse* out) {
+  out->set_container_id(e.id);
+  switch (e.type) {
+    case container::LifecycleEventType::kCreated:
+      out->set_container_event_type(runtime::v1::CONTAINER_CREATED_EVENT);
+      break;
+    case container::LifecycleEventType::kStarted:
+      out->set_container_event_type(runtime::v1::CONTAINER_STARTED_EVENT);
+      break;
+    case container::LifecycleEventType::kStopped:
+      out->set_container_event_type(runtime::v1::CONTAINER_STOPPED_EVENT);
+      break;
+    case container::LifecycleEventType::kDeleted:
+      out->set_container_event_type(runtime::v1::CONTAINER_DELETED_EVENT);
+      break;
+  }
+  out->set_created_at(e.at_ns);
+  if (e.sandbox) ToCriSandboxStatus(*e.sandbox, out->mutable_pod_sandbox_status());
+  ToCriContainerStatuses(e.containers, out->mutable_containers_statuses());
 }
 
 }  // namespace berth::server

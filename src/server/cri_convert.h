@@ -22,6 +22,14 @@ void ToCriSandboxStatus(const sandbox::SandboxRecord& r, runtime::v1::PodSandbox
 void ToCriContainer(const container::ContainerRecord& r, runtime::v1::Container* out);
 void ToCriContainerStatus(const container::ContainerRecord& r, runtime::v1::ContainerStatus* out);
 runtime::v1::ContainerState ToCriState(container::ContainerState s);
+// A lifecycle event as GetContainerEvents sends it: the pod's status and
+// its containers' statuses (oldest first) as they were after the event.
+void ToCriContainerEvent(const container::LifecycleEvent& e,
+                         runtime::v1::ContainerEventResponse* out);
+// The statuses of a pod's containers in creation order (PodSandboxStatus,
+// events).
+void ToCriContainerStatuses(std::vector<container::ContainerRecord> records,
+                            google::protobuf::RepeatedPtrField<runtime::v1::ContainerStatus>* out);
 
 // Label selector match: every key/value of `selector` is in `labels`.
 bool LabelsMatch(const google::protobuf::Map<std::string, std::string>& selector,

@@ -44,6 +44,11 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
   grpc::Status RuntimeConfig(grpc::ServerContext*, const runtime::v1::RuntimeConfigRequest*,
                              runtime::v1::RuntimeConfigResponse*) override;
 
+  // Lifecycle events (container_events.cc).
+  grpc::Status GetContainerEvents(
+      grpc::ServerContext*, const runtime::v1::GetEventsRequest*,
+      grpc::ServerWriter<runtime::v1::ContainerEventResponse>* writer) override;
+
   grpc::Status RunPodSandbox(grpc::ServerContext*, const runtime::v1::RunPodSandboxRequest*,
                              runtime::v1::RunPodSandboxResponse*) override;
   grpc::Status StopPodSandbox(grpc::ServerContext*, const runtime::v1::StopPodSandboxRequest*,
@@ -74,6 +79,30 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
                                   runtime::v1::ReopenContainerLogResponse*) override;
   grpc::Status ExecSync(grpc::ServerContext*, const runtime::v1::ExecSyncRequest*,
                         runtime::v1::ExecSyncResponse*) override;
+  grpc::Status Exec(grpc::ServerContext*, const runtime::v1::ExecRequest*,
+                    runtime::v1::ExecResponse*) override;
+  grpc::Status Attach(grpc::ServerContext*, const runtime::v1::AttachRequest*,
+                      runtime::v1::AttachResponse*) override;
+  grpc::Status PortForward(grpc::ServerContext*, const runtime::v1::PortForwardRequest*,
+                           runtime::v1::PortForwardResponse*) override;
+
+  // Stats and metrics (stats/StatsService).
+  grpc::Status ContainerStats(grpc::ServerContext*, const runtime::v1::ContainerStatsRequest*,
+                              runtime::v1::ContainerStatsResponse*) override;
+  grpc::Status ListContainerStats(grpc::ServerContext*,
+                                  const runtime::v1::ListContainerStatsRequest*,
+                                  runtime::v1::ListContainerStatsResponse*) override;
+  grpc::Status PodSandboxStats(grpc::ServerContext*, const runtime::v1::PodSandboxStatsRequest*,
+                               runtime::v1::PodSandboxStatsResponse*) override;
+  grpc::Status ListPodSandboxStats(grpc::ServerContext*,
+                                   const runtime::v1::ListPodSandboxStatsRequest*,
+                                   runtime::v1::ListPodSandboxStatsResponse*) override;
+  grpc::Status ListMetricDescriptors(grpc::ServerContext*,
+                                     const runtime::v1::ListMetricDescriptorsRequest*,
+                                     runtime::v1::ListMetricDescriptorsResponse*) override;
+  grpc::Status ListPodSandboxMetrics(grpc::ServerContext*,
+                                     const runtime::v1::ListPodSandboxMetricsRequest*,
+                                     runtime::v1::ListPodSandboxMetricsResponse*) override;
 
  private:
   const config::Config& config_;
@@ -82,12 +111,19 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
   const RpcDecorator& rpc_;
 };
 
+// What PullImage records, besides the decorator's per-call metrics.
+struct PullMetrics {
+  metrics::Counter* bytes = nullptr;         // no labels
+  metrics::Histogram* throughput = nullptr;  // no labels; bytes per second of each pull
+};
+
 class ImageServiceImpl final : public runtime::v1::ImageService::Service {
  public:
   // `images` is filled in by start-up recovery; handlers only run after the
-  // decorator is ready, by which time it is set.
-  ImageServiceImpl(const std::unique_ptr<image::ImageService>& images, const RpcDecorator& rpc)
-      : images_slot_(images), rpc_(rpc) {}
+  // decorator is ready, by which time it is set. `pull_metrics` may be null.
+  ImageServiceImpl(const std::unique_ptr<image::ImageService>& images, const RpcDecorator& rpc,
+                   const PullMetrics* pull_metrics = nullptr)
+      : images_slot_(images), rpc_(rpc), pull_metrics_(pull_metrics) {}
 
   grpc::Status ListImages(grpc::ServerContext*, const runtime::v1::ListImagesRequest*,
                           runtime::v1::ListImagesResponse*) override;
@@ -104,6 +140,7 @@ class ImageServiceImpl final : public runtime::v1::ImageService::Service {
   image::ImageService& images() { return *images_slot_; }
   const std::unique_ptr<image::ImageService>& images_slot_;
   const RpcDecorator& rpc_;
+  const PullMetrics* pull_metrics_;
 };
 
 // Fills a CRI Image from a record (shared by ListImages and ImageStatus).

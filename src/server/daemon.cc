@@ -15,8 +15,10 @@
 
 #include "common/fs.h"
 #include "image/image_service.h"
+#include "metrics/http_endpoint.h"
 #include "server/daemon.h"
 #include "server/domain.h"
+#include "server/metrics_collectors.h"
 #include "server/signals.h"
 #include "store/metadata_store.h"
 
@@ -179,8 +181,20 @@ Status RunDaemon(const config::Config& config) {
   runtime_info.handlers = &handlers;
   RpcDecorator rpc;
   Domain domain;
+  domain.events = std::make_unique<container::LifecycleEventBus>(
+      static_cast<size_t>(config.events_queue_length), [](const events::DropNotice& n) {
+        // Once per streak; the stream logs how many it lost when it resumes.
+        if (n.first_of_streak) {
+          spdlog::warn(
+              "event=events_dropped subscriber={} dropped_total={} detail=\"a "
+              "GetContainerEvents client fell behind; its oldest events are dropped\"",
+              n.subscriber, n.dropped_so_far);
+        }
+      });
+  DaemonMetrics metrics(domain, [&rpc] { return rpc.ready(); });
+  rpc.SetMetrics(&metrics.rpc_requests(), &metrics.rpc_latency());
   RuntimeServiceImpl runtime_svc(config, runtime_info, domain, rpc);
-  ImageServiceImpl image_svc(domain.images, rpc);
+  ImageServiceImpl image_svc(domain.images, rpc, &metrics.pull());
   // Containers keep running when berthd stops: the domain is torn down
   // without touching them.
 
@@ -201,6 +215,15 @@ Status RunDaemon(const config::Config& config) {
   });
   if (::chmod(config.socket.c_str(), 0660) != 0) {
     return ErrnoStatus(errno, StrCat("chmod ", config.socket));
+  }
+  std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint;
+  if (!config.metrics_address.empty()) {
+    ASSIGN_OR_RETURN(config::ListenAddress addr,
+                     config::ParseListenAddress(config.metrics_address));
+    ASSIGN_OR_RETURN(metrics_endpoint, metrics::HttpEndpoint::Start(addr.ip, addr.port, [&metrics] {
+                       return metrics.registry().Render();
+                     }));
+    spdlog::info("event=metrics_listening address={} path=/metrics", metrics_endpoint->address());
   }
 
   // Recovery: open the stores and collect what interrupted pulls left.
@@ -247,6 +270,7 @@ Status RunDaemon(const config::Config& config) {
                                                             : oci::CgroupDriver::kCgroupfs;
   ct_opts.host = DetectHostCaps();
   ct_opts.handlers = &handlers;
+  ct_opts.events = domain.events.get();
   if (ct_opts.monitor_binary.empty()) {
     spdlog::warn(
         "event=monitor_missing detail=\"berth-monitor not found beside berthd or in "
@@ -255,12 +279,40 @@ Status RunDaemon(const config::Config& config) {
   ASSIGN_OR_RETURN(domain.containers,
                    container::ContainerManager::Open(ct_opts, domain.db.get(), domain.images.get(),
                                                      domain.sandboxes.get(), runtimes));
+  domain.stream_runtime =
+      std::make_unique<StreamRuntime>(domain.containers.get(), domain.sandboxes.get());
+  stream::StreamServerOptions stream_opts;
+  stream_opts.address = config.stream_address;
+  stream_opts.tls_cert_file = config.stream_tls_cert_file;
+  stream_opts.tls_key_file = config.stream_tls_key_file;
+  auto stream_server = stream::StreamServer::Start(stream_opts, domain.stream_runtime.get());
+  if (!stream_server.ok()) {
+    return Annotate(stream_server.status(),
+                    StrCat("start the streaming server on ", config.stream_address));
+  }
+  domain.stream = std::move(*stream_server);
+  stats::StatsOptions stats_opts;
+  stats_opts.collect_period = std::chrono::milliseconds(config.stats_collect_period_ms);
+  stats_opts.min_sample_interval = std::chrono::milliseconds(config.stats_min_sample_interval_ms);
+  stats_opts.writable_layer_mountpoint = (fs::path(config.root) / "containers").string();
+  stats_opts.cgroup_driver = ct_opts.cgroup_driver;
+  StatusOr<std::unique_ptr<stats::CgroupReader>> cgroups = stats::NewHostCgroupReader();
+  if (!cgroups.ok()) {
+    // Containers still run; stats then carry attributes and writable layers only.
+    spdlog::warn("event=cgroups_unreadable error=\"{}\"", cgroups.status().message());
+    cgroups = stats::NewCgroupV2Reader("/sys/fs/cgroup");
+  }
+  spdlog::info("event=stats cgroup_version={} collect_period_ms={} min_sample_interval_ms={}",
+               (*cgroups)->version() == stats::CgroupVersion::kV2 ? 2 : 1,
+               config.stats_collect_period_ms, config.stats_min_sample_interval_ms);
+  domain.stats = stats::StatsService::Start(stats_opts, domain.containers.get(),
+                                            domain.sandboxes.get(), std::move(*cgroups));
   // State is recovered: serve now. The handler probes run containers, which
   // takes a while; they finish in the background (calls that need a handler
   // wait for its probe, Status says RuntimeReady once the default works).
   rpc.MarkReady();
-  spdlog::info("event=ready socket={} root={} state={} version={}", config.socket, config.root,
-               config.state, runtime_info.version);
+  spdlog::info("event=ready socket={} root={} state={} stream={} version={}", config.socket,
+               config.root, config.state, domain.stream->base_url(), runtime_info.version);
   std::thread prober(ProbeHandlers, std::cref(config), FindHelper("berth-pause"),
                      std::ref(handlers));
   ScopeGuard join_prober([&] { prober.join(); });
@@ -270,9 +322,13 @@ Status RunDaemon(const config::Config& config) {
   if (!rpc.Drain(std::chrono::seconds(5))) {
     spdlog::warn("event=shutdown_cancels detail=\"calls still running after 5 s are cancelled\"");
   }
+  domain.events->Close();  // ends GetContainerEvents streams
   server->Shutdown(std::chrono::system_clock::now());
   server->Wait();
   ::unlink(config.socket.c_str());
+  // Sessions still streaming end here (exec'd processes are killed), before
+  // the managers they use go away.
+  domain.stream->Stop();
   // A probe still running (a stop right after a start) finishes and cleans up.
   join_prober.Cancel();
   prober.join();

@@ -26,8 +26,16 @@ grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*,
   return rpc_.Run("PullImage", [&]() -> Status {
     const std::string& name = req->image().image();
     if (name.empty()) return InvalidArgumentError("PullImage: image.image must name an image");
-    ASSIGN_OR_RETURN(image::ImageRecord record, images().Pull(name, ToAuth(*req)));
-    resp->set_image_ref(record.id);
+    image::PullStats stats;
+    StatusOr<image::ImageRecord> record = images().Pull(name, ToAuth(*req), &stats);
+    if (pull_metrics_ != nullptr && stats.bytes > 0) {
+      if (pull_metrics_->bytes) pull_metrics_->bytes->Add({}, static_cast<double>(stats.bytes));
+      if (record.ok() && pull_metrics_->throughput && stats.seconds > 0) {
+        pull_metrics_->throughput->Observe({}, static_cast<double>(stats.bytes) / stats.seconds);
+      }
+    }
+    if (!record.ok()) return record.status();
+    resp->set_image_ref(record->id);
     return OkStatus();
   });
 }

@@ -73,6 +73,7 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const runtime::v1:
                          {"cniConfDir", config_.cni_conf_dir},
                          {"cniBinDirs", config_.cni_bin_dirs},
                          {"streamAddress", config_.stream_address},
+                         {"streamUrl", domain_.stream ? domain_.stream->base_url() : ""},
                          {"cgroupDriver", config_.cgroup_driver},
                          {"defaultRuntime", default_name},
                          {"defaultRuntimePath", def != nullptr ? def->binary : ""}};

@@ -78,6 +78,15 @@ grpc::Status RuntimeServiceImpl::PodSandboxStatus(grpc::ServerContext*,
     if (req->pod_sandbox_id().empty()) return InvalidArgumentError("pod_sandbox_id is empty");
     ASSIGN_OR_RETURN(sandbox::SandboxRecord r, domain_.sandboxes->Get(req->pod_sandbox_id()));
     ToCriSandboxStatus(r, resp->mutable_status());
+    // With the statuses of the pod's containers and the time they were
+    // taken, whatever `verbose` says (as CRI-O with pod events on): the
+    // kubelet's Evented PLEG asks with verbose=false and uses both when the
+    // timestamp is set. containerd sets neither.
+    ToCriContainerStatuses(domain_.containers->ListInSandbox(r.id),
+                           resp->mutable_containers_statuses());
+    resp->set_timestamp(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
     if (req->verbose()) {
       (*resp->mutable_info())["info"] = r.ToJson();
     }

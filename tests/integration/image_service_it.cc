@@ -450,11 +450,11 @@ TEST_F(ImageServiceIT, VersionStatusAndRuntimeConfig) {
   {
     grpc::ClientContext ctx;
     SetDeadline(ctx);
-    // RPCs not done yet answer UNIMPLEMENTED, never UNKNOWN (stats come later).
-    cri::ContainerStatsRequest req;
+    // RPCs not done yet answer UNIMPLEMENTED, never UNKNOWN (checkpointing is not planned yet).
+    cri::CheckpointContainerRequest req;
     req.set_container_id("none");
-    cri::ContainerStatsResponse resp;
-    grpc::Status g = berthd_->runtime().ContainerStats(&ctx, req, &resp);
+    cri::CheckpointContainerResponse resp;
+    grpc::Status g = berthd_->runtime().CheckpointContainer(&ctx, req, &resp);
     EXPECT_EQ(g.error_code(), grpc::StatusCode::UNIMPLEMENTED) << Describe(g);
   }
 }

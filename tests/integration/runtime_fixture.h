@@ -470,8 +470,12 @@ class RuntimeServiceIT : public ::testing::Test {
       *id = resp.pod_sandbox_id();
       pod_ids_.insert(*id);
       // The pinned PID namespace of a pid-mode-POD pod, to look for its processes later.
-      std::string ns = PinnedNamespaceId(berthd_->state() / "sandboxes" / *id / "pidns");
-      if (!ns.empty()) tracked_pidns_.insert(ns);
+      const fs::path pinned = berthd_->state() / "sandboxes" / *id / "pidns";
+      std::string ns = PinnedNamespaceId(pinned);
+      if (!ns.empty()) {
+        tracked_pidns_.insert(ns);
+        HoldNamespace(pinned);
+      }
     }
     return s;
   }
@@ -630,7 +634,18 @@ class RuntimeServiceIT : public ::testing::Test {
     int pid = CtrPid(id);
     if (pid <= 0) return;
     std::string ns = PidNamespaceOf(pid);
-    if (!ns.empty() && ns != PidNamespaceOf(::getpid())) tracked_pidns_.insert(ns);
+    if (!ns.empty() && ns != PidNamespaceOf(::getpid())) {
+      tracked_pidns_.insert(ns);
+      HoldNamespace(StrCat("/proc/", pid, "/ns/pid"));
+    }
+  }
+
+  // Keeps a tracked namespace alive until the test ends: namespace ids (nsfs inode numbers)
+  // are reused once a namespace is freed, and a container of another test running on the
+  // machine would then look like a leak of this one.
+  void HoldNamespace(const fs::path& ns_file) {
+    UniqueFd fd(::open(ns_file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.valid()) held_namespaces_.push_back(std::move(fd));
   }
 
   std::vector<cri::Container> ListCtrs(const cri::ContainerFilter& filter = {}) {
@@ -856,6 +871,7 @@ class RuntimeServiceIT : public ::testing::Test {
   std::unique_ptr<BerthdProcess> berthd_;
   std::string image_;
   std::set<std::string> ctr_ids_, pod_ids_, tracked_pidns_;
+  std::vector<UniqueFd> held_namespaces_;        // see HoldNamespace
   std::vector<std::function<void()>> cleanups_;  // run in reverse after berthd stopped
 };
 

@@ -150,7 +150,7 @@ const std::vector<std::string>& BusyboxApplets() {
       "pwd",    "yes",       "top",      "df",      "du",    "xargs",  "tee",      "sync",
       "usleep", "nproc",     "free",     "uptime",  "mount", "umount", "mkfifo",   "mknod",
       "md5sum", "sha256sum", "basename", "dirname", "which", "groups", "nsenter",  "unshare",
-      "setsid", "pidof",     "killall",  "time",
+      "setsid", "pidof",     "killall",  "time",    "httpd", "stty",   "tty",
   };
   return applets;
 }

@@ -382,6 +382,55 @@ TEST_F(CniTest, NamespaceCreateAndRemove) {
   EXPECT_FALSE(*plain);
 }
 
+// Port-forward's connection: loopback of a pod's namespace, without CNI.
+TEST_F(CniTest, ConnectLoopbackReachesTheNamespacesLoopbackOnly) {
+  fs::path ns = NewNetns();
+  ASSERT_TRUE(RunInNetworkNamespace(ns, [] {
+                UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+                struct ifreq req {};
+                std::snprintf(req.ifr_name, IFNAMSIZ, "lo");
+                req.ifr_flags = IFF_UP;
+                if (::ioctl(fd.get(), SIOCSIFFLAGS, &req) != 0) return ErrnoStatus(errno, "lo up");
+                return OkStatus();
+              }).ok());
+  uint16_t port = 0;
+  auto listener = ListenIn(ns, "127.0.0.1", &port);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  auto conn = ConnectLoopback(ns, port, std::chrono::seconds(5));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  EXPECT_EQ(::fcntl(conn->get(), F_GETFL) & O_NONBLOCK, 0) << "handed out non-blocking";
+  UniqueFd accepted(::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(accepted.valid());
+  ASSERT_EQ(::send(conn->get(), "ping", 4, MSG_NOSIGNAL), 4);
+  char buf[8] = {};
+  pollfd pfd{accepted.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 5000), 1);
+  EXPECT_EQ(::recv(accepted.get(), buf, sizeof buf, 0), 4);
+  EXPECT_STREQ(buf, "ping");
+  // The port is the namespace's, not the host's: nothing listens on the
+  // host's loopback at that port (almost surely), nor on another port there.
+  listener->Reset();
+  auto refused = ConnectLoopback(ns, port, std::chrono::seconds(5));
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable) << refused.status();
+  EXPECT_NE(refused.status().message().find("nothing listens on port"), std::string::npos);
+  // The host's own loopback when no namespace is given.
+  uint16_t host_port = 0;
+  UniqueFd host_listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a = Addr("127.0.0.1", 0);
+  ASSERT_EQ(::bind(host_listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(host_listener.get(), 4), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(host_listener.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  host_port = ntohs(a.sin_port);
+  auto host_conn = ConnectLoopback("", host_port, std::chrono::seconds(5));
+  EXPECT_TRUE(host_conn.ok()) << host_conn.status();
+  EXPECT_EQ(ConnectLoopback(ns, host_port, std::chrono::seconds(5)).status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(
+      ConnectLoopback("/nonexistent/netns", host_port, std::chrono::seconds(5)).status().code(),
+      StatusCode::kNotFound);
+}
+
 TEST_F(CniTest, SetUpPodGivesReachableAddressAndTearDownReleasesIt) {
   fs::path ns = NewNetns();
   CniManager cni(Options());

@@ -1,4 +1,6 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -109,6 +111,152 @@ TEST(ProcessTest, OutputIsCapped) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->out.size(), 1000u);
   EXPECT_EQ(r->exit_code, 0);
+}
+
+// Reads `fd` to EOF.
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+struct Pipe {
+  UniqueFd r, w;
+  Pipe() {
+    int fds[2];
+    EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    r.Reset(fds[0]);
+    w.Reset(fds[1]);
+  }
+};
+
+// Running: exists and is no zombie (an orphan waits for init to reap it).
+bool Alive(pid_t pid) {
+  auto stat = ReadFile(StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return false;
+  size_t paren = stat->rfind(')');
+  return paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'Z';
+}
+
+TEST(SpawnProcessTest, GivenStdioAndExitCode) {
+  Pipe in, out, err;
+  SpawnOptions opts;
+  opts.stdin_fd = in.r.get();
+  opts.stdout_fd = out.w.get();
+  opts.stderr_fd = err.w.get();
+  auto p = SpawnProcess({"/bin/sh", "-c", "read x; echo out-$x; echo err >&2; exit 3"}, opts);
+  ASSERT_TRUE(p.ok()) << p.status();
+  in.r.Reset();
+  out.w.Reset();
+  err.w.Reset();
+  ASSERT_EQ(::write(in.w.get(), "hi\n", 3), 3);
+  EXPECT_EQ(ReadAll(out.r.get()), "out-hi\n");
+  EXPECT_EQ(ReadAll(err.r.get()), "err\n");
+  auto code = p->Wait();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 3);
+  EXPECT_EQ(*p->Wait(), 3) << "Wait is idempotent";
+}
+
+TEST(SpawnProcessTest, MissingProgramIsNotFound) {
+  EXPECT_EQ(SpawnProcess({"/nonexistent/berth-program"}).status().code(), StatusCode::kNotFound);
+  SpawnOptions opts;
+  opts.adopt_orphans = true;
+  EXPECT_EQ(SpawnProcess({"/nonexistent/berth-program"}, opts).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST(SpawnProcessTest, WaitWithDeadlineAndDestructionKillsTheGroup) {
+  Pipe out;
+  SpawnOptions opts;
+  opts.stdout_fd = out.w.get();
+  pid_t child = 0;
+  {
+    auto p = SpawnProcess({"/bin/sh", "-c", "sleep 30 & echo $!; wait"}, opts);
+    ASSERT_TRUE(p.ok()) << p.status();
+    out.w.Reset();
+    char buf[32] = {};
+    ASSERT_GT(::read(out.r.get(), buf, sizeof buf - 1), 0);
+    child = std::atoi(buf);
+    ASSERT_GT(child, 0);
+    auto code = p->Wait(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+    EXPECT_EQ(code.status().code(), StatusCode::kDeadlineExceeded);
+  }
+  // The whole process group went, the background sleep included.
+  for (int i = 0; i < 100 && Alive(child); ++i) ::usleep(10000);
+  EXPECT_FALSE(Alive(child));
+}
+
+TEST(SpawnProcessTest, AdoptsWhatTheProgramLeavesBehind) {
+  Pipe out;
+  SpawnOptions opts;
+  opts.adopt_orphans = true;
+  opts.stdout_fd = out.w.get();
+  // The subshell outlives sh, which prints its pid and exits: the subshell
+  // is the subreaper's to reap, with its own exit code.
+  auto p = SpawnProcess({"/bin/sh", "-c", "(sleep 0.3; exit 7) & echo $!"}, opts);
+  ASSERT_TRUE(p.ok()) << p.status();
+  out.w.Reset();
+  std::string printed = ReadAll(out.r.get());  // EOF when the subshell ends
+  pid_t orphan = std::atoi(printed.c_str());
+  ASSERT_GT(orphan, 0) << printed;
+  auto code = p->Wait();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+  auto adopted = p->WaitAdopted(orphan);
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_EQ(*adopted, 7);
+  EXPECT_EQ(p->WaitAdopted(orphan + 100000).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(SpawnProcessTest, DestructionLeavesStillRunningOrphansToInit) {
+  Pipe out;
+  SpawnOptions opts;
+  opts.adopt_orphans = true;
+  opts.stdout_fd = out.w.get();
+  pid_t orphan = 0;
+  auto start = std::chrono::steady_clock::now();
+  {
+    auto p = SpawnProcess({"/bin/sh", "-c", "sleep 30 >/dev/null & echo $!"}, opts);
+    ASSERT_TRUE(p.ok()) << p.status();
+    out.w.Reset();
+    orphan = std::atoi(ReadAll(out.r.get()).c_str());
+    ASSERT_GT(orphan, 0);
+    EXPECT_EQ(*p->Wait(), 0);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_TRUE(Alive(orphan)) << "a daemon the program started must go on";
+  ::kill(orphan, SIGKILL);
+}
+
+TEST(SpawnProcessTest, SubreaperHoldsNoneOfTheProgramsDescriptors) {
+  Pipe out;
+  SpawnOptions opts;
+  opts.adopt_orphans = true;
+  opts.stdout_fd = out.w.get();
+  auto p = SpawnProcess({"/bin/sh", "-c", "sleep 30 >/dev/null & echo $!"}, opts);
+  ASSERT_TRUE(p.ok()) << p.status();
+  out.w.Reset();
+  // EOF comes with sh's exit, while the sleep it left still runs.
+  pid_t orphan = std::atoi(ReadAll(out.r.get()).c_str());
+  ASSERT_GT(orphan, 0);
+  EXPECT_TRUE(Alive(orphan));
+  EXPECT_EQ(*p->Wait(), 0);
+  EXPECT_EQ(p->WaitAdopted(orphan, std::chrono::steady_clock::now() + std::chrono::milliseconds(50))
+                .status()
+                .code(),
+            StatusCode::kDeadlineExceeded);
+  ASSERT_EQ(::kill(orphan, SIGKILL), 0);
+  auto code = p->WaitAdopted(orphan);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 128 + SIGKILL);
+  ASSERT_EQ(p->PollExits().code(), StatusCode::kOk);
+  EXPECT_EQ(p->ExitOf(orphan), std::optional<int>(137));
 }
 
 }  // namespace

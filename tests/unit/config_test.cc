@@ -110,6 +110,81 @@ crun = ""
   EXPECT_FALSE(MergeToml("[runtime.handlers]\nrunc = 3\n", "t", cfg).ok());
 }
 
+TEST(ConfigTest, StreamingServerTls) {
+  Config cfg = Config::Defaults();
+  EXPECT_EQ(cfg.stream_address, "127.0.0.1:0");
+  EXPECT_TRUE(cfg.stream_tls_cert_file.empty());
+  ASSERT_TRUE(MergeToml("[stream]\ntls_cert_file = \"/etc/berth/stream.crt\"\n", "t", cfg).ok());
+  Status s = cfg.Validate();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("stream.tls_key_file"), std::string::npos) << s;
+  ASSERT_TRUE(MergeToml("[stream]\ntls_key_file = \"/etc/berth/stream.key\"\n", "t", cfg).ok());
+  EXPECT_TRUE(cfg.Validate().ok());
+  Config again = Config::Defaults();
+  ASSERT_TRUE(MergeToml(cfg.ToToml(), "round trip", again).ok());
+  EXPECT_EQ(again.stream_tls_cert_file, "/etc/berth/stream.crt");
+  EXPECT_EQ(again.stream_tls_key_file, "/etc/berth/stream.key");
+  cfg.stream_tls_key_file = "relative.key";
+  EXPECT_FALSE(cfg.Validate().ok());
+}
+
+TEST(ConfigTest, MetricsAndEventsSettings) {
+  Config cfg;
+  ASSERT_TRUE(MergeToml("[metrics]\naddress = \"127.0.0.1:9153\"\n"
+                        "[events]\nqueue_length = 16\n",
+                        "m.toml", cfg)
+                  .ok());
+  EXPECT_EQ(cfg.metrics_address, "127.0.0.1:9153");
+  EXPECT_EQ(cfg.events_queue_length, 16);
+  EXPECT_TRUE(cfg.Validate().ok());
+  Config again;
+  ASSERT_TRUE(MergeToml(cfg.ToToml(), "roundtrip", again).ok());
+  EXPECT_EQ(again.ToToml(), cfg.ToToml());
+
+  cfg.metrics_address = "0.0.0.0:9153";
+  Status s = cfg.Validate();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("metrics.allow_non_loopback"), std::string::npos) << s.message();
+  ASSERT_TRUE(MergeToml("[metrics]\nallow_non_loopback = true\n", "m.toml", cfg).ok());
+  EXPECT_TRUE(cfg.Validate().ok());
+  EXPECT_EQ(MergeToml("[metrics]\nallow_non_loopback = \"yes\"\n", "m.toml", cfg).code(),
+            StatusCode::kInvalidArgument);
+
+  cfg.metrics_address = "127.0.0.1";
+  EXPECT_NE(cfg.Validate().message().find("metrics.address"), std::string::npos);
+  cfg.metrics_address = "";
+  cfg.events_queue_length = 0;
+  EXPECT_NE(cfg.Validate().message().find("events.queue_length"), std::string::npos);
+}
+
+TEST(ConfigTest, ParseListenAddress) {
+  struct Case {
+    const char* in;
+    const char* ip;
+    int port;
+    bool loopback;
+  } ok[] = {{"127.0.0.1:9153", "127.0.0.1", 9153, true},
+            {"127.1.2.3:0", "127.1.2.3", 0, true},
+            {"localhost:80", "127.0.0.1", 80, true},
+            {"[::1]:9153", "::1", 9153, true},
+            {"[::]:9153", "::", 9153, false},
+            {"0.0.0.0:9153", "0.0.0.0", 9153, false},
+            {":9153", "0.0.0.0", 9153, false},
+            {"10.1.2.3:65535", "10.1.2.3", 65535, false}};
+  for (const Case& c : ok) {
+    StatusOr<ListenAddress> a = ParseListenAddress(c.in);
+    ASSERT_TRUE(a.ok()) << c.in << ": " << a.status().ToString();
+    EXPECT_EQ(a->ip, c.ip) << c.in;
+    EXPECT_EQ(a->port, c.port) << c.in;
+    EXPECT_EQ(a->loopback, c.loopback) << c.in;
+  }
+  for (const char* bad :
+       {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:9x",
+        "host.example:80", "[::1:80", "[zz]:80", "::1:80", "1.2.3.4.5:80", "127.0.0.1:123456"}) {
+    EXPECT_FALSE(ParseListenAddress(bad).ok()) << bad;
+  }
+}
+
 TEST(ConfigTest, SplitColonList) {
   EXPECT_EQ(SplitColonList("/a::/b:"), (std::vector<std::string>{"/a", "/b"}));
   EXPECT_TRUE(SplitColonList("").empty());

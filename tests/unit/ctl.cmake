@@ -1,1 +1,1 @@
-berth_add_test(ctl_test SOURCES ctl_test.cc LIBS berth_ctl LABELS unit)
+berth_add_test(ctl_test SOURCES ctl_test.cc LIBS berth_ctl berth_stream LABELS unit)

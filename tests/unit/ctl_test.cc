@@ -10,12 +10,14 @@
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -36,7 +38,14 @@
 #include "ctl/output.h"
 #include "ctl/runtime_output.h"
 #include "ctl/table.h"
+#include "ctl/terminal.h"
 #include "ctl/yaml_reader.h"
+#include "stream/stream_server.h"
+#include "stream_fake_runtime.h"
+
+// After the CRI headers: their Signal enum has names that <signal.h> defines
+// as macros.
+#include <signal.h>
 
 namespace berth::ctl {
 namespace {
@@ -1434,7 +1443,128 @@ class FakeRuntimeService final : public cri::RuntimeService::Service {
     return grpc::Status::OK;
   }
 
+  // The streaming calls hand out URLs of a real streaming server (over a
+  // fake stream::Runtime), when a test sets one.
+  grpc::Status Exec(grpc::ServerContext*, const cri::ExecRequest* req,
+                    cri::ExecResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_stream_exec_ = *req;
+    if (stream_server_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no");
+    stream::ExecRequest r;
+    r.container_id = req->container_id();
+    r.cmd.assign(req->cmd().begin(), req->cmd().end());
+    r.tty = req->tty();
+    r.stdin = req->stdin();
+    r.stdout = req->stdout();
+    r.stderr = req->stderr();
+    auto url = stream_server_->ExecUrl(r);
+    if (!url.ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, url.status().message());
+    resp->set_url(*url);
+    return grpc::Status::OK;
+  }
+  grpc::Status Attach(grpc::ServerContext*, const cri::AttachRequest* req,
+                      cri::AttachResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_attach_ = *req;
+    if (stream_server_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no");
+    stream::AttachRequest r;
+    r.container_id = req->container_id();
+    r.tty = req->tty();
+    r.stdin = req->stdin();
+    r.stdout = req->stdout();
+    r.stderr = req->stderr();
+    auto url = stream_server_->AttachUrl(r);
+    if (!url.ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, url.status().message());
+    resp->set_url(*url);
+    return grpc::Status::OK;
+  }
+  grpc::Status PortForward(grpc::ServerContext*, const cri::PortForwardRequest* req,
+                           cri::PortForwardResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stream_server_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no");
+    stream::PortForwardRequest r;
+    r.pod_sandbox_id = req->pod_sandbox_id();
+    auto url = stream_server_->PortForwardUrl(r);
+    if (!url.ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, url.status().message());
+    resp->set_url(*url);
+    return grpc::Status::OK;
+  }
+  // Stats: container "c1..." runs and uses half a core between any two calls
+  // (CPU time +0.5 s, timestamp +1 s per call); "c2..." does not run. A filter
+  // id "stuck" keeps the timestamps still; "broken" fails the call.
+  static cri::ContainerStats CtrStatsAt(const std::string& id, const std::string& name, int64_t n,
+                                        bool running) {
+    cri::ContainerStats s;
+    s.mutable_attributes()->set_id(id);
+    s.mutable_attributes()->mutable_metadata()->set_name(name);
+    s.mutable_writable_layer()->mutable_used_bytes()->set_value(8192);
+    s.mutable_writable_layer()->mutable_inodes_used()->set_value(5);
+    if (running) {
+      s.mutable_cpu()->set_timestamp(1'700'000'000'000'000'000 + n * 1'000'000'000);
+      s.mutable_cpu()->mutable_usage_core_nano_seconds()->set_value(1'000'000'000 +
+                                                                    n * 500'000'000);
+      s.mutable_memory()->mutable_working_set_bytes()->set_value(12'345'678);
+    }
+    return s;
+  }
+  grpc::Status ListContainerStats(grpc::ServerContext*, const cri::ListContainerStatsRequest* req,
+                                  cri::ListContainerStatsResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_stats_filter_ = req->filter();
+    if (req->filter().id() == "broken") {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "cgroup unreadable");
+    }
+    const int64_t n = req->filter().id() == "stuck" ? 0 : ++stats_calls_;
+    // Listed out of order: the client sorts by id.
+    *resp->add_stats() = CtrStatsAt(std::string(64, '2').replace(0, 2, "c2"), "idle", n, false);
+    *resp->add_stats() = CtrStatsAt(std::string(64, '1').replace(0, 2, "c1"), "busy", n, true);
+    return grpc::Status::OK;
+  }
+  grpc::Status ListPodSandboxStats(grpc::ServerContext*, const cri::ListPodSandboxStatsRequest* req,
+                                   cri::ListPodSandboxStatsResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_pod_stats_filter_ = req->filter();
+    if (req->filter().id() == "broken") {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "cgroup unreadable");
+    }
+    const int64_t n = ++stats_calls_;
+    cri::PodSandboxStats* p = resp->add_stats();
+    p->mutable_attributes()->set_id(std::string(64, 'a').replace(0, 3, "pod"));
+    p->mutable_attributes()->mutable_metadata()->set_name("web");
+    p->mutable_linux()->mutable_cpu()->set_timestamp(1'700'000'000'000'000'000 + n * 2'000'000'000);
+    p->mutable_linux()->mutable_cpu()->mutable_usage_core_nano_seconds()->set_value(
+        3'000'000'000 + n * 500'000'000);
+    p->mutable_linux()->mutable_memory()->mutable_working_set_bytes()->set_value(999'999);
+    resp->add_stats()->mutable_attributes()->set_id("empty-pod");  // no figures: left out
+    return grpc::Status::OK;
+  }
+  grpc::Status ListMetricDescriptors(grpc::ServerContext*, const cri::ListMetricDescriptorsRequest*,
+                                     cri::ListMetricDescriptorsResponse* resp) override {
+    cri::MetricDescriptor* d = resp->add_descriptors();
+    d->set_name("container_memory_rss");
+    d->set_help("Size of RSS in bytes.");
+    d->add_label_keys("pod");
+    return grpc::Status::OK;
+  }
+  grpc::Status ListPodSandboxMetrics(grpc::ServerContext*, const cri::ListPodSandboxMetricsRequest*,
+                                     cri::ListPodSandboxMetricsResponse* resp) override {
+    cri::PodSandboxMetrics* m = resp->add_pod_metrics();
+    m->set_pod_sandbox_id("pod1");
+    cri::Metric* x = m->add_container_metrics()->add_metrics();
+    x->set_name("container_memory_rss");
+    x->set_metric_type(cri::GAUGE);
+    x->add_label_values("web");
+    x->mutable_value()->set_value(4096);
+    return grpc::Status::OK;
+  }
+
   std::mutex mu_;
+  stream::StreamServer* stream_server_ = nullptr;
+  cri::ExecRequest last_stream_exec_;
+  cri::AttachRequest last_attach_;
+  cri::ContainerStatsFilter last_stats_filter_;
+  cri::PodSandboxStatsFilter last_pod_stats_filter_;
+  int64_t stats_calls_ = 0;
   std::map<std::string, cri::PodSandbox> pods_;
   std::map<std::string, cri::Container> containers_;
   cri::RunPodSandboxRequest last_run_pod_;
@@ -1968,13 +2098,179 @@ TEST_F(CtlRuntimeCommandTest, ExecSync) {
                              "exit 3' exited with 3: failing\""),
             std::string::npos)
       << failing.err;
-  Result streaming = Ctl({"exec", ctr, "ls"});
-  EXPECT_EQ(streaming.code, 1);
-  EXPECT_NE(streaming.err.find("streaming exec is not supported by berthctl yet"),
-            std::string::npos)
-      << streaming.err;
   EXPECT_NE(Ctl({"exec", "-s", ctr}).out.find("Run a command in a running container"),
             std::string::npos);
+}
+
+// exec without -s, attach and port-forward through a real streaming server
+// whose runtime is scripted.
+class CtlStreamCommandTest : public CtlRuntimeCommandTest {
+ protected:
+  void SetUp() override {
+    CtlRuntimeCommandTest::SetUp();
+    auto s = stream::StreamServer::Start({}, &stream_runtime_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    stream_server_ = std::move(*s);
+    runtime_.stream_server_ = stream_server_.get();
+  }
+  void TearDown() override {
+    runtime_.stream_server_ = nullptr;
+    stream_server_->Stop();
+    CtlRuntimeCommandTest::TearDown();
+  }
+  stream::testing::FakeRuntime stream_runtime_;
+  std::unique_ptr<stream::StreamServer> stream_server_;
+};
+
+TEST_F(CtlStreamCommandTest, ExecStreamsStdioAndReportsTheExitCode) {
+  using Out = stream::ProcessStreams::Output;
+  using Src = stream::ProcessStreams::Source;
+  stream_runtime_.on_exec = [](const stream::ExecRequest& r) {
+    stream::testing::FakeBehavior b;
+    b.outputs = {Out{Src::kStdout, "out:" + r.cmd[0] + "\n"}, Out{Src::kStderr, "err\n"}};
+    b.exit_code = r.cmd[0] == "fail" ? 3 : 0;
+    return StatusOr<stream::testing::FakeBehavior>(b);
+  };
+  Result ok = Ctl({"exec", "c1", "hello", "-l"});
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(ok.out, "out:hello\n");
+  EXPECT_EQ(ok.err, "err\n");
+  EXPECT_EQ(runtime_.last_stream_exec_.container_id(), "c1");
+  EXPECT_EQ(runtime_.last_stream_exec_.cmd_size(), 2);
+  EXPECT_FALSE(runtime_.last_stream_exec_.stdin());
+  EXPECT_TRUE(runtime_.last_stream_exec_.stdout());
+  EXPECT_TRUE(runtime_.last_stream_exec_.stderr());
+  EXPECT_FALSE(runtime_.last_stream_exec_.tty());
+
+  Result failing = Ctl({"exec", "c1", "fail"});
+  EXPECT_EQ(failing.code, 1);
+  EXPECT_NE(failing.err.find("execing command in container: command terminated with exit code 3"),
+            std::string::npos)
+      << failing.err;
+
+  // -i sends standard input, closed at its end.
+  stream_runtime_.on_exec = [](const stream::ExecRequest&) {
+    stream::testing::FakeBehavior b;
+    b.echo_stdin = true;
+    return StatusOr<stream::testing::FakeBehavior>(b);
+  };
+  Result cat = Ctl({"exec", "-i", "c1", "cat"}, "typed\ninput\n");
+  ASSERT_EQ(cat.code, 0) << cat.err;
+  EXPECT_EQ(cat.out, "typed\ninput\n");
+  EXPECT_TRUE(runtime_.last_stream_exec_.stdin());
+
+  // -t needs -i, and a terminal.
+  Result tty_only = Ctl({"exec", "-t", "c1", "sh"});
+  EXPECT_NE(tty_only.err.find("tty=true must be specified with interactive=true"),
+            std::string::npos)
+      << tty_only.err;
+  Result not_a_terminal = Ctl({"exec", "-it", "c1", "sh"});
+  EXPECT_NE(not_a_terminal.err.find("input is not a terminal"), std::string::npos)
+      << not_a_terminal.err;
+}
+
+TEST_F(CtlStreamCommandTest, AttachJoinsTheContainer) {
+  stream_runtime_.on_attach = [](const stream::AttachRequest& r) {
+    stream::testing::FakeBehavior b;
+    b.outputs = {stream::ProcessStreams::Output{stream::ProcessStreams::Source::kStdout,
+                                                "output of " + r.container_id + "\n"}};
+    return StatusOr<stream::testing::FakeBehavior>(b);
+  };
+  Result r = Ctl({"attach", "c7"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "output of c7\n");
+  EXPECT_EQ(runtime_.last_attach_.container_id(), "c7");
+  EXPECT_FALSE(runtime_.last_attach_.stdin());
+  EXPECT_TRUE(runtime_.last_attach_.stderr());
+  EXPECT_NE(Ctl({"attach"}).err.find("ID cannot be empty"), std::string::npos);
+  EXPECT_NE(Ctl({"attach", "a", "b"}).out.find("Attach to a running container"), std::string::npos);
+}
+
+TEST_F(CtlStreamCommandTest, PortForwardUntilInterrupted) {
+  stream::testing::EchoServer echo;
+  stream_runtime_.ports[80] = echo.port();
+  // A free local port to ask for.
+  auto probe = stream::ListenTcp("127.0.0.1:0", 1);
+  ASSERT_TRUE(probe.ok());
+  uint16_t local = probe->port;
+  probe->fd.Reset();
+  Result r;
+  pthread_t ctl_thread{};
+  std::atomic<bool> started{false};
+  std::thread ctl([&] {
+    ctl_thread = pthread_self();
+    started = true;
+    r = Ctl({"port-forward", "pod1", StrCat(local, ":80")});
+  });
+  while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // Connect once the listener is up, and talk through it.
+  StatusOr<UniqueFd> fd = UnavailableError("not yet");
+  for (int i = 0; i < 500 && !fd.ok(); ++i) {
+    fd = stream::ConnectTcp("127.0.0.1", local, stream::Clock::now() + std::chrono::seconds(1));
+    if (!fd.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  ASSERT_EQ(::write(fd->get(), "ping", 4), 4);
+  char buf[4];
+  ASSERT_EQ(::recv(fd->get(), buf, 4, MSG_WAITALL), 4);
+  EXPECT_EQ(std::string(buf, 4), "ping");
+  fd->Reset();
+  // Ctrl-C, delivered to the thread that waits for it.
+  pthread_kill(ctl_thread, SIGINT);
+  ctl.join();
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(StrCat("Forwarding from 127.0.0.1:", local, " -> 80\n")), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(StrCat("Handling connection for ", local, "\n")), std::string::npos)
+      << r.out;
+  EXPECT_NE(Ctl({"port-forward", "pod1", "x:80"}).err.find("port forward: invalid port"),
+            std::string::npos);
+}
+
+// Reads everything `in` yields until its end.
+std::string ReadAllInput(stream::InputSource& in) {
+  std::string out;
+  char buf[3];  // small reads: the sequence may straddle them
+  while (true) {
+    auto n = in.Read(buf);
+    if (!n.ok() || *n == 0) return out;
+    out.append(buf, *n);
+  }
+}
+
+TEST(DetachKeysTest, CtrlPCtrlQEndsTheInput) {
+  // Hands out one chunk per Read, so a sequence can straddle two reads.
+  class Chunks final : public stream::InputSource {
+   public:
+    explicit Chunks(std::vector<std::string> c) : chunks_(std::move(c)) {}
+    StatusOr<size_t> Read(std::span<char> buf) override {
+      if (next_ == chunks_.size()) return size_t{0};
+      std::string& c = chunks_[next_++];
+      std::memcpy(buf.data(), c.data(), c.size());
+      return c.size();
+    }
+    void Interrupt() override {}
+
+   private:
+    std::vector<std::string> chunks_;
+    size_t next_ = 0;
+  };
+  auto through = [](std::vector<std::string> chunks) {
+    Chunks raw(std::move(chunks));
+    DetachKeysInput in(raw);
+    return ReadAllInput(in);
+  };
+  EXPECT_EQ(through({"ls -l\r"}), "ls -l\r");
+  EXPECT_EQ(through({"ab\x10\x11"
+                     "cd"}),
+            "ab");  // detached: the rest is not sent
+  EXPECT_EQ(through({"ab\x10",
+                     "\x11"
+                     "cd"}),
+            "ab");                               // across reads
+  EXPECT_EQ(through({"a\x10", "x"}), "a\x10x");  // ctrl-p alone is passed on
+  EXPECT_EQ(through({"a\x10"}), "a\x10");        // ... also at the end
+  EXPECT_EQ(through({"\x11\x10"}), "\x11\x10");  // wrong order
 }
 
 TEST_F(CtlRuntimeCommandTest, LogsFromTheLogPath) {
@@ -2008,6 +2304,112 @@ TEST_F(CtlRuntimeCommandTest, LogsFromTheLogPath) {
   EXPECT_NE(bad_since.err.find("failed to parse value as time or duration: \\\"soon\\\""),
             std::string::npos)
       << bad_since.err;
+}
+
+}  // namespace
+}  // namespace berth::ctl
+
+namespace berth::ctl {
+namespace {
+
+TEST(StatsOutputTest, HumanSizeWithFourDigits) {
+  EXPECT_EQ(HumanSizeWithPrecision(12'345'678, 4), "12.35MB");
+  EXPECT_EQ(HumanSizeWithPrecision(8192, 4), "8.192kB");
+  EXPECT_EQ(HumanSizeWithPrecision(0, 4), "0B");
+  EXPECT_EQ(HumanSize(12'345'678), "12.3MB");
+}
+
+TEST_F(CtlRuntimeCommandTest, StatsTableJsonFiltersAndErrors) {
+  Result t = Ctl({"stats", "-s", "0", "--id", "c1", "-p", "pod9", "--label", "a=b"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_EQ(t.out,
+            "\033[2J\033[H"
+            "CONTAINER           NAME                CPU %               MEM                 "
+            "DISK                INODES\n"
+            "c111111111111       busy                50.00               12.35MB             "
+            "8.192kB             5\n");
+  EXPECT_EQ(runtime_.last_stats_filter_.id(), "c1");
+  EXPECT_EQ(runtime_.last_stats_filter_.pod_sandbox_id(), "pod9");
+  EXPECT_EQ(runtime_.last_stats_filter_.label_selector().at("a"), "b");
+
+  Result all = Ctl({"stats", "-a", "-s", "0"});
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_NE(all.out.find("c222222222222       idle                0.00                0B        "
+                         "          8.192kB             5\n"),
+            std::string::npos)
+      << all.out;
+  EXPECT_LT(all.out.find("c1111"), all.out.find("c2222")) << "sorted by id";
+
+  Result arg = Ctl({"stats", "-s", "0", "c1abc"});
+  ASSERT_EQ(arg.code, 0) << arg.err;
+  EXPECT_EQ(runtime_.last_stats_filter_.id(), "c1abc");
+
+  Result json = Ctl({"stats", "-o", "json"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  EXPECT_EQ(json.out.rfind("{\n  \"stats\": [\n    {\n      \"attributes\": {\n        \"id\": "
+                           "\"c111",
+                           0),
+            0u)
+      << json.out;
+  EXPECT_NE(json.out.find("\"usageCoreNanoSeconds\": {\n          \"value\": \""),
+            std::string::npos);
+  Result yaml = Ctl({"stats", "-o", "yaml"});
+  ASSERT_EQ(yaml.code, 0) << yaml.err;
+  EXPECT_EQ(yaml.out.rfind("stats:\n- attributes:\n", 0), 0u) << yaml.out;
+
+  Result stuck = Ctl({"stats", "-s", "0", "stuck"});
+  EXPECT_EQ(stuck.code, 1);
+  EXPECT_NE(stuck.err.find("get container stats: cpu stat is not updated during sample"),
+            std::string::npos)
+      << stuck.err;
+  Result broken = Ctl({"stats", "broken"});
+  EXPECT_EQ(broken.code, 1);
+  EXPECT_NE(broken.err.find("get container stats: rpc error: code = Internal desc = cgroup "
+                            "unreadable"),
+            std::string::npos)
+      << broken.err;
+  Result label = Ctl({"stats", "--label", "nolabel"});
+  EXPECT_EQ(label.code, 1);
+  EXPECT_NE(label.err.find("incorrectly specified label: nolabel"), std::string::npos);
+}
+
+TEST_F(CtlRuntimeCommandTest, StatspTableAndErrors) {
+  Result t = Ctl({"statsp", "-s", "0", "--label", "app=web"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_EQ(t.out,
+            "\033[2J\033[H"
+            "POD                 POD ID              CPU %               MEM\n"
+            "web                 podaaaaaaaaaa       25.00               1000kB\n");
+  EXPECT_EQ(runtime_.last_pod_stats_filter_.label_selector().at("app"), "web");
+  Result id = Ctl({"statsp", "-o", "json", "pod1"});
+  ASSERT_EQ(id.code, 0) << id.err;
+  EXPECT_EQ(runtime_.last_pod_stats_filter_.id(), "pod1");
+  EXPECT_NE(id.out.find("\"id\": \"empty-pod\""), std::string::npos) << id.out;
+  Result broken = Ctl({"statsp", "broken"});
+  EXPECT_EQ(broken.code, 1);
+  EXPECT_NE(broken.err.find("get pod stats: display pod stats: list pod sandbox stats: rpc error: "
+                            "code = Internal desc = cgroup unreadable"),
+            std::string::npos)
+      << broken.err;
+  Result label = Ctl({"statsp", "--label", "x"});
+  EXPECT_NE(label.err.find("parse pod labels: incorrectly specified label: x"), std::string::npos)
+      << label.err;
+}
+
+TEST_F(CtlRuntimeCommandTest, MetricDescsAndMetricsp) {
+  Result d = Ctl({"metricdescs"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(d.out,
+            "{\n  \"descriptors\": [\n    {\n      \"name\": \"container_memory_rss\",\n"
+            "      \"help\": \"Size of RSS in bytes.\",\n      \"labelKeys\": [\n        \"pod\"\n"
+            "      ]\n    }\n  ]\n}\n");
+  Result m = Ctl({"metricsp", "-o", "yaml"});
+  ASSERT_EQ(m.code, 0) << m.err;
+  EXPECT_NE(m.out.find("name: container_memory_rss"), std::string::npos) << m.out;
+  EXPECT_NE(m.out.find("podSandboxId: pod1"), std::string::npos) << m.out;
+  Result bad = Ctl({"metricsp", "-o", "table"});
+  EXPECT_EQ(bad.code, 0);
+  EXPECT_EQ(bad.out.find("podSandboxId"), std::string::npos) << "help, not metrics";
 }
 
 }  // namespace

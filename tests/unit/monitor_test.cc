@@ -24,6 +24,7 @@
 #include "common/fs.h"
 #include "monitor/client.h"
 #include "monitor/cri_log.h"
+#include "monitor/oom.h"
 #include "monitor/protocol.h"
 
 namespace berth::monitor {
@@ -173,6 +174,58 @@ TEST(ExitFileTest, Parse) {
             StatusCode::kInvalidArgument);
   EXPECT_FALSE(ParseExitFile("exit_code=0\nexit_time=2400-01-01T00:00:00Z\n").ok());
   EXPECT_EQ(ReadExitFile("/nonexistent/berth/exit").status().code(), StatusCode::kNotFound);
+}
+
+TEST(OomCounterTest, HybridHostUsesTheV1MemoryHierarchy) {
+  // /proc/<pid>/cgroup of a runc container on these hybrid hosts.
+  const std::string text =
+      "13:misc:/\n12:memory:/kubepods/pod1/ctr:with:colons\n11:cpu,cpuacct:/kubepods/pod1/ctr\n"
+      "1:name=systemd:/kubepods/pod1/ctr\n0::/kubepods/pod1/ctr\n";
+  OomCounterLocation loc = LocateOomCounter(text, "/sys/fs/cgroup", /*unified_root=*/false);
+  EXPECT_TRUE(loc.v1);
+  EXPECT_EQ(loc.cgroup_dir, "/sys/fs/cgroup/memory/kubepods/pod1/ctr:with:colons");
+  EXPECT_EQ(loc.counter_file,
+            "/sys/fs/cgroup/memory/kubepods/pod1/ctr:with:colons/memory.oom_control");
+}
+
+TEST(OomCounterTest, MemoryMayShareAHierarchyWithOtherControllers) {
+  OomCounterLocation loc =
+      LocateOomCounter("4:cpuset,memory:/x\n0::/x\n", "/cg", /*unified_root=*/false);
+  EXPECT_TRUE(loc.v1);
+  EXPECT_EQ(loc.counter_file, "/cg/memory/x/memory.oom_control");
+}
+
+TEST(OomCounterTest, PureV2HostUsesMemoryEvents) {
+  OomCounterLocation loc =
+      LocateOomCounter("0::/kubepods.slice/cri-abc.scope\n", "/sys/fs/cgroup", true);
+  EXPECT_FALSE(loc.v1);
+  EXPECT_EQ(loc.cgroup_dir, "/sys/fs/cgroup/kubepods.slice/cri-abc.scope");
+  EXPECT_EQ(loc.counter_file, "/sys/fs/cgroup/kubepods.slice/cri-abc.scope/memory.events");
+}
+
+TEST(OomCounterTest, NoMemoryControllerAnywhere) {
+  // Hybrid host without a v1 memory hierarchy: the unified tree has no memory controller.
+  EXPECT_TRUE(LocateOomCounter("3:pids:/x\n0::/x\n", "/sys/fs/cgroup", false).counter_file.empty());
+  EXPECT_TRUE(LocateOomCounter("", "/sys/fs/cgroup", true).counter_file.empty());
+}
+
+TEST(OomCounterTest, ParsesTheKernelFiles) {
+  // memory.oom_control (v1): "oom_kill_disable" must not be taken for "oom_kill".
+  EXPECT_EQ(ParseOomKillCount("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"), 3);
+  // memory.events (v2).
+  EXPECT_EQ(ParseOomKillCount("low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 0\n"), 2);
+  EXPECT_EQ(ParseOomKillCount("oom_kill_disable 0\nunder_oom 0\n"), -1);  // old kernels
+  EXPECT_EQ(ParseOomKillCount("oom_kill x\n"), -1);
+  EXPECT_EQ(ParseOomKillCount(""), -1);
+}
+
+TEST(OomFileTest, Parse) {
+  auto k = ParseOomFile("oom_kills=2\nlast_oom_time=2023-11-14T22:13:20.000000005Z\n");
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_EQ(*k, 2);
+  EXPECT_FALSE(ParseOomFile("oom_kills=-1\n").ok());
+  EXPECT_FALSE(ParseOomFile("oom_killsx=1\n").ok());
+  EXPECT_FALSE(ParseOomFile("").ok());
 }
 
 TEST(MonitorArgvTest, FlagsAsDocumented) {
@@ -522,6 +575,41 @@ TEST_F(MonitorRuncTest, OomKillIsRecorded) {
   EXPECT_EQ(ReadOr(c.spec.log_path).find("survived"), std::string::npos);
 }
 
+TEST_F(MonitorRuncTest, OomKillOfAChildIsReportedWhileTheContainerRuns) {
+  // The inner shell holds 200 MB in a 16 MiB cgroup and is OOM-killed; the
+  // container's init lives on. The monitor writes the OOM file at once.
+  BundleOptions opt;
+  opt.edit_config = [](nlohmann::json& cfg) {
+    cfg["linux"]["resources"]["memory"]["limit"] = 16 << 20;
+  };
+  auto& c = Make({"sh", "-c",
+                  "sh -c 'x=$(head -c 200000000 /dev/zero | tr \"\\0\" a)'; echo inner=$?; "
+                  "sleep 100"},
+                 opt);
+  CreateAndStart(c);
+  const fs::path oom_file = c.spec.bundle / "oom";
+  std::optional<int64_t> kills;
+  WaitFor(
+      [&] {
+        auto k = ReadOomFile(oom_file);
+        if (k.ok()) kills = *k;
+        return k.ok();
+      },
+      milliseconds(20000));
+  ASSERT_TRUE(kills.has_value()) << "no OOM file; monitor log: " << ReadOr(c.spec.monitor_log);
+  EXPECT_EQ(*kills, 1);
+  EXPECT_FALSE(fs::exists(c.spec.ExitFile())) << "the container itself still runs";
+  EXPECT_TRUE(WaitFor(
+      [&] { return ReadOr(c.spec.log_path).find(" stdout F inner=137\n") != std::string::npos; },
+      milliseconds(5000)))
+      << ReadOr(c.spec.log_path);
+  Kill(c, "KILL");
+  ExitRecord rec = WaitExit(c);
+  EXPECT_TRUE(rec.oom_killed);
+  EXPECT_EQ(rec.exit_code, 137);
+  EXPECT_EQ(*ReadOomFile(oom_file), 1);
+}
+
 TEST_F(MonitorRuncTest, CreateFailureIsReportedAndNothingStays) {
   auto& c = Make({"/nonexistent/binary"});
   auto h = SpawnMonitor(c.spec);
@@ -728,6 +816,51 @@ TEST_F(MonitorRuncTest, AttachStdinReachesCatAndStdinOnceClosesIt) {
   for (size_t i = 1; i < recs.size(); ++i) z += recs[i].content;
   EXPECT_EQ(z, std::string(100000, 'z'));
   EXPECT_EQ(recs.back().tag, 'F');
+}
+
+TEST_F(MonitorRuncTest, OneStdinSessionAtATime) {
+  BundleOptions opt;
+  opt.stdin_open = true;  // without stdin_once: stdin stays open across sessions
+  auto& c = Make({"cat"}, opt);
+  CreateAndStart(c);
+  auto receive_until = [](AttachConnection& conn, const std::string& want) {
+    std::string out;
+    auto deadline = steady_clock::now() + milliseconds(3000);
+    while (out.find(want) == std::string::npos && steady_clock::now() < deadline) {
+      auto f = conn.Receive(milliseconds(1000));
+      if (!f.ok()) break;
+      if (f->type == FrameType::kStdout) out += f->payload;
+    }
+    return out;
+  };
+  auto first = AttachConnection::Attach(c.spec.AttachSocket(), kAttachStdin | kAttachStdout,
+                                        milliseconds(2000));
+  ASSERT_TRUE(first.ok()) << first.status();
+  // A second writer is refused with a clear message; a reader is welcome.
+  auto second = AttachConnection::Attach(c.spec.AttachSocket(), kAttachStdin | kAttachStdout,
+                                         milliseconds(2000));
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition) << second.status();
+  EXPECT_NE(second.status().message().find("in use by another attach session"), std::string::npos)
+      << second.status();
+  auto reader = AttachConnection::Attach(c.spec.AttachSocket(), kAttachStdout, milliseconds(2000));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_TRUE(first->SendStdin("from first\n").ok());
+  EXPECT_EQ(receive_until(*first, "from first\n"), "from first\n");
+  EXPECT_EQ(receive_until(*reader, "from first\n"), "from first\n");
+  // Once the first session's stdin ends, the next one may write.
+  ASSERT_TRUE(first->CloseStdin().ok());
+  std::optional<AttachConnection> third;
+  auto deadline = steady_clock::now() + milliseconds(3000);
+  while (!third && steady_clock::now() < deadline) {
+    auto a = AttachConnection::Attach(c.spec.AttachSocket(), kAttachStdin | kAttachStdout,
+                                      milliseconds(2000));
+    if (a.ok()) third.emplace(std::move(*a));
+  }
+  ASSERT_TRUE(third.has_value());
+  ASSERT_TRUE(third->SendStdin("from third\n").ok());
+  EXPECT_EQ(receive_until(*reader, "from third\n"), "from third\n");
+  Kill(c, "KILL");
+  EXPECT_EQ(WaitExit(c).exit_code, 137);
 }
 
 TEST_F(MonitorRuncTest, TerminalGetsResizeAndStdin) {

@@ -845,6 +845,36 @@ TEST(SpecResourcesTest, CgroupsPathPerDriver) {
   EXPECT_EQ(BuildError(in).code(), StatusCode::kInvalidArgument);
 }
 
+// Where stats readers look: the directory runc makes for cgroupsPath.
+TEST(SpecResourcesTest, CgroupDirsForStats) {
+  const auto fs = CgroupDriver::kCgroupfs;
+  const auto sd = CgroupDriver::kSystemd;
+  EXPECT_EQ(*PodCgroupDir("", fs), "");
+  EXPECT_EQ(*PodCgroupDir("/kubepods/pod1/", fs), "/kubepods/pod1");
+  EXPECT_EQ(*PodCgroupDir("kubepods/pod1", fs), "/kubepods/pod1");
+  EXPECT_EQ(*PodCgroupDir("kubepods-burstable-pod1.slice", fs),
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice");
+  EXPECT_EQ(*ContainerCgroupDir("", fs, "c0ffee"), "/c0ffee");
+  EXPECT_EQ(*ContainerCgroupDir("/", fs, "c0ffee"), "/c0ffee");
+  EXPECT_EQ(*ContainerCgroupDir("/kubepods/pod1", fs, "c0ffee"), "/kubepods/pod1/c0ffee");
+  // The same path BuildSpec gives runc with the cgroupfs driver.
+  SpecInputs in = BaseInputs();
+  for (const char* parent : {"/kubepods/pod1/", "", "kubepods-burstable-pod1.slice",
+                             "/kubepods.slice/kubepods-besteffort.slice"}) {
+    in.sandbox.cgroup_parent = parent;
+    EXPECT_EQ(Build(in)["linux"]["cgroupsPath"], *ContainerCgroupDir(parent, fs, "c0ffee"))
+        << parent;
+  }
+  // systemd: runc's unit "berth-<id>.scope" below the expanded slice.
+  EXPECT_EQ(*PodCgroupDir("/kubepods.slice/kubepods-burstable.slice/kubepods-pod1.slice", sd),
+            "/kubepods.slice/kubepods-pod1.slice");
+  EXPECT_EQ(*ContainerCgroupDir("kubepods-burstable-pod1.slice", sd, "c0ffee"),
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/"
+            "berth-c0ffee.scope");
+  EXPECT_EQ(*ContainerCgroupDir("", sd, "c0ffee"), "/system.slice/berth-c0ffee.scope");
+  EXPECT_EQ(PodCgroupDir("/not/a/slice", sd).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(SpecResourcesTest, ValidateCgroupParent) {
   EXPECT_TRUE(ValidateCgroupParent("", CgroupDriver::kCgroupfs).ok());
   EXPECT_TRUE(ValidateCgroupParent("/kubepods/burstable/pod1", CgroupDriver::kCgroupfs).ok());
