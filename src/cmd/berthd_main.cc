@@ -8,7 +8,7 @@
 
 int main(int argc, char** argv) {
   using berth::config::Config;
-  CLI::App app{"berthd: a Kubernetes container runtime (CRI v1)"};
+  CLI::App app{"berthd: a Kubernetes container runtime (CRI v1 and v1alpha2)"};
   app.set_version_flag("--version", "berthd 0.1.0");
   std::string config_file = "/etc/berth/berth.toml";
   std::string dropin_dir = "/etc/berth/berth.d";

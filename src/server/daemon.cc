@@ -20,6 +20,7 @@
 #include "server/domain.h"
 #include "server/metrics_collectors.h"
 #include "server/signals.h"
+#include "server/v1alpha2_services.h"
 #include "store/metadata_store.h"
 
 namespace berth::server {
@@ -217,6 +218,9 @@ Status RunDaemon(const config::Config& config) {
   rpc.SetMetrics(&metrics.rpc_requests(), &metrics.rpc_latency());
   RuntimeServiceImpl runtime_svc(config, runtime_info, domain, rpc);
   ImageServiceImpl image_svc(domain.images, rpc, &metrics.pull());
+  // runtime.v1alpha2 for older kubelets and crictl, through the same handlers.
+  V1alpha2RuntimeService runtime_v1alpha2_svc(runtime_svc);
+  V1alpha2ImageService image_v1alpha2_svc(image_svc);
   // Containers keep running when berthd stops: the domain is torn down
   // without touching them.
 
@@ -226,6 +230,8 @@ Status RunDaemon(const config::Config& config) {
   builder.AddListeningPort(StrCat("unix://", config.socket), grpc::InsecureServerCredentials());
   builder.RegisterService(&runtime_svc);
   builder.RegisterService(&image_svc);
+  builder.RegisterService(&runtime_v1alpha2_svc);
+  builder.RegisterService(&image_v1alpha2_svc);
   builder.SetMaxReceiveMessageSize(16 << 20);
   builder.SetMaxSendMessageSize(32 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
