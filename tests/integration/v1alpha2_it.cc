@@ -16,6 +16,10 @@
 
 #include "runtime/v1alpha2/api.grpc.pb.h"
 
+#ifndef BERTHCTL_PATH
+#error "BERTHCTL_PATH must name the berthctl binary (see tests/integration/CMakeLists.txt)"
+#endif
+
 namespace berth::testing {
 namespace {
 
@@ -354,6 +358,136 @@ TEST_F(V1alpha2IT, V1OnlyRpcsAreUnimplementedUnderV1alpha2) {
   SetDeadline(ctx);
   cri::RuntimeConfigResponse resp;
   IT_EXPECT_GRPC_OK(berthd_->runtime().RuntimeConfig(&ctx, cri::RuntimeConfigRequest(), &resp));
+}
+
+// A runtime that speaks only runtime.v1alpha2 (as containerd 1.5 or CRI-O 1.22 did): a proxy
+// in this process that serves the v1alpha2 services alone, passing each call on to berthd's
+// v1alpha2 services.
+class V1alpha2OnlyProxy {
+ public:
+  V1alpha2OnlyProxy(const std::shared_ptr<grpc::Channel>& berthd, const fs::path& socket)
+      : runtime_(berthd, this), images_(berthd, this) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(StrCat("unix://", socket.string()), grpc::InsecureServerCredentials());
+    builder.RegisterService(&runtime_);
+    builder.RegisterService(&images_);
+    server_ = builder.BuildAndStart();
+  }
+  ~V1alpha2OnlyProxy() {
+    if (server_) server_->Shutdown(std::chrono::system_clock::now());
+  }
+  bool ok() const { return server_ != nullptr; }
+  // The v1alpha2 calls that reached the proxy, by method name.
+  std::vector<std::string> calls() {
+    std::lock_guard l(mu_);
+    return calls_;
+  }
+
+ private:
+#define PROXY_RPC(Method)                                                   \
+  grpc::Status Method(grpc::ServerContext*, const a2::Method##Request* req, \
+                      a2::Method##Response* resp) override {                \
+    owner_->Seen(#Method);                                                  \
+    grpc::ClientContext ctx;                                                \
+    SetDeadline(ctx);                                                       \
+    return stub_->Method(&ctx, *req, resp);                                 \
+  }
+  class Runtime final : public a2::RuntimeService::Service {
+   public:
+    Runtime(const std::shared_ptr<grpc::Channel>& ch, V1alpha2OnlyProxy* owner)
+        : stub_(a2::RuntimeService::NewStub(ch)), owner_(owner) {}
+    PROXY_RPC(Version)
+    PROXY_RPC(Status)
+    PROXY_RPC(ListPodSandbox)
+    PROXY_RPC(ListContainers)
+
+   private:
+    std::unique_ptr<a2::RuntimeService::Stub> stub_;
+    V1alpha2OnlyProxy* owner_;
+  };
+  class Images final : public a2::ImageService::Service {
+   public:
+    Images(const std::shared_ptr<grpc::Channel>& ch, V1alpha2OnlyProxy* owner)
+        : stub_(a2::ImageService::NewStub(ch)), owner_(owner) {}
+    PROXY_RPC(ListImages)
+    PROXY_RPC(ImageStatus)
+    PROXY_RPC(ImageFsInfo)
+
+   private:
+    std::unique_ptr<a2::ImageService::Stub> stub_;
+    V1alpha2OnlyProxy* owner_;
+  };
+#undef PROXY_RPC
+
+  void Seen(const char* method) {
+    std::lock_guard l(mu_);
+    calls_.emplace_back(method);
+  }
+
+  std::mutex mu_;
+  std::vector<std::string> calls_;
+  Runtime runtime_;
+  Images images_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+ProcessResult RunBerthctl(const std::string& endpoint, std::vector<std::string> args) {
+  std::vector<std::string> argv = {BERTHCTL_PATH, "-r", endpoint, "-i", endpoint};
+  argv.insert(argv.end(), args.begin(), args.end());
+  RunOptions opts;
+  opts.timeout = std::chrono::seconds(60);
+  StatusOr<ProcessResult> r = RunProcess(argv, opts);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : ProcessResult{};
+}
+
+TEST_F(V1alpha2IT, BerthctlFallsBackToV1alpha2) {
+  // berthd itself: v1 answers, and no v1alpha2 call is needed.
+  const std::string direct = StrCat("unix://", berthd_->socket_path().string());
+  {
+    ProcessResult r = RunBerthctl(direct, {"version"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("RuntimeName:  berth\n"));
+    EXPECT_THAT(r.out, HasSubstr("RuntimeApiVersion:  v1\n"));
+  }
+
+  const fs::path socket = berthd_->dir() / "alpha-only.sock";
+  V1alpha2OnlyProxy proxy(berthd_->channel(), socket);
+  ASSERT_TRUE(proxy.ok());
+  const std::string endpoint = StrCat("unix://", socket.string());
+  {
+    ProcessResult r = RunBerthctl(endpoint, {"--debug", "version"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("RuntimeName:  berth\n"));
+    EXPECT_THAT(r.out, HasSubstr("RuntimeApiVersion:  v1alpha2\n"));
+    EXPECT_THAT(r.err, HasSubstr("using CRI v1alpha2 RuntimeService"));
+  }
+  // The probe, then the call itself.
+  EXPECT_THAT(proxy.calls(), ::testing::ElementsAre("Version", "Version"));
+  {
+    ProcessResult r = RunBerthctl(endpoint, {"images", "-q"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, busybox_->config_digest.str() + "\n");
+  }
+  {
+    ProcessResult r = RunBerthctl(endpoint, {"inspecti", image_});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr(busybox_->config_digest.str()));
+  }
+  {
+    ProcessResult r = RunBerthctl(endpoint, {"pods", "-q"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  // A command that exists only in v1 says so.
+  {
+    ProcessResult r = RunBerthctl(endpoint, {"metricdescs"});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_THAT(r.err, HasSubstr("Unimplemented"));
+  }
+  // The image service probes with ImageFsInfo, like the kubelet.
+  std::vector<std::string> calls = proxy.calls();
+  EXPECT_NE(std::find(calls.begin(), calls.end(), "ImageFsInfo"), calls.end());
 }
 
 }  // namespace
