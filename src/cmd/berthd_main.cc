@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "berthd 0.1.0");
   std::string config_file = "/etc/berth/berth.toml";
   std::string dropin_dir = "/etc/berth/berth.d";
+  std::optional<std::string> image_socket;
   std::optional<std::string> socket, root, state, registry_dir, cni_conf, cni_bin, stream_addr,
       stream_cert, stream_key, metrics_addr, log_level, cgroup_driver, default_handler;
   std::vector<std::string> handler_flags;
@@ -22,6 +23,9 @@ int main(int argc, char** argv) {
   app.add_option("--config-dropin-dir", dropin_dir,
                  "directory of *.toml drop-ins, applied in name order");
   app.add_option("--socket", socket, "CRI gRPC Unix socket (default /run/berth/berth.sock)");
+  app.add_option("--image-socket", image_socket,
+                 "a second Unix socket serving only the CRI ImageService, for a kubelet with "
+                 "--image-service-endpoint (default: none)");
   app.add_option("--root", root, "persistent data directory (default /var/lib/berth)");
   app.add_option("--state", state, "runtime state directory (default /run/berth)");
   app.add_option("--registry-config-dir", registry_dir,
@@ -75,6 +79,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (socket) cfg.socket = *socket;
+  if (image_socket) cfg.image_socket = *image_socket;
   if (root) cfg.root = *root;
   if (state) cfg.state = *state;
   if (registry_dir) cfg.registry_config_dir = *registry_dir;

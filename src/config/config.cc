@@ -111,6 +111,8 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
       Status s;
       if (key == "grpc.socket")
         s = SetString(node, key, next.socket);
+      else if (key == "grpc.image_socket")
+        s = SetString(node, key, next.image_socket);
       else if (key == "paths.root")
         s = SetString(node, key, next.root);
       else if (key == "paths.state")
@@ -199,6 +201,17 @@ Status Config::Validate() const {
   if (socket.size() >= 108) {
     return InvalidArgumentError(
         StrCat("grpc.socket path is too long for a Unix socket (", socket.size(), " >= 108)"));
+  }
+  if (!image_socket.empty()) {
+    RETURN_IF_ERROR(require_abs("grpc.image_socket", image_socket));
+    if (image_socket.size() >= 108) {
+      return InvalidArgumentError(StrCat("grpc.image_socket path is too long for a Unix socket (",
+                                         image_socket.size(), " >= 108)"));
+    }
+    if (image_socket == socket) {
+      return InvalidArgumentError(
+          "grpc.image_socket must differ from grpc.socket (which serves images too)");
+    }
   }
   if (max_concurrent_downloads < 1 || max_concurrent_downloads > 64) {
     return InvalidArgumentError("registry.max_concurrent_downloads must be between 1 and 64");
@@ -322,7 +335,7 @@ std::string Config::ToToml() const {
     if (!handlers.contains(name)) handler_table.insert(name, "");
   }
   toml::table doc{
-      {"grpc", toml::table{{"socket", socket}}},
+      {"grpc", toml::table{{"socket", socket}, {"image_socket", image_socket}}},
       {"paths", toml::table{{"root", root}, {"state", state}}},
       {"registry", toml::table{{"config_dir", registry_config_dir},
                                {"auth_files", list(registry_auth_files)},

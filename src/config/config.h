@@ -15,6 +15,10 @@ namespace berth::config {
 struct Config {
   // [grpc]
   std::string socket = "/run/berth/berth.sock";
+  // A second socket serving only the ImageService (v1 and v1alpha2), for a
+  // kubelet with --image-service-endpoint; empty: none. The main socket
+  // serves images too either way.
+  std::string image_socket;
   // [paths]
   std::string root = "/var/lib/berth";  // persistent: images, content, metadata
   std::string state = "/run/berth";     // runtime state, gone at reboot
