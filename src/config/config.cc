@@ -154,6 +154,8 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
         s = SetBool(node, key, next.metrics_allow_non_loopback);
       else if (key == "events.queue_length")
         s = SetInt(node, key, next.events_queue_length);
+      else if (key == "images.pinned_images")
+        s = SetStringList(node, key, next.pinned_images);
       else
         s = InvalidArgumentError(StrCat("unknown setting ", key));
       if (!s.ok()) return Annotate(s, StrCat("config ", source_name));
@@ -356,6 +358,7 @@ std::string Config::ToToml() const {
   // Metrics endpoint and lifecycle events.
   doc["metrics"].as_table()->insert("allow_non_loopback", metrics_allow_non_loopback);
   doc.insert("events", toml::table{{"queue_length", events_queue_length}});
+  doc.insert("images", toml::table{{"pinned_images", list(pinned_images)}});
   std::ostringstream out;
   out << doc << "\n";
   return out.str();

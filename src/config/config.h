@@ -62,6 +62,11 @@ struct Config {
   // behind by before its oldest are dropped.
   int events_queue_length = 1024;
 
+  // [images] pinned_images: images reported pinned (the kubelet's image GC
+  // skips them): references, image IDs or name prefixes ending in '*'
+  // (image/pinned_images.h; checked when berthd starts).
+  std::vector<std::string> pinned_images;
+
   static Config Defaults() { return Config(); }
   // Checks values a person could get wrong; names the setting in the error.
   Status Validate() const;

@@ -245,6 +245,7 @@ Status RunDaemon(const config::Config& config) {
   }
   image_opts.registry.stall_timeout = std::chrono::seconds(config.pull_progress_timeout_seconds);
   image_opts.registry.user_agent = StrCat("berth/", runtime_info.version);
+  image_opts.pinned_images = config.pinned_images;
   ASSIGN_OR_RETURN(domain.images, image::ImageService::Open(image_opts, domain.db.get()));
 
   network::CniOptions cni_opts;

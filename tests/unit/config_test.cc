@@ -51,6 +51,18 @@ TEST(ConfigTest, ImageSocketIsOffByDefaultAndChecked) {
   EXPECT_EQ(cfg.Validate().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(ConfigTest, PinnedImagesRoundTrip) {
+  Config cfg;
+  EXPECT_TRUE(cfg.pinned_images.empty());
+  ASSERT_TRUE(
+      MergeToml("[images]\npinned_images = [\"registry.k8s.io/*\", \"busybox:1.36\"]\n", "f", cfg)
+          .ok());
+  EXPECT_EQ(cfg.pinned_images, (std::vector<std::string>{"registry.k8s.io/*", "busybox:1.36"}));
+  Config again;
+  ASSERT_TRUE(MergeToml(cfg.ToToml(), "roundtrip", again).ok());
+  EXPECT_EQ(again.pinned_images, cfg.pinned_images);
+}
+
 TEST(ConfigTest, UnknownKeyAndBadTypeRejected) {
   Config cfg;
   Status s = MergeToml("[grpc]\nsokcet = \"/x\"\n", "f.toml", cfg);
