@@ -111,6 +111,8 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
       Status s;
       if (key == "grpc.socket")
         s = SetString(node, key, next.socket);
+      else if (key == "grpc.image_socket")
+        s = SetString(node, key, next.image_socket);
       else if (key == "paths.root")
         s = SetString(node, key, next.root);
       else if (key == "paths.state")
@@ -152,6 +154,8 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
         s = SetBool(node, key, next.metrics_allow_non_loopback);
       else if (key == "events.queue_length")
         s = SetInt(node, key, next.events_queue_length);
+      else if (key == "images.pinned_images")
+        s = SetStringList(node, key, next.pinned_images);
       else
         s = InvalidArgumentError(StrCat("unknown setting ", key));
       if (!s.ok()) return Annotate(s, StrCat("config ", source_name));
@@ -199,6 +203,17 @@ Status Config::Validate() const {
   if (socket.size() >= 108) {
     return InvalidArgumentError(
         StrCat("grpc.socket path is too long for a Unix socket (", socket.size(), " >= 108)"));
+  }
+  if (!image_socket.empty()) {
+    RETURN_IF_ERROR(require_abs("grpc.image_socket", image_socket));
+    if (image_socket.size() >= 108) {
+      return InvalidArgumentError(StrCat("grpc.image_socket path is too long for a Unix socket (",
+                                         image_socket.size(), " >= 108)"));
+    }
+    if (image_socket == socket) {
+      return InvalidArgumentError(
+          "grpc.image_socket must differ from grpc.socket (which serves images too)");
+    }
   }
   if (max_concurrent_downloads < 1 || max_concurrent_downloads > 64) {
     return InvalidArgumentError("registry.max_concurrent_downloads must be between 1 and 64");
@@ -322,7 +337,7 @@ std::string Config::ToToml() const {
     if (!handlers.contains(name)) handler_table.insert(name, "");
   }
   toml::table doc{
-      {"grpc", toml::table{{"socket", socket}}},
+      {"grpc", toml::table{{"socket", socket}, {"image_socket", image_socket}}},
       {"paths", toml::table{{"root", root}, {"state", state}}},
       {"registry", toml::table{{"config_dir", registry_config_dir},
                                {"auth_files", list(registry_auth_files)},
@@ -343,6 +358,7 @@ std::string Config::ToToml() const {
   // Metrics endpoint and lifecycle events.
   doc["metrics"].as_table()->insert("allow_non_loopback", metrics_allow_non_loopback);
   doc.insert("events", toml::table{{"queue_length", events_queue_length}});
+  doc.insert("images", toml::table{{"pinned_images", list(pinned_images)}});
   std::ostringstream out;
   out << doc << "\n";
   return out.str();

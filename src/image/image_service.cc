@@ -55,7 +55,9 @@ ImageService::ImageService(ImageServiceOptions options, store::MetadataStore* /*
 
 StatusOr<std::unique_ptr<ImageService>> ImageService::Open(ImageServiceOptions options,
                                                            store::MetadataStore* db) {
+  ASSIGN_OR_RETURN(PinnedImages pinned, PinnedImages::Parse(options.pinned_images));
   std::unique_ptr<ImageService> s(new ImageService(std::move(options), db));
+  s->pinned_ = std::move(pinned);
   RETURN_IF_ERROR(s->content_.Init());
   RETURN_IF_ERROR(s->layers_.Init());
   ASSIGN_OR_RETURN(s->images_, ImageStore::Load(db));
@@ -355,10 +357,15 @@ Status ImageService::FetchLayerUncoalesced(const Reference& ref, const Descripto
 StatusOr<ImageRecord> ImageService::Find(std::string_view image) const {
   auto r = images_->Resolve(image);
   if (!r) return NotFoundError(StrCat("image \"", image, "\" not found"));
+  r->pinned = r->pinned || pinned_.Matches(*r);
   return *r;
 }
 
-std::vector<ImageRecord> ImageService::List() const { return images_->List(); }
+std::vector<ImageRecord> ImageService::List() const {
+  std::vector<ImageRecord> all = images_->List();
+  for (ImageRecord& r : all) r.pinned = r.pinned || pinned_.Matches(r);
+  return all;
+}
 
 Status ImageService::Remove(std::string_view image) {
   auto r = images_->Resolve(image);

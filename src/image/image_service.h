@@ -18,6 +18,7 @@
 #include "content/content_store.h"
 #include "image/image_store.h"
 #include "image/manifest.h"
+#include "image/pinned_images.h"
 #include "image/reference.h"
 #include "registry/client.h"
 #include "snapshot/layer_store.h"
@@ -29,6 +30,9 @@ struct ImageServiceOptions {
   std::filesystem::path root;  // <root>/content, <root>/snapshots
   int max_concurrent_downloads = 3;
   registry::ClientOptions registry;
+  // Patterns of pinned images (see image/pinned_images.h); Open fails with
+  // INVALID_ARGUMENT on a bad one.
+  std::vector<std::string> pinned_images;
 };
 
 struct FsUsage {
@@ -61,6 +65,7 @@ class ImageService {
                              const std::optional<registry::AuthConfig>& auth,
                              PullStats* stats = nullptr);
 
+  // Records come back with `pinned` set from options.pinned_images.
   // By ID, ID prefix, tag or digest reference. NOT_FOUND when absent.
   StatusOr<ImageRecord> Find(std::string_view image) const;
   std::vector<ImageRecord> List() const;
@@ -99,6 +104,7 @@ class ImageService {
   class Lease;
 
   ImageServiceOptions options_;
+  PinnedImages pinned_;
   content::ContentStore content_;
   snapshot::LayerStore layers_;
   std::unique_ptr<ImageStore> images_;

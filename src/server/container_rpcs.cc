@@ -56,16 +56,21 @@ grpc::Status RuntimeServiceImpl::ListContainers(grpc::ServerContext*,
                                                 const runtime::v1::ListContainersRequest* req,
                                                 runtime::v1::ListContainersResponse* resp) {
   return rpc_.Run("ListContainers", [&]() -> berth::Status {
-    const auto& f = req->filter();
-    for (const auto& r : domain_.containers->List()) {
-      if (!f.id().empty() && !r.id.starts_with(f.id())) continue;
-      if (!f.pod_sandbox_id().empty() && !r.sandbox_id.starts_with(f.pod_sandbox_id())) continue;
-      if (f.has_state() && f.state().state() != ToCriState(r.state)) continue;
-      if (!LabelsMatch(f.label_selector(), r.labels)) continue;
-      ToCriContainer(r, resp->add_containers());
-    }
+    FillContainers(req->filter(), resp->mutable_containers());
     return OkStatus();
   });
+}
+
+void RuntimeServiceImpl::FillContainers(
+    const runtime::v1::ContainerFilter& f,
+    google::protobuf::RepeatedPtrField<runtime::v1::Container>* out) {
+  for (const auto& r : domain_.containers->List()) {
+    if (!f.id().empty() && !r.id.starts_with(f.id())) continue;
+    if (!f.pod_sandbox_id().empty() && !r.sandbox_id.starts_with(f.pod_sandbox_id())) continue;
+    if (f.has_state() && f.state().state() != ToCriState(r.state)) continue;
+    if (!LabelsMatch(f.label_selector(), r.labels)) continue;
+    ToCriContainer(r, out->Add());
+  }
 }
 
 grpc::Status RuntimeServiceImpl::ContainerStatus(grpc::ServerContext*,

@@ -104,7 +104,36 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
                                      const runtime::v1::ListPodSandboxMetricsRequest*,
                                      runtime::v1::ListPodSandboxMetricsResponse*) override;
 
+  // The List* twins as server streams, in chunks (list_streams.cc).
+  grpc::Status StreamPodSandboxes(
+      grpc::ServerContext*, const runtime::v1::StreamPodSandboxesRequest*,
+      grpc::ServerWriter<runtime::v1::StreamPodSandboxesResponse>* writer) override;
+  grpc::Status StreamContainers(
+      grpc::ServerContext*, const runtime::v1::StreamContainersRequest*,
+      grpc::ServerWriter<runtime::v1::StreamContainersResponse>* writer) override;
+  grpc::Status StreamContainerStats(
+      grpc::ServerContext*, const runtime::v1::StreamContainerStatsRequest*,
+      grpc::ServerWriter<runtime::v1::StreamContainerStatsResponse>* writer) override;
+  grpc::Status StreamPodSandboxStats(
+      grpc::ServerContext*, const runtime::v1::StreamPodSandboxStatsRequest*,
+      grpc::ServerWriter<runtime::v1::StreamPodSandboxStatsResponse>* writer) override;
+  grpc::Status StreamPodSandboxMetrics(
+      grpc::ServerContext*, const runtime::v1::StreamPodSandboxMetricsRequest*,
+      grpc::ServerWriter<runtime::v1::StreamPodSandboxMetricsResponse>* writer) override;
+
  private:
+  // The bodies shared by each List* RPC and its Stream* twin.
+  void FillPodSandboxes(const runtime::v1::PodSandboxFilter& filter,
+                        google::protobuf::RepeatedPtrField<runtime::v1::PodSandbox>* out);
+  void FillContainers(const runtime::v1::ContainerFilter& filter,
+                      google::protobuf::RepeatedPtrField<runtime::v1::Container>* out);
+  void FillContainerStats(const runtime::v1::ContainerStatsFilter& filter,
+                          google::protobuf::RepeatedPtrField<runtime::v1::ContainerStats>* out);
+  void FillPodSandboxStats(const runtime::v1::PodSandboxStatsFilter& filter,
+                           google::protobuf::RepeatedPtrField<runtime::v1::PodSandboxStats>* out);
+  void FillPodSandboxMetrics(
+      google::protobuf::RepeatedPtrField<runtime::v1::PodSandboxMetrics>* out);
+
   const config::Config& config_;
   const RuntimeInfo& info_;
   Domain& domain_;
@@ -127,6 +156,8 @@ class ImageServiceImpl final : public runtime::v1::ImageService::Service {
 
   grpc::Status ListImages(grpc::ServerContext*, const runtime::v1::ListImagesRequest*,
                           runtime::v1::ListImagesResponse*) override;
+  grpc::Status StreamImages(grpc::ServerContext*, const runtime::v1::StreamImagesRequest*,
+                            grpc::ServerWriter<runtime::v1::StreamImagesResponse>* writer) override;
   grpc::Status ImageStatus(grpc::ServerContext*, const runtime::v1::ImageStatusRequest*,
                            runtime::v1::ImageStatusResponse*) override;
   grpc::Status PullImage(grpc::ServerContext*, const runtime::v1::PullImageRequest*,
@@ -137,6 +168,9 @@ class ImageServiceImpl final : public runtime::v1::ImageService::Service {
                            runtime::v1::ImageFsInfoResponse*) override;
 
  private:
+  // The body shared by ListImages and StreamImages.
+  void FillImages(const runtime::v1::ImageFilter& filter,
+                  google::protobuf::RepeatedPtrField<runtime::v1::Image>* out);
   image::ImageService& images() { return *images_slot_; }
   const std::unique_ptr<image::ImageService>& images_slot_;
   const RpcDecorator& rpc_;

@@ -4,9 +4,7 @@
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,8 +16,11 @@
 #include "metrics/http_endpoint.h"
 #include "server/daemon.h"
 #include "server/domain.h"
+#include "server/image_socket.h"
+#include "server/listen.h"
 #include "server/metrics_collectors.h"
 #include "server/signals.h"
+#include "server/v1alpha2_services.h"
 #include "store/metadata_store.h"
 
 namespace berth::server {
@@ -93,30 +94,6 @@ void ProbeHandlers(const config::Config& config, const std::string& probe_binary
   spdlog::info("event=runtime_ready runtime={}", def.empty() ? "none" : def);
 }
 
-// Replaces a stale socket file, but refuses to steal the socket of a live
-// daemon.
-Status PrepareSocket(const fs::path& path) {
-  RETURN_IF_ERROR(MakeDirs(path.parent_path(), 0711));
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return OkStatus();
-  if (!S_ISSOCK(st.st_mode)) {
-    return FailedPreconditionError(
-        StrCat(path.string(), " exists and is not a socket; remove it or choose --socket"));
-  }
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    return AlreadyExistsError(
-        StrCat("another process is serving ", path.string(), "; is berthd already running?"));
-  }
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return ErrnoStatus(errno, StrCat("remove stale socket ", path.string()));
-  }
-  return OkStatus();
-}
-
 // The directory of berthd's own executable: helper binaries (berth-monitor)
 // are looked up there first, then in PATH.
 std::string FindHelper(std::string_view name) {
@@ -173,7 +150,7 @@ Status RunDaemon(const config::Config& config) {
   RETURN_IF_ERROR(MakeDirs(config.root, 0711));
   RETURN_IF_ERROR(MakeDirs(config.state, 0711));
   RETURN_IF_ERROR(MakeDirs(fs::path(config.root) / "containers", 0711));
-  RETURN_IF_ERROR(PrepareSocket(config.socket));
+  RETURN_IF_ERROR(PrepareSocket(config.socket, "--socket"));
 
   oci::HandlerRegistry handlers(FindHandlers(config), config.default_handler);
   RuntimeInfo runtime_info;
@@ -195,6 +172,9 @@ Status RunDaemon(const config::Config& config) {
   rpc.SetMetrics(&metrics.rpc_requests(), &metrics.rpc_latency());
   RuntimeServiceImpl runtime_svc(config, runtime_info, domain, rpc);
   ImageServiceImpl image_svc(domain.images, rpc, &metrics.pull());
+  // runtime.v1alpha2 for older kubelets and crictl, through the same handlers.
+  V1alpha2RuntimeService runtime_v1alpha2_svc(runtime_svc);
+  V1alpha2ImageService image_v1alpha2_svc(image_svc);
   // Containers keep running when berthd stops: the domain is torn down
   // without touching them.
 
@@ -204,8 +184,9 @@ Status RunDaemon(const config::Config& config) {
   builder.AddListeningPort(StrCat("unix://", config.socket), grpc::InsecureServerCredentials());
   builder.RegisterService(&runtime_svc);
   builder.RegisterService(&image_svc);
-  builder.SetMaxReceiveMessageSize(16 << 20);
-  builder.SetMaxSendMessageSize(32 << 20);
+  builder.RegisterService(&runtime_v1alpha2_svc);
+  builder.RegisterService(&image_v1alpha2_svc);
+  ApplyServerSettings(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) return UnavailableError(StrCat("cannot listen on ", config.socket));
   ScopeGuard stop_server([&] {
@@ -215,6 +196,11 @@ Status RunDaemon(const config::Config& config) {
   });
   if (::chmod(config.socket.c_str(), 0660) != 0) {
     return ErrnoStatus(errno, StrCat("chmod ", config.socket));
+  }
+  std::unique_ptr<ImageSocket> image_socket;
+  if (!config.image_socket.empty()) {
+    ASSIGN_OR_RETURN(image_socket,
+                     ImageSocket::Start(config.image_socket, domain.images, rpc, &metrics.pull()));
   }
   std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint;
   if (!config.metrics_address.empty()) {
@@ -237,6 +223,7 @@ Status RunDaemon(const config::Config& config) {
   }
   image_opts.registry.stall_timeout = std::chrono::seconds(config.pull_progress_timeout_seconds);
   image_opts.registry.user_agent = StrCat("berth/", runtime_info.version);
+  image_opts.pinned_images = config.pinned_images;
   ASSIGN_OR_RETURN(domain.images, image::ImageService::Open(image_opts, domain.db.get()));
 
   network::CniOptions cni_opts;
@@ -311,7 +298,8 @@ Status RunDaemon(const config::Config& config) {
   // takes a while; they finish in the background (calls that need a handler
   // wait for its probe, Status says RuntimeReady once the default works).
   rpc.MarkReady();
-  spdlog::info("event=ready socket={} root={} state={} stream={} version={}", config.socket,
+  spdlog::info("event=ready socket={} image_socket={} root={} state={} stream={} version={}",
+               config.socket, config.image_socket.empty() ? "off" : config.image_socket,
                config.root, config.state, domain.stream->base_url(), runtime_info.version);
   std::thread prober(ProbeHandlers, std::cref(config), FindHelper("berth-pause"),
                      std::ref(handlers));
@@ -323,6 +311,7 @@ Status RunDaemon(const config::Config& config) {
     spdlog::warn("event=shutdown_cancels detail=\"calls still running after 5 s are cancelled\"");
   }
   domain.events->Close();  // ends GetContainerEvents streams
+  if (image_socket) image_socket->Stop();
   server->Shutdown(std::chrono::system_clock::now());
   server->Wait();
   ::unlink(config.socket.c_str());

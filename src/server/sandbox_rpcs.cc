@@ -98,18 +98,23 @@ grpc::Status RuntimeServiceImpl::ListPodSandbox(grpc::ServerContext*,
                                                 const runtime::v1::ListPodSandboxRequest* req,
                                                 runtime::v1::ListPodSandboxResponse* resp) {
   return rpc_.Run("ListPodSandbox", [&]() -> berth::Status {
-    const auto& f = req->filter();
-    for (const auto& r : domain_.sandboxes->List()) {
-      if (!f.id().empty() && !r.id.starts_with(f.id())) continue;
-      if (f.has_state()) {
-        bool ready = r.state == sandbox::SandboxState::kReady;
-        if ((f.state().state() == runtime::v1::SANDBOX_READY) != ready) continue;
-      }
-      if (!LabelsMatch(f.label_selector(), r.config.labels)) continue;
-      ToCriSandbox(r, resp->add_items());
-    }
+    FillPodSandboxes(req->filter(), resp->mutable_items());
     return OkStatus();
   });
+}
+
+void RuntimeServiceImpl::FillPodSandboxes(
+    const runtime::v1::PodSandboxFilter& f,
+    google::protobuf::RepeatedPtrField<runtime::v1::PodSandbox>* out) {
+  for (const auto& r : domain_.sandboxes->List()) {
+    if (!f.id().empty() && !r.id.starts_with(f.id())) continue;
+    if (f.has_state()) {
+      bool ready = r.state == sandbox::SandboxState::kReady;
+      if ((f.state().state() == runtime::v1::SANDBOX_READY) != ready) continue;
+    }
+    if (!LabelsMatch(f.label_selector(), r.config.labels)) continue;
+    ToCriSandbox(r, out->Add());
+  }
 }
 
 }  // namespace berth::server
