@@ -650,14 +650,11 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     ns.pid = sb.config.pid_mode == oci::NamespaceMode::kNode ? oci::NamespaceMode::kNode
                                                              : oci::NamespaceMode::kContainer;
   }
+  // Before the TARGET lookup below, which adds to the pod's info.
+  in.sandbox = sb.Info();
   if (ns.pid == oci::NamespaceMode::kTarget) {
-    std::lock_guard lock(mu_);
-    auto target = containers_.find(ns.target_id);
-    if (target == containers_.end() || target->second.pid <= 0) {
-      return NotFoundError(
-          StrCat("target container ", ns.target_id, " for pid mode TARGET not found"));
-    }
-    in.sandbox.target_pid_ns_paths[ns.target_id] = StrCat("/proc/", target->second.pid, "/ns/pid");
+    ASSIGN_OR_RETURN(in.sandbox.target_pid_ns_paths[ns.target_id],
+                     TargetPidNamespace(ns.target_id, sb.id));
   }
   in.image.user = img_config.config.user;
   in.image.env = img_config.config.env;
@@ -665,7 +662,6 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   in.image.cmd = img_config.config.cmd;
   in.image.working_dir = img_config.config.working_dir;
   in.image.stop_signal = img_config.config.stop_signal;
-  in.sandbox = sb.Info();
   in.host = options_.host;
   in.cgroup_driver = options_.cgroup_driver;
   if (auto f = options_.handler_features.find(runtime->handler_name());
@@ -846,7 +842,10 @@ Status ContainerManager::Stop(const std::string& id, std::chrono::seconds timeou
                               std::string signal_name) {
   auto got = Get(id);
   if (!got.ok()) {
-    if (got.status().code() == StatusCode::kNotFound) return got.status();
+    // CRI: "This call is idempotent, and must not return an error if the
+    // container has already been stopped" -- also when it is gone (as
+    // containerd 2 and CRI-O answer): the kubelet retries stops.
+    if (got.status().code() == StatusCode::kNotFound) return OkStatus();
     return got.status();
   }
   ContainerRecord r = *got;

@@ -140,7 +140,8 @@ class ContainerManager {
 
   StatusOr<ContainerRecord> Create(const CreateRequest& req);
   Status Start(const std::string& id);
-  // Idempotent. `signal_name` empty: the image's StopSignal, else SIGTERM.
+  // Idempotent, also for an unknown id. `signal_name` empty: the
+  // container's stop signal (its config's, else its image's), else SIGTERM.
   Status Stop(const std::string& id, std::chrono::seconds timeout, std::string signal_name = "");
   // Idempotent; a running container is killed first.
   Status Remove(const std::string& id);
@@ -204,6 +205,10 @@ class ContainerManager {
   void SyncOomKills(const std::string& id);
   void WatchBundle(const ContainerRecord& r);
   StatusOr<oci::OciRuntime*> RuntimeFor(const std::string& handler);
+  // The PID namespace file of `target_id`, a running container of pod
+  // `sandbox_id` (pid mode TARGET: kubectl debug --target).
+  StatusOr<std::string> TargetPidNamespace(const std::string& target_id,
+                                           const std::string& sandbox_id);
   Status WaitForExit(ContainerRecord& r, std::chrono::milliseconds timeout);
   bool SignalInitDirectly(ContainerRecord& r, int signal);
   // Start-up only: removes containers that interrupted creates left without

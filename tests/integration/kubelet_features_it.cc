@@ -1,0 +1,148 @@
+// Integration tests of what newer kubelets (1.27 and later) ask of a runtime: idempotent
+// stop/remove of objects that are gone, ephemeral debug containers sharing a target's PID
+// namespace (kubectl debug --target), stop signals, supplemental groups policies and the
+// identity a container really runs as, in-place pod resize and CDI devices. Each drives a
+// real berthd with runc over its CRI socket and ends with the fixture's leak checks.
+//
+// Needs root (namespaces, mounts, runc). No network traffic but to the registry on 127.0.0.1.
+//
+// clang-format off
+#include "runtime_fixture.h"  // first: see support/berthd_process.h
+// clang-format on
+
+namespace berth::testing {
+namespace {
+
+class KubeletFeaturesIT : public RuntimeServiceIT {};
+
+// ---------------------------------------------------------------------------------------------
+// Stop and remove are idempotent, also for ids berthd never knew or already forgot (CRI: "must
+// not return an error if the container has already been stopped/removed"; containerd 2 and
+// CRI-O answer OK for all four). The kubelet retries stops after its own restarts.
+
+TEST_F(KubeletFeaturesIT, StopAndRemoveOfGoneObjectsSucceed) {
+  const std::string never_ctr(64, 'c'), never_pod(64, 'p');
+  IT_EXPECT_GRPC_OK(StopCtr(never_ctr, 0));
+  IT_EXPECT_GRPC_OK(StopCtr(never_ctr, 10));
+  IT_EXPECT_GRPC_OK(RemoveCtr(never_ctr));
+  IT_EXPECT_GRPC_OK(StopPod(never_pod));
+  IT_EXPECT_GRPC_OK(RemovePod(never_pod));
+
+  cri::PodSandboxConfig pod = PodConfig("gone", cri::NODE, cri::CONTAINER);
+  std::string pod_id, id;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id));
+  IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, CtrConfig("sleeper", {"sleep", "1000"}), &id));
+  IT_ASSERT_GRPC_OK(StartCtr(id));
+  // Removed while running (RemoveContainer kills it first), then every call again.
+  IT_ASSERT_GRPC_OK(RemoveCtr(id));
+  {
+    cri::ContainerStatusResponse resp;
+    EXPECT_EQ(CtrStatus(id, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  IT_EXPECT_GRPC_OK(StopCtr(id, 0));
+  IT_EXPECT_GRPC_OK(StopCtr(id, 30));
+  IT_EXPECT_GRPC_OK(RemoveCtr(id));
+  EXPECT_THAT(ListCtrs(), IsEmpty());
+
+  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
+  IT_EXPECT_GRPC_OK(StopPod(pod_id));
+  IT_EXPECT_GRPC_OK(RemovePod(pod_id));
+  EXPECT_THAT(ListPods({}), IsEmpty());
+  // A stop by a prefix that names nothing is no error either.
+  IT_EXPECT_GRPC_OK(StopCtr("0123456789abcdef", 0));
+  ExpectNoLeaks("after stopping and removing gone objects");
+}
+
+// ---------------------------------------------------------------------------------------------
+// kubectl debug --target=<c>: an ephemeral container created later in a running pod, in the
+// PID namespace of the target container, sees the target's processes.
+
+TEST_F(KubeletFeaturesIT, DebugContainerSeesTargetProcesses) {
+  cri::PodSandboxConfig pod = PodConfig("debug", cri::NODE, cri::CONTAINER);
+  std::string pod_id, app, debug;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id));
+  IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, CtrConfig("app", {"sleep", "4242"}), &app));
+  IT_ASSERT_GRPC_OK(StartCtr(app));
+  WaitForState(app, cri::CONTAINER_RUNNING, std::chrono::seconds(10));
+
+  // As the kubelet creates an ephemeral container: later, with pid TARGET and target_id.
+  cri::ContainerConfig dbg = CtrConfig("debugger", {"sleep", "1000"});
+  auto* ns = dbg.mutable_linux()->mutable_security_context()->mutable_namespace_options();
+  ns->set_pid(cri::TARGET);
+  ns->set_target_id(app);
+  IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, dbg, &debug));
+  IT_ASSERT_GRPC_OK(StartCtr(debug));
+
+  const int app_pid = CtrPid(app), debug_pid = CtrPid(debug);
+  ASSERT_GT(app_pid, 0);
+  ASSERT_GT(debug_pid, 0);
+  EXPECT_EQ(PidNamespaceOf(debug_pid), PidNamespaceOf(app_pid))
+      << "the debug container is not in its target's PID namespace";
+  EXPECT_NE(PidNamespaceOf(app_pid), PidNamespaceOf(::getpid()));
+
+  // Inside: the target's init is PID 1 of the namespace, and ps lists both.
+  std::string init = ExecOut(debug, {"cat", "/proc/1/cmdline"});
+  EXPECT_EQ(init, std::string("sleep\0"
+                              "4242\0",
+                              11))
+      << "PID 1 seen by the debug container";
+  std::string listing = ExecOut(
+      debug, {"sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done"});
+  EXPECT_THAT(listing, HasSubstr("sleep 4242"));
+  EXPECT_THAT(listing, HasSubstr("sleep 1000"));
+  if (HasApplet("ps")) {
+    EXPECT_THAT(ExecOut(debug, {"ps"}), HasSubstr("sleep 4242"));
+  }
+  // The target itself sees the debugger too (one namespace, not a child of it).
+  EXPECT_THAT(ExecOut(app, {"sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"}),
+              HasSubstr("sleep 1000"));
+
+  // Refused cleanly: no target id, an unknown target, a target in another pod, a target that
+  // is not running.
+  {
+    cri::ContainerConfig bad = dbg;
+    bad.mutable_metadata()->set_name("no-target");
+    bad.mutable_linux()->mutable_security_context()->mutable_namespace_options()->clear_target_id();
+    std::string id;
+    grpc::Status s = CreateCtr(pod_id, pod, bad, &id);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(s);
+    bad.mutable_metadata()->set_name("unknown-target");
+    bad.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_target_id(
+        std::string(64, 'f'));
+    s = CreateCtr(pod_id, pod, bad, &id);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << Describe(s);
+    EXPECT_THAT(s.error_message(), HasSubstr(std::string(64, 'f')));
+  }
+  {
+    cri::PodSandboxConfig other_pod = PodConfig("other", cri::NODE, cri::CONTAINER);
+    std::string other_id, id;
+    IT_ASSERT_GRPC_OK(RunPod(other_pod, &other_id));
+    grpc::Status s = CreateCtr(other_id, other_pod, dbg, &id);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(s);
+    EXPECT_THAT(s.error_message(), HasSubstr(pod_id));
+    IT_EXPECT_GRPC_OK(RemovePod(other_id));
+  }
+  {
+    std::string done, id;
+    IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, CtrConfig("done", {"true"}), &done));
+    IT_ASSERT_GRPC_OK(StartCtr(done));
+    WaitForState(done, cri::CONTAINER_EXITED, std::chrono::seconds(10));
+    cri::ContainerConfig late = dbg;
+    late.mutable_metadata()->set_name("late");
+    late.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_target_id(
+        done);
+    grpc::Status s = CreateCtr(pod_id, pod, late, &id);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << Describe(s);
+    EXPECT_THAT(s.error_message(), HasSubstr("not running"));
+  }
+
+  // The debug container stops on its own, the target keeps running.
+  IT_EXPECT_GRPC_OK(StopCtr(debug, 0));
+  EXPECT_EQ(CtrStatusOf(debug)->state(), cri::CONTAINER_EXITED);
+  EXPECT_EQ(CtrStatusOf(app)->state(), cri::CONTAINER_RUNNING);
+  IT_EXPECT_GRPC_OK(RemovePod(pod_id));
+  ExpectNoLeaks("after removing the debugged pod");
+}
+
+}  // namespace
+}  // namespace berth::testing
