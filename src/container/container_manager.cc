@@ -97,30 +97,6 @@ std::string ReservedName(const oci::ContainerConfig& c, const sandbox::SandboxRe
 
 }  // namespace
 
-StatusOr<int> ParseSignal(std::string_view name) {
-  static const std::map<std::string, int, std::less<>> kSignals = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-      {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},     {"BUS", SIGBUS},   {"FPE", SIGFPE},
-      {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
-      {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT},
-      {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
-      {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},
-      {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
-      {"IO", SIGIO},     {"PWR", SIGPWR},       {"SYS", SIGSYS}};
-  std::string_view s = name;
-  if (s.starts_with("SIG")) s.remove_prefix(3);
-  if (auto it = kSignals.find(s); it != kSignals.end()) return it->second;
-  int n = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return InvalidArgumentError(StrCat("unknown signal \"", name, "\""));
-    n = n * 10 + (c - '0');
-    if (n > 64) break;
-  }
-  if (s.empty() || n < 1 || n > 64)
-    return InvalidArgumentError(StrCat("unknown signal \"", name, "\""));
-  return n;
-}
-
 std::vector<LifecycleEventType> ContainerTransitionEvents(const ContainerRecord* before,
                                                           const ContainerRecord* after) {
   using T = LifecycleEventType;
@@ -521,6 +497,9 @@ StatusOr<oci::OciRuntime*> ContainerManager::RuntimeFor(const std::string& handl
 StatusOr<ContainerRecord> ContainerManager::Create(const CreateRequest& req) {
   if (req.config.name.empty()) return InvalidArgumentError("container metadata needs a name");
   if (req.image.empty()) return InvalidArgumentError("container config needs an image");
+  if (!req.config.stop_signal.empty()) {
+    RETURN_IF_ERROR(Annotate(ParseSignal(req.config.stop_signal).status(), "stop_signal"));
+  }
   ASSIGN_OR_RETURN(sandbox::SandboxRecord sb, sandboxes_->Get(req.sandbox_id));
   if (sb.state != sandbox::SandboxState::kReady) {
     return FailedPreconditionError(StrCat("pod sandbox ", sb.id, " is not ready"));
@@ -588,7 +567,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   r.image_id = img.id;
   r.image_ref = img.repo_digests.empty() ? img.id : img.repo_digests.front();
   r.runtime_handler = runtime->handler_name();
-  r.stop_signal = img_config.config.stop_signal;
+  r.stop_signal = EffectiveStopSignal(config.stop_signal, img_config.config.stop_signal);
   r.resources = req.config.resources;
   r.tty = req.config.tty;
   r.stdin_open = req.config.stdin;

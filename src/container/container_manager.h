@@ -233,7 +233,15 @@ class ContainerManager {
   std::unique_ptr<BundleWatcher> watcher_;
 };
 
-// Signal number for "SIGTERM", "TERM", "15"; INVALID_ARGUMENT otherwise.
+// Signal number for "SIGTERM", "TERM", "15", "SIGRTMIN+3", "RTMAX-1";
+// INVALID_ARGUMENT otherwise. (stop_signal.cc)
 StatusOr<int> ParseSignal(std::string_view name);
+// The canonical name of a signal number: "SIGUSR1", "SIGRTMIN+3"; "" when
+// it has none.
+std::string SignalName(int signal);
+// The signal a container is stopped with, as a canonical name: the
+// container config's (`configured`, already valid), else the image's
+// StopSignal when it names a signal, else SIGTERM.
+std::string EffectiveStopSignal(const std::string& configured, const std::string& image);
 
 }  // namespace berth::container

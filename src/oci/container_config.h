@@ -140,6 +140,9 @@ struct ContainerConfig {
   bool stdin_once = false;
   Resources resources;
   SecurityContext security_context;
+  // ContainerConfig.stop_signal as a name ("SIGUSR1", "SIGRTMIN+3"); empty:
+  // the image's StopSignal, else SIGTERM. Not part of the spec.
+  std::string stop_signal;
 };
 
 // The parts of an image's config (OCI image-spec "config") that are defaults

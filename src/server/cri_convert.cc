@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "server/cri_convert_features.h"
+
 namespace berth::server {
 
 namespace {
@@ -223,6 +225,7 @@ StatusOr<oci::ContainerConfig> ToContainerConfig(const runtime::v1::ContainerCon
   osc.apparmor = ToProfile(sc.apparmor(), sc.has_apparmor());
   osc.apparmor_profile = sc.apparmor_profile();
 #pragma GCC diagnostic pop
+  out.stop_signal = StopSignalName(c.stop_signal());
   return out;
 }
 
@@ -318,6 +321,7 @@ void ToCriContainerStatus(const container::ContainerRecord& r, runtime::v1::Cont
   out->set_log_path(r.log_path);
   FromResources(r.resources, out->mutable_resources()->mutable_linux());
   out->mutable_user()->mutable_linux()->set_uid(r.uid);
+  out->set_stop_signal(ToCriSignal(container::EffectiveStopSignal(r.stop_signal, "")));
 }
 
 void ToCriContainerStatuses(std::vector<container::ContainerRecord> records,

@@ -144,5 +144,91 @@ TEST_F(KubeletFeaturesIT, DebugContainerSeesTargetProcesses) {
   ExpectNoLeaks("after removing the debugged pod");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Stop signals: ContainerConfig.stop_signal wins over the image's StopSignal, which wins over
+// SIGTERM; the process sees the signal (a shell trap says which one it got and exits with a code
+// of its own), and ContainerStatus.stop_signal says which signal stops the container.
+
+// A CRI Signal by its enum name (<signal.h> defines macros named like its constants).
+cri::Signal CriSignal(const char* name) {
+  cri::Signal s = cri::RUNTIME_DEFAULT;
+  EXPECT_TRUE(cri::Signal_Parse(name, &s)) << name;
+  return s;
+}
+
+TEST_F(KubeletFeaturesIT, StopSignalReachesTheProcess) {
+  // The suite's busybox image with StopSignal SIGUSR2, pushed under a tag of its own.
+  StatusOr<ImageSpec> spec = BusyboxImageSpec(MediaTypes::kDocker);
+  IT_ASSERT_OK(spec.status());
+  spec->stop_signal = "SIGUSR2";
+  StatusOr<BuiltImage> built = BuildImage(*spec);
+  IT_ASSERT_OK(built.status());
+  IT_ASSERT_OK(
+      PushImage(PushTarget{registry_->url(), "", "", "", ""}, kRepo, "stopsignal", *built));
+  const std::string usr2_image = StrCat(registry_->host(), "/", kRepo, ":stopsignal");
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    cri::PullImageRequest req;
+    req.mutable_image()->set_image(usr2_image);
+    cri::PullImageResponse resp;
+    IT_ASSERT_GRPC_OK(berthd_->images().PullImage(&ctx, req, &resp));
+  }
+
+  cri::PodSandboxConfig pod = PodConfig("stopsig", cri::NODE, cri::CONTAINER);
+  std::string pod_id;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id));
+  // Each signal has its own exit code; the shell is PID 1 of its namespace, so only trapped
+  // signals reach it at all.
+  const std::vector<std::string> trapper = {
+      "sh", "-c",
+      "trap 'echo got-USR1; exit 41' USR1; trap 'echo got-USR2; exit 42' USR2; "
+      "trap 'echo got-TERM; exit 43' TERM; echo ready; while true; do sleep 1; done"};
+  struct Case {
+    std::string name, image;
+    cri::Signal configured;
+    cri::Signal reported;
+    std::string log_line;
+    int exit_code;
+  };
+  const std::vector<Case> cases = {
+      {"configured", usr2_image, CriSignal("SIGUSR1"), CriSignal("SIGUSR1"), "got-USR1", 41},
+      {"from-image", usr2_image, cri::RUNTIME_DEFAULT, CriSignal("SIGUSR2"), "got-USR2", 42},
+      {"default", image_, cri::RUNTIME_DEFAULT, CriSignal("SIGTERM"), "got-TERM", 43},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    cri::ContainerConfig cfg = CtrConfig(c.name, trapper);
+    cfg.mutable_image()->set_image(c.image);
+    cfg.set_stop_signal(c.configured);
+    std::string id;
+    IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, cfg, &id));
+    EXPECT_EQ(CtrStatusOf(id)->stop_signal(), c.reported);
+    IT_ASSERT_GRPC_OK(StartCtr(id));
+    const fs::path log = LogDir() / "stopsig" / (c.name + ".log");
+    WaitForLog(
+        log, [](const std::string& l) { return LogHasRecord(l, "stdout", "ready"); },
+        std::chrono::seconds(10));
+    IT_EXPECT_GRPC_OK(StopCtr(id, 30));
+    cri::ContainerStatus st = WaitForState(id, cri::CONTAINER_EXITED, std::chrono::seconds(5));
+    EXPECT_EQ(st.exit_code(), c.exit_code) << "the trap of the expected signal did not run";
+    EXPECT_EQ(st.stop_signal(), c.reported);
+    std::string text = WaitForLog(
+        log, [&](const std::string& l) { return LogHasRecord(l, "stdout", c.log_line); },
+        std::chrono::seconds(5));
+    EXPECT_TRUE(LogHasRecord(text, "stdout", c.log_line)) << text;
+  }
+  // A real-time signal by its CRI name.
+  {
+    cri::ContainerConfig cfg = CtrConfig("realtime", {"sleep", "1000"});
+    cfg.set_stop_signal(CriSignal("SIGRTMINPLUS3"));
+    std::string id;
+    IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, cfg, &id));
+    EXPECT_EQ(CtrStatusOf(id)->stop_signal(), CriSignal("SIGRTMINPLUS3"));
+  }
+  IT_EXPECT_GRPC_OK(RemovePod(pod_id));
+  ExpectNoLeaks("after the stop signal containers");
+}
+
 }  // namespace
 }  // namespace berth::testing
