@@ -17,6 +17,7 @@
 #include "common/fs.h"
 #include "common/proc.h"
 #include "common/safe_path.h"
+#include "container/process_identity.h"
 #include "monitor/client.h"
 #include "monitor/protocol.h"
 
@@ -161,6 +162,8 @@ std::string ContainerRecord::ToJson() const {
               {"layer_dir", layer_dir},
               {"uid", uid},
               {"username", username},
+              {"gid", gid},
+              {"supplemental_groups", supplemental_groups},
               {"oom_kills", oom_kills}}
       .dump();
 }
@@ -204,6 +207,9 @@ StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
     r.layer_dir = j.at("layer_dir");
     r.uid = j.at("uid");
     r.username = j.at("username");
+    // Absent in records of berth 0.1.0.
+    r.gid = j.value("gid", 0u);
+    r.supplemental_groups = j.value("supplemental_groups", std::vector<uint32_t>{});
     r.oom_kills = j.value("oom_kills", int64_t{0});  // absent in records of berth 0.1.0
     return r;
   } catch (const json::exception& e) {
@@ -666,6 +672,8 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
                  notes.oom_score_adj_clamped->requested, notes.oom_score_adj_clamped->applied);
   }
   r.uid = spec["process"]["user"].value("uid", 0u);
+  r.gid = spec["process"]["user"].value("gid", 0u);
+  r.supplemental_groups = spec["process"]["user"].value("additionalGids", std::vector<uint32_t>{});
   for (const auto& ns : spec["linux"].value("namespaces", json::array())) {
     if (ns.value("type", "") == "pid" && !ns.contains("path")) r.own_pid_ns = true;
   }
@@ -779,6 +787,7 @@ Status ContainerManager::Start(const std::string& id) {
   }
   r.state = ContainerState::kRunning;
   r.started_at_ns = started_at;
+  RecordProcessIdentity(r);
   RefreshLocked(r);  // it may already have exited
   RETURN_IF_ERROR(Save(r));
   spdlog::info("event=container_started id={}", r.id);

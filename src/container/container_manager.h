@@ -67,6 +67,10 @@ struct ContainerRecord {
   std::string layer_dir;  // <root>/containers/<id>: upper/, work/
   uint32_t uid = 0;
   std::string username;
+  // The gid and supplementary groups the init runs with: from the spec at
+  // create, from /proc/<pid>/status once it started (ContainerStatus.user).
+  uint32_t gid = 0;
+  std::vector<uint32_t> supplemental_groups;
   // OOM kills in the container's memory cgroup so far, as berthd last read
   // them from the monitor's OOM file.
   int64_t oom_kills = 0;

@@ -10,6 +10,10 @@
 #include "runtime_fixture.h"  // first: see support/berthd_process.h
 // clang-format on
 
+#include <sys/sysmacros.h>
+
+#include <sstream>
+
 namespace berth::testing {
 namespace {
 
@@ -228,6 +232,70 @@ TEST_F(KubeletFeaturesIT, StopSignalReachesTheProcess) {
   }
   IT_EXPECT_GRPC_OK(RemovePod(pod_id));
   ExpectNoLeaks("after the stop signal containers");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Supplemental groups policy: Merge adds the groups the image's /etc/group gives the user,
+// Strict only the primary group and the listed ones. ContainerStatus.user reports the identity
+// the kernel shows for the container's init, which is what `id` sees inside.
+
+std::set<int64_t> Numbers(const std::string& text) {
+  std::set<int64_t> out;
+  std::istringstream in(text);
+  int64_t v;
+  while (in >> v) out.insert(v);
+  return out;
+}
+
+TEST_F(KubeletFeaturesIT, SupplementalGroupsPolicyAndContainerUser) {
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    cri::StatusResponse resp;
+    IT_ASSERT_GRPC_OK(berthd_->runtime().Status(&ctx, cri::StatusRequest(), &resp));
+    EXPECT_TRUE(resp.features().supplemental_groups_policy());
+  }
+  cri::PodSandboxConfig pod = PodConfig("groups", cri::NODE, cri::CONTAINER);
+  std::string pod_id;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id));
+  struct Case {
+    std::string name;
+    cri::SupplementalGroupsPolicy policy;
+    std::set<int64_t> groups;
+  };
+  // berthuser (1234:1234) is a member of berthextra (5678) in the image's /etc/group.
+  const std::vector<Case> cases = {
+      {"merge", cri::Merge, {kBerthUserGid, kBerthExtraGid, 4000}},
+      {"strict", cri::Strict, {kBerthUserGid, 4000}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    cri::ContainerConfig cfg = CtrConfig(c.name, {"sleep", "1000"});
+    auto* sc = cfg.mutable_linux()->mutable_security_context();
+    sc->mutable_run_as_user()->set_value(kBerthUserUid);
+    sc->add_supplemental_groups(4000);
+    sc->set_supplemental_groups_policy(c.policy);
+    std::string id;
+    IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, cfg, &id));
+    IT_ASSERT_GRPC_OK(StartCtr(id));
+    EXPECT_EQ(Numbers(ExecOut(id, {"id", "-G"})), c.groups);
+    EXPECT_EQ(Trim(ExecOut(id, {"id", "-u"})), StrCat(kBerthUserUid));
+    // What the status says is what the kernel says of the init.
+    std::optional<cri::ContainerStatus> st = CtrStatusOf(id);
+    ASSERT_TRUE(st.has_value());
+    const cri::LinuxContainerUser& user = st->user().linux();
+    EXPECT_EQ(user.uid(), kBerthUserUid);
+    EXPECT_EQ(user.gid(), kBerthUserGid);
+    EXPECT_EQ(
+        std::set<int64_t>(user.supplemental_groups().begin(), user.supplemental_groups().end()),
+        c.groups);
+    const std::string proc_status = ReadOr(StrCat("/proc/", CtrPid(id), "/status"));
+    const size_t at = proc_status.find("Groups:");
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_EQ(Numbers(proc_status.substr(at + 7, proc_status.find('\n', at) - at - 7)), c.groups);
+  }
+  IT_EXPECT_GRPC_OK(RemovePod(pod_id));
+  ExpectNoLeaks("after the groups containers");
 }
 
 }  // namespace
