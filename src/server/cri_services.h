@@ -111,6 +111,10 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
   grpc::Status ListPodSandboxMetrics(grpc::ServerContext*,
                                      const runtime::v1::ListPodSandboxMetricsRequest*,
                                      runtime::v1::ListPodSandboxMetricsResponse*) override;
+  // In-place pod resize (pod_sandbox_update_resources.cc).
+  grpc::Status UpdatePodSandboxResources(grpc::ServerContext*,
+                                         const runtime::v1::UpdatePodSandboxResourcesRequest*,
+                                         runtime::v1::UpdatePodSandboxResourcesResponse*) override;
 
  private:
   const config::Config& config_;

@@ -298,5 +298,113 @@ TEST_F(KubeletFeaturesIT, SupplementalGroupsPolicyAndContainerUser) {
   ExpectNoLeaks("after the groups containers");
 }
 
+// ---------------------------------------------------------------------------------------------
+// In-place pod resize: UpdatePodSandboxResources sizes the pod cgroup, UpdateContainerResources
+// the container's, in the order the kubelet uses (grow the pod first, shrink it last); the
+// container keeps running as the same process throughout.
+
+// The value of a cgroup file of `dir` (below every hierarchy's root), v1 or v2.
+std::string CgroupValue(const std::string& dir, const std::string& v1_controller,
+                        const std::string& v1_file, const std::string& v2_file) {
+  if (ReadOr("/sys/fs/cgroup/cgroup.controllers").find("memory") != std::string::npos) {
+    return Trim(ReadOr(StrCat("/sys/fs/cgroup", dir, "/", v2_file), "<missing>"));
+  }
+  return Trim(ReadOr(StrCat("/sys/fs/cgroup/", v1_controller, dir, "/", v1_file), "<missing>"));
+}
+
+TEST_F(KubeletFeaturesIT, PodResizeInPlace) {
+  const std::string top = StrCat("berthresize", RandomHex(3));
+  const std::string pod_cgroup = StrCat("/", top, "/pod-", RandomHex(3));
+  RemoveCgroupsAfterTest(top);
+  cri::PodSandboxConfig pod = PodConfig("resize", cri::NODE, cri::CONTAINER);
+  pod.mutable_linux()->set_cgroup_parent(pod_cgroup);
+  std::string pod_id, id;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id));
+  cri::ContainerConfig cfg = CtrConfig("app", {"sleep", "1000"});
+  cfg.mutable_linux()->mutable_resources()->set_cpu_period(100000);
+  cfg.mutable_linux()->mutable_resources()->set_cpu_quota(50000);
+  cfg.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(64 << 20);
+  IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, cfg, &id));
+  IT_ASSERT_GRPC_OK(StartCtr(id));
+  const int pid = CtrPid(id);
+  const int64_t started_at = CtrStatusOf(id)->started_at();
+  ASSERT_GT(pid, 0);
+  const std::string ctr_cgroup = StrCat(pod_cgroup, "/", id);
+
+  auto quota = [&](const std::string& dir) {
+    std::string v = CgroupValue(dir, "cpu", "cpu.cfs_quota_us", "cpu.max");
+    return v.substr(0, v.find(' '));
+  };
+  auto memory = [&](const std::string& dir) {
+    return CgroupValue(dir, "memory", "memory.limit_in_bytes", "memory.max");
+  };
+  auto resize_pod = [&](int64_t cpu_quota, int64_t mem, int64_t overhead_mem) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    cri::UpdatePodSandboxResourcesRequest req;
+    req.set_pod_sandbox_id(pod_id);
+    req.mutable_resources()->set_cpu_period(100000);
+    req.mutable_resources()->set_cpu_quota(cpu_quota);
+    req.mutable_resources()->set_memory_limit_in_bytes(mem);
+    req.mutable_overhead()->set_memory_limit_in_bytes(overhead_mem);
+    cri::UpdatePodSandboxResourcesResponse resp;
+    return berthd_->runtime().UpdatePodSandboxResources(&ctx, req, &resp);
+  };
+  auto resize_ctr = [&](int64_t cpu_quota, int64_t mem) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    cri::UpdateContainerResourcesRequest req;
+    req.set_container_id(id);
+    req.mutable_linux()->set_cpu_period(100000);
+    req.mutable_linux()->set_cpu_quota(cpu_quota);
+    req.mutable_linux()->set_memory_limit_in_bytes(mem);
+    cri::UpdateContainerResourcesResponse resp;
+    return berthd_->runtime().UpdateContainerResources(&ctx, req, &resp);
+  };
+  EXPECT_EQ(quota(ctr_cgroup), "50000");
+  EXPECT_EQ(memory(ctr_cgroup), StrCat(64 << 20));
+
+  // Grow: the pod first, then the container.
+  IT_ASSERT_GRPC_OK(resize_pod(300000, 256 << 20, 16 << 20));
+  EXPECT_EQ(quota(pod_cgroup), "300000");
+  EXPECT_EQ(memory(pod_cgroup), StrCat((256 + 16) << 20)) << "resources + overhead";
+  IT_ASSERT_GRPC_OK(resize_ctr(200000, 128 << 20));
+  EXPECT_EQ(quota(ctr_cgroup), "200000");
+  EXPECT_EQ(memory(ctr_cgroup), StrCat(128 << 20));
+  // Shrink: the container first, then the pod.
+  IT_ASSERT_GRPC_OK(resize_ctr(40000, 48 << 20));
+  IT_ASSERT_GRPC_OK(resize_pod(60000, 96 << 20, 0));
+  EXPECT_EQ(quota(pod_cgroup), "60000");
+  EXPECT_EQ(memory(pod_cgroup), StrCat(96 << 20));
+  EXPECT_EQ(quota(ctr_cgroup), "40000");
+  EXPECT_EQ(memory(ctr_cgroup), StrCat(48 << 20));
+
+  // No restart: same process, same start time, still running; the pod record has the new size.
+  std::optional<cri::ContainerStatus> st = CtrStatusOf(id);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->state(), cri::CONTAINER_RUNNING);
+  EXPECT_EQ(st->started_at(), started_at);
+  EXPECT_EQ(CtrPid(id), pid);
+  EXPECT_EQ(st->resources().linux().cpu_quota(), 40000);
+  nlohmann::json info = PodInfo(pod_id);
+  EXPECT_EQ(info["config"]["resources"]["memory_limit_in_bytes"], 96 << 20) << info.dump();
+  // The container's process is in the resized pod cgroup.
+  EXPECT_THAT(ReadOr(StrCat("/proc/", pid, "/cgroup")), HasSubstr(ctr_cgroup));
+
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    cri::UpdatePodSandboxResourcesRequest req;
+    req.set_pod_sandbox_id(std::string(64, 'a'));
+    cri::UpdatePodSandboxResourcesResponse resp;
+    EXPECT_EQ(berthd_->runtime().UpdatePodSandboxResources(&ctx, req, &resp).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  IT_EXPECT_GRPC_OK(StopPod(pod_id));
+  EXPECT_EQ(resize_pod(100000, 1 << 30, 0).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  IT_EXPECT_GRPC_OK(RemovePod(pod_id));
+  ExpectNoLeaks("after resizing the pod");
+}
+
 }  // namespace
 }  // namespace berth::testing
