@@ -10,6 +10,7 @@ packages=(
   libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev libzstd-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev libmicrohttpd-dev
+  libyaml-dev
   # what berthd drives at run time
   runc crun containernetworking-plugins iproute2 iptables ca-certificates
   # what the tests and benchmarks run against

@@ -58,6 +58,10 @@ struct Config {
   // behind by before its oldest are dropped.
   int events_queue_length = 1024;
 
+  // --- CDI devices ---
+  // [cdi] spec_dirs: CDI spec directories, later ones taking priority.
+  std::vector<std::string> cdi_spec_dirs = {"/etc/cdi", "/var/run/cdi"};
+
   static Config Defaults() { return Config(); }
   // Checks values a person could get wrong; names the setting in the error.
   Status Validate() const;

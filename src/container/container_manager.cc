@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "cdi/cdi_registry.h"
 #include "common/fs.h"
 #include "common/proc.h"
 #include "common/safe_path.h"
@@ -562,6 +563,12 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     m.host_path = real.string();
   }
 
+  // CDI devices are resolved before anything is made, so that an unknown
+  // device costs nothing; their edits go onto the spec once it is built.
+  ASSIGN_OR_RETURN(cdi::ContainerEdits cdi_edits,
+                   cdi::Resolve(options_.cdi_spec_dirs,
+                                cdi::RequestedDevices(config.cdi_devices, config.annotations)));
+
   ContainerRecord r;
   r.id = RandomHex(32);
   r.sandbox_id = sb.id;
@@ -670,6 +677,9 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   if (notes.oom_score_adj_clamped) {
     spdlog::info("event=oom_score_adj_clamped container={} requested={} applied={}", r.id,
                  notes.oom_score_adj_clamped->requested, notes.oom_score_adj_clamped->applied);
+  }
+  if (Status s = cdi::ApplyEdits(cdi_edits, spec); !s.ok()) {
+    return Annotate(s, StrCat("CDI devices of container ", r.name));
   }
   r.uid = spec["process"]["user"].value("uid", 0u);
   r.gid = spec["process"]["user"].value("gid", 0u);

@@ -118,6 +118,8 @@ struct ContainerManagerOptions {
   std::filesystem::path monitor_binary;
   oci::CgroupDriver cgroup_driver = oci::CgroupDriver::kCgroupfs;
   oci::HostCaps host;
+  // CDI spec directories, in rising priority (cdi.spec_dirs).
+  std::vector<std::string> cdi_spec_dirs;
   // What each runtime handler supports, from its start-up probe.
   std::map<std::string, oci::HandlerFeatures> handler_features;
   // Where container and pod lifecycle events go; may be null. Must outlive

@@ -150,6 +150,8 @@ struct ContainerConfig {
   // ContainerConfig.stop_signal as a name ("SIGUSR1", "SIGRTMIN+3"); empty:
   // the image's StopSignal, else SIGTERM. Not part of the spec.
   std::string stop_signal;
+  // ContainerConfig.CDI_devices: fully qualified CDI device names.
+  std::vector<std::string> cdi_devices;
 };
 
 // The parts of an image's config (OCI image-spec "config") that are defaults

@@ -229,6 +229,7 @@ StatusOr<oci::ContainerConfig> ToContainerConfig(const runtime::v1::ContainerCon
   osc.apparmor_profile = sc.apparmor_profile();
 #pragma GCC diagnostic pop
   out.stop_signal = StopSignalName(c.stop_signal());
+  for (const auto& d : c.cdi_devices()) out.cdi_devices.push_back(d.name());
   return out;
 }
 

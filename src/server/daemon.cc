@@ -294,6 +294,7 @@ Status RunDaemon(const config::Config& config) {
   ct_opts.host = DetectHostCaps();
   ct_opts.events = domain.events.get();
   for (const auto& h : runtime_info.handlers) ct_opts.handler_features[h.name] = h.probe.features;
+  ct_opts.cdi_spec_dirs = config.cdi_spec_dirs;
   if (ct_opts.monitor_binary.empty()) {
     spdlog::warn(
         "event=monitor_missing detail=\"berth-monitor not found beside berthd or in "

@@ -406,5 +406,124 @@ TEST_F(KubeletFeaturesIT, PodResizeInPlace) {
   ExpectNoLeaks("after resizing the pod");
 }
 
+// ---------------------------------------------------------------------------------------------
+// CDI devices: a spec in a temp spec dir exposes the host's /dev/null under another name, with
+// an env var and a bind mount; asked for by ContainerConfig.CDI_devices or a cdi.k8s.io/
+// annotation, the container gets all three. An unknown device fails CreateContainer naming it.
+
+std::string HexDevice(dev_t rdev) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%x:%x", major(rdev), minor(rdev));
+  return buf;
+}
+
+class CdiDevicesIT : public KubeletFeaturesIT {
+ protected:
+  fs::path SpecDir() const { return berthd_->dir() / "cdi-run"; }
+  void BeforeDaemonStart() override {
+    IT_ASSERT_OK(MakeDirs(berthd_->dir() / "cdi-etc"));
+    IT_ASSERT_OK(MakeDirs(SpecDir()));
+    IT_ASSERT_OK(MakeDirs(berthd_->dir() / "cdi-data"));
+    IT_ASSERT_OK(
+        WriteFileAtomic(berthd_->dir() / "cdi-data" / "firmware.bin", "vendor firmware\n"));
+    const std::string yaml = StrCat(
+        "cdiVersion: \"0.6.0\"\n"
+        "kind: berth.test/null\n"
+        "containerEdits:\n"
+        "  env: [BERTH_CDI_VENDOR=test]\n"
+        "devices:\n"
+        "- name: null0\n"
+        "  containerEdits:\n"
+        "    env: [BERTH_CDI_DEVICE=null0]\n"
+        "    deviceNodes:\n"
+        "    - path: /dev/berth-null0\n"
+        "      hostPath: /dev/null\n"
+        "      permissions: rw\n"
+        "    mounts:\n"
+        "    - hostPath: ",
+        (berthd_->dir() / "cdi-data").string(),
+        "\n"
+        "      containerPath: /opt/berth-cdi\n"
+        "      options: [ro]\n");
+    IT_ASSERT_OK(WriteFileAtomic(SpecDir() / "berth-null.yaml", yaml));
+    IT_ASSERT_OK(WriteFileAtomic(
+        berthd_->dir() / "cdi-etc" / "zero.json",
+        R"({"cdiVersion":"1.0.0","kind":"berth.test/zero","devices":[{"name":"zero0",
+            "containerEdits":{"env":["BERTH_CDI_DEVICE=zero0"],
+            "deviceNodes":[{"path":"/dev/berth-zero0","hostPath":"/dev/zero"}]}}]})"));
+  }
+  std::vector<std::string> DaemonArgs() override {
+    std::vector<std::string> args = DefaultArgs();
+    args.push_back("--cdi-spec-dir");
+    args.push_back(StrCat((berthd_->dir() / "cdi-etc").string(), ":", SpecDir().string()));
+    return args;
+  }
+};
+
+TEST_F(CdiDevicesIT, CdiDeviceNodeEnvAndMountReachTheContainer) {
+  cri::PodSandboxConfig pod = PodConfig("cdi", cri::NODE, cri::CONTAINER);
+  std::string pod_id;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id));
+  struct stat null_st {
+  }, zero_st{};
+  ASSERT_EQ(::stat("/dev/null", &null_st), 0);
+  ASSERT_EQ(::stat("/dev/zero", &zero_st), 0);
+
+  // By the CRI field.
+  cri::ContainerConfig cfg = CtrConfig("by-field", {"sleep", "1000"});
+  cfg.add_cdi_devices()->set_name("berth.test/null=null0");
+  std::string id;
+  IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, cfg, &id));
+  IT_ASSERT_GRPC_OK(StartCtr(id));
+  EXPECT_EQ(Trim(ExecOut(id, {"stat", "-c", "%F %t:%T", "/dev/berth-null0"})),
+            StrCat("character special file ", HexDevice(null_st.st_rdev)));
+  std::string env = ExecOut(id, {"env"});
+  EXPECT_THAT(env, HasSubstr("BERTH_CDI_DEVICE=null0\n"));
+  EXPECT_THAT(env, HasSubstr("BERTH_CDI_VENDOR=test\n"));
+  // The device is usable (the device cgroup allows it), the mount read-only.
+  EXPECT_EQ(ExecOut(id, {"sh", "-c", "echo data > /dev/berth-null0 && echo written"}), "written\n");
+  EXPECT_EQ(ExecOut(id, {"cat", "/opt/berth-cdi/firmware.bin"}), "vendor firmware\n");
+  {
+    cri::ExecSyncResponse r;
+    IT_EXPECT_GRPC_OK(Exec(id, {"touch", "/opt/berth-cdi/new"}, 10, &r));
+    EXPECT_NE(r.exit_code(), 0) << "the CDI mount is read-only";
+  }
+
+  // By annotation (what DRA drivers' claims become), from the other spec dir; the spec file
+  // is read at create time, so a spec written after berthd started counts.
+  IT_ASSERT_OK(
+      WriteFileAtomic(SpecDir() / "late.json",
+                      R"({"cdiVersion":"0.5.0","kind":"berth.test/late","devices":[{"name":"l0",
+          "containerEdits":{"env":["BERTH_CDI_LATE=yes"]}}]})"));
+  cri::ContainerConfig ann = CtrConfig("by-annotation", {"sleep", "1000"});
+  (*ann.mutable_annotations())["cdi.k8s.io/claim-1"] = "berth.test/zero=zero0,berth.test/late=l0";
+  std::string id2;
+  IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, ann, &id2));
+  IT_ASSERT_GRPC_OK(StartCtr(id2));
+  EXPECT_EQ(Trim(ExecOut(id2, {"stat", "-c", "%t:%T", "/dev/berth-zero0"})),
+            HexDevice(zero_st.st_rdev));
+  EXPECT_EQ(ExecOut(id2, {"sh", "-c", "head -c 4 /dev/berth-zero0 | wc -c"}), "4\n");
+  EXPECT_THAT(ExecOut(id2, {"env"}), HasSubstr("BERTH_CDI_LATE=yes\n"));
+
+  // Unknown or malformed devices: a clear error naming the device; nothing is left behind.
+  {
+    cri::ContainerConfig bad = CtrConfig("unknown", {"sleep", "1000"});
+    bad.add_cdi_devices()->set_name("berth.test/null=null9");
+    std::string bad_id;
+    grpc::Status s = CreateCtr(pod_id, pod, bad, &bad_id);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << Describe(s);
+    EXPECT_THAT(s.error_message(), HasSubstr("berth.test/null=null9"));
+    bad.mutable_metadata()->set_name("malformed");
+    bad.clear_cdi_devices();
+    (*bad.mutable_annotations())["cdi.k8s.io/x"] = "not-a-cdi-name";
+    s = CreateCtr(pod_id, pod, bad, &bad_id);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(s);
+    EXPECT_THAT(s.error_message(), HasSubstr("not-a-cdi-name"));
+  }
+  EXPECT_EQ(ListCtrs().size(), 2u);
+  IT_EXPECT_GRPC_OK(RemovePod(pod_id));
+  ExpectNoLeaks("after the CDI containers");
+}
+
 }  // namespace
 }  // namespace berth::testing
