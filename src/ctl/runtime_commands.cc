@@ -34,8 +34,16 @@ Status RunInfo(CommandEnv& env, const InfoOptions& o) {
   RETURN_IF_ERROR(env.client.runtime().status());
   StatusOr<cri::StatusResponse> r = RuntimeStatus(env.client, !o.quiet);
   if (!r.ok()) return Annotate(r.status(), "getting status of runtime");
-  StatusOr<std::string> text =
-      StatusInfoOutput(MarshalProtoJson(r->status()), ToStdMap(r->info()), o.output);
+  // As crictl 1.29 and later: the runtime handlers with their features, and
+  // the runtime-wide features, beside the status.
+  std::map<std::string, std::string> info = ToStdMap(r->info());
+  std::string handlers = "[";
+  for (const auto& h : r->runtime_handlers()) {
+    handlers = StrCat(handlers, handlers.size() > 1 ? "," : "", MarshalProtoJson(h));
+  }
+  info["runtimeHandlers"] = handlers + "]";
+  info["features"] = MarshalProtoJson(r->features());
+  StatusOr<std::string> text = StatusInfoOutput(MarshalProtoJson(r->status()), info, o.output);
   if (!text.ok()) return Annotate(text.status(), "getting status of runtime");
   env.out << *text;
   return OkStatus();

@@ -525,5 +525,57 @@ TEST_F(CdiDevicesIT, CdiDeviceNodeEnvAndMountReachTheContainer) {
   ExpectNoLeaks("after the CDI containers");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Status lists a runtime handler only when it runs containers here, with the features its probe
+// found; berthctl info shows the handlers and the runtime-wide features as newer crictl does.
+
+TEST_F(KubeletFeaturesIT, StatusAndBerthctlInfoShowWhatWorks) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  cri::StatusRequest req;
+  req.set_verbose(true);
+  cri::StatusResponse resp;
+  IT_ASSERT_GRPC_OK(berthd_->runtime().Status(&ctx, req, &resp));
+  auto it = resp.info().find("runtimeHandlers");
+  ASSERT_NE(it, resp.info().end());
+  const nlohmann::json probed = nlohmann::json::parse(it->second, nullptr, false);
+  ASSERT_TRUE(probed.is_object()) << it->second;
+  std::map<std::string, const cri::RuntimeHandler*> listed;
+  for (const auto& h : resp.runtime_handlers()) listed[h.name()] = &h;
+  ASSERT_TRUE(listed.contains("")) << "the default handler is listed as \"\"";
+  int working = 0;
+  for (const auto& [name, p] : probed.items()) {
+    SCOPED_TRACE(name);
+    if (!p.value("works", false)) {
+      EXPECT_FALSE(listed.contains(name)) << "a handler that cannot run containers is listed";
+      continue;
+    }
+    ++working;
+    ASSERT_TRUE(listed.contains(name));
+    EXPECT_EQ(listed[name]->features().recursive_read_only_mounts(),
+              p.value("recursiveReadOnlyMounts", false));
+    EXPECT_EQ(listed[name]->features().user_namespaces(), p.value("userNamespaces", false));
+  }
+  EXPECT_EQ(static_cast<int>(listed.size()), working + 1);
+  EXPECT_TRUE(resp.features().supplemental_groups_policy());
+
+  const std::string endpoint = StrCat("unix://", berthd_->socket_path().string());
+  const fs::path berthctl = fs::path(BERTHD_PATH).parent_path() / "berthctl";
+  StatusOr<ProcessResult> r =
+      RunProcess({berthctl.string(), "-r", endpoint, "info", "-o", "json"}, RunOptions{});
+  IT_ASSERT_OK(r.status());
+  ASSERT_EQ(r->exit_code, 0) << r->err;
+  const nlohmann::json info = nlohmann::json::parse(r->out, nullptr, false);
+  ASSERT_TRUE(info.is_object()) << r->out;
+  EXPECT_EQ(info["features"].value("supplementalGroupsPolicy", false), true) << r->out;
+  ASSERT_TRUE(info["runtimeHandlers"].is_array()) << r->out;
+  std::set<std::string> names;
+  for (const auto& h : info["runtimeHandlers"]) names.insert(h.value("name", ""));
+  std::set<std::string> want;
+  for (const auto& [name, h] : listed) want.insert(name);
+  EXPECT_EQ(names, want) << r->out;
+  EXPECT_TRUE(info.contains("status")) << r->out;
+}
+
 }  // namespace
 }  // namespace berth::testing
