@@ -562,12 +562,12 @@ TEST_F(KubeletFeaturesIT, StatusAndBerthctlInfoShowWhatWorks) {
   const std::string endpoint = StrCat("unix://", berthd_->socket_path().string());
   const fs::path berthctl = fs::path(BERTHD_PATH).parent_path() / "berthctl";
   StatusOr<ProcessResult> r =
-      RunProcess({berthctl.string(), "-r", endpoint, "info", "-o", "json"}, RunOptions{});
+      RunProcess({berthctl.string(), "-r", endpoint, "info", "-q", "-o", "json"}, RunOptions{});
   IT_ASSERT_OK(r.status());
   ASSERT_EQ(r->exit_code, 0) << r->err;
   const nlohmann::json info = nlohmann::json::parse(r->out, nullptr, false);
   ASSERT_TRUE(info.is_object()) << r->out;
-  EXPECT_EQ(info["features"].value("supplementalGroupsPolicy", false), true) << r->out;
+  EXPECT_EQ(info["features"], nlohmann::json({{"supplemental_groups_policy", true}})) << r->out;
   ASSERT_TRUE(info["runtimeHandlers"].is_array()) << r->out;
   std::set<std::string> names;
   for (const auto& h : info["runtimeHandlers"]) names.insert(h.value("name", ""));
@@ -575,6 +575,14 @@ TEST_F(KubeletFeaturesIT, StatusAndBerthctlInfoShowWhatWorks) {
   for (const auto& [name, h] : listed) want.insert(name);
   EXPECT_EQ(names, want) << r->out;
   EXPECT_TRUE(info.contains("status")) << r->out;
+  // Without -q the verbose info has berthd's own runtimeHandlers (every configured handler,
+  // working or not, with its probe error), which wins over the list as in crictl.
+  r = RunProcess({berthctl.string(), "-r", endpoint, "info", "-o", "json"}, RunOptions{});
+  IT_ASSERT_OK(r.status());
+  ASSERT_EQ(r->exit_code, 0) << r->err;
+  const nlohmann::json verbose = nlohmann::json::parse(r->out, nullptr, false);
+  ASSERT_TRUE(verbose.is_object()) << r->out;
+  EXPECT_EQ(verbose["runtimeHandlers"], probed) << r->out;
 }
 
 }  // namespace
