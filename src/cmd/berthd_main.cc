@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
                  "(default 10000)");
   app.add_option("--stats-min-sample-interval-ms", stats_min_interval,
                  "stats calls reuse a cgroup sample younger than this (default 500)");
+  std::optional<std::string> cdi_dirs;
+  app.add_option("--cdi-spec-dir", cdi_dirs,
+                 "colon-separated CDI spec directories, later ones taking priority (default "
+                 "/etc/cdi:/var/run/cdi)");
   auto* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");
   config_cmd->fallthrough();  // `berthd config --socket X` works like `berthd --socket X config`
   CLI11_PARSE(app, argc, argv);
@@ -91,6 +95,7 @@ int main(int argc, char** argv) {
   if (registry_dir) cfg.registry_config_dir = *registry_dir;
   if (cni_conf) cfg.cni_conf_dir = *cni_conf;
   if (cni_bin) cfg.cni_bin_dirs = berth::config::SplitColonList(*cni_bin);
+  if (cdi_dirs) cfg.cdi_spec_dirs = berth::config::SplitColonList(*cdi_dirs);
   if (stream_addr) cfg.stream_address = *stream_addr;
   if (stream_cert) cfg.stream_tls_cert_file = *stream_cert;
   if (stream_key) cfg.stream_tls_key_file = *stream_key;

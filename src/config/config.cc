@@ -156,6 +156,9 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
         s = SetInt(node, key, next.events_queue_length);
       else if (key == "images.pinned_images")
         s = SetStringList(node, key, next.pinned_images);
+      // CDI devices
+      else if (key == "cdi.spec_dirs")
+        s = SetStringList(node, key, next.cdi_spec_dirs);
       else
         s = InvalidArgumentError(StrCat("unknown setting ", key));
       if (!s.ok()) return Annotate(s, StrCat("config ", source_name));
@@ -251,6 +254,7 @@ Status Config::Validate() const {
         StrCat("runtime.default_handler \"", default_handler, "\" is not one of runtime.handlers"));
   }
   if (root == state) return InvalidArgumentError("paths.root and paths.state must differ");
+  for (const std::string& d : cdi_spec_dirs) RETURN_IF_ERROR(require_abs("cdi.spec_dirs", d));
   if (stream_address.empty()) {
     return InvalidArgumentError("stream.address must be host:port (e.g. 127.0.0.1:0)");
   }
@@ -359,6 +363,7 @@ std::string Config::ToToml() const {
   doc["metrics"].as_table()->insert("allow_non_loopback", metrics_allow_non_loopback);
   doc.insert("events", toml::table{{"queue_length", events_queue_length}});
   doc.insert("images", toml::table{{"pinned_images", list(pinned_images)}});
+  doc.insert("cdi", toml::table{{"spec_dirs", list(cdi_spec_dirs)}});
   std::ostringstream out;
   out << doc << "\n";
   return out.str();

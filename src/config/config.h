@@ -66,6 +66,9 @@ struct Config {
   // skips them): references, image IDs or name prefixes ending in '*'
   // (image/pinned_images.h; checked when berthd starts).
   std::vector<std::string> pinned_images;
+  // --- CDI devices ---
+  // [cdi] spec_dirs: CDI spec directories, later ones taking priority.
+  std::vector<std::string> cdi_spec_dirs = {"/etc/cdi", "/var/run/cdi"};
 
   static Config Defaults() { return Config(); }
   // Checks values a person could get wrong; names the setting in the error.

@@ -14,9 +14,11 @@
 #include <set>
 #include <thread>
 
+#include "cdi/cdi_registry.h"
 #include "common/fs.h"
 #include "common/proc.h"
 #include "common/safe_path.h"
+#include "container/process_identity.h"
 #include "monitor/client.h"
 #include "monitor/protocol.h"
 
@@ -97,30 +99,6 @@ std::string ReservedName(const oci::ContainerConfig& c, const sandbox::SandboxRe
 
 }  // namespace
 
-StatusOr<int> ParseSignal(std::string_view name) {
-  static const std::map<std::string, int, std::less<>> kSignals = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-      {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},     {"BUS", SIGBUS},   {"FPE", SIGFPE},
-      {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
-      {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT},
-      {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
-      {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},
-      {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
-      {"IO", SIGIO},     {"PWR", SIGPWR},       {"SYS", SIGSYS}};
-  std::string_view s = name;
-  if (s.starts_with("SIG")) s.remove_prefix(3);
-  if (auto it = kSignals.find(s); it != kSignals.end()) return it->second;
-  int n = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return InvalidArgumentError(StrCat("unknown signal \"", name, "\""));
-    n = n * 10 + (c - '0');
-    if (n > 64) break;
-  }
-  if (s.empty() || n < 1 || n > 64)
-    return InvalidArgumentError(StrCat("unknown signal \"", name, "\""));
-  return n;
-}
-
 std::vector<LifecycleEventType> ContainerTransitionEvents(const ContainerRecord* before,
                                                           const ContainerRecord* after) {
   using T = LifecycleEventType;
@@ -185,6 +163,8 @@ std::string ContainerRecord::ToJson() const {
               {"layer_dir", layer_dir},
               {"uid", uid},
               {"username", username},
+              {"gid", gid},
+              {"supplemental_groups", supplemental_groups},
               {"oom_kills", oom_kills}}
       .dump();
 }
@@ -228,6 +208,9 @@ StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
     r.layer_dir = j.at("layer_dir");
     r.uid = j.at("uid");
     r.username = j.at("username");
+    // Absent in records of berth 0.1.0.
+    r.gid = j.value("gid", 0u);
+    r.supplemental_groups = j.value("supplemental_groups", std::vector<uint32_t>{});
     r.oom_kills = j.value("oom_kills", int64_t{0});  // absent in records of berth 0.1.0
     return r;
   } catch (const json::exception& e) {
@@ -520,6 +503,9 @@ StatusOr<oci::OciRuntime*> ContainerManager::RuntimeFor(const std::string& handl
 StatusOr<ContainerRecord> ContainerManager::Create(const CreateRequest& req) {
   if (req.config.name.empty()) return InvalidArgumentError("container metadata needs a name");
   if (req.image.empty()) return InvalidArgumentError("container config needs an image");
+  if (!req.config.stop_signal.empty()) {
+    RETURN_IF_ERROR(Annotate(ParseSignal(req.config.stop_signal).status(), "stop_signal"));
+  }
   ASSIGN_OR_RETURN(sandbox::SandboxRecord sb, sandboxes_->Get(req.sandbox_id));
   if (sb.state != sandbox::SandboxState::kReady) {
     return FailedPreconditionError(StrCat("pod sandbox ", sb.id, " is not ready"));
@@ -583,6 +569,12 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     m.host_path = real.string();
   }
 
+  // CDI devices are resolved before anything is made, so that an unknown
+  // device costs nothing; their edits go onto the spec once it is built.
+  ASSIGN_OR_RETURN(cdi::ContainerEdits cdi_edits,
+                   cdi::Resolve(options_.cdi_spec_dirs,
+                                cdi::RequestedDevices(config.cdi_devices, config.annotations)));
+
   ContainerRecord r;
   r.id = RandomHex(32);
   r.sandbox_id = sb.id;
@@ -594,7 +586,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   r.image_id = img.id;
   r.image_ref = img.repo_digests.empty() ? img.id : img.repo_digests.front();
   r.runtime_handler = runtime->handler_name();
-  r.stop_signal = img_config.config.stop_signal;
+  r.stop_signal = EffectiveStopSignal(config.stop_signal, img_config.config.stop_signal);
   r.resources = req.config.resources;
   r.tty = req.config.tty;
   r.stdin_open = req.config.stdin;
@@ -656,14 +648,11 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     ns.pid = sb.config.pid_mode == oci::NamespaceMode::kNode ? oci::NamespaceMode::kNode
                                                              : oci::NamespaceMode::kContainer;
   }
+  // Before the TARGET lookup below, which adds to the pod's info.
+  in.sandbox = sb.Info();
   if (ns.pid == oci::NamespaceMode::kTarget) {
-    std::lock_guard lock(mu_);
-    auto target = containers_.find(ns.target_id);
-    if (target == containers_.end() || target->second.pid <= 0) {
-      return NotFoundError(
-          StrCat("target container ", ns.target_id, " for pid mode TARGET not found"));
-    }
-    in.sandbox.target_pid_ns_paths[ns.target_id] = StrCat("/proc/", target->second.pid, "/ns/pid");
+    ASSIGN_OR_RETURN(in.sandbox.target_pid_ns_paths[ns.target_id],
+                     TargetPidNamespace(ns.target_id, sb.id));
   }
   in.image.user = img_config.config.user;
   in.image.env = img_config.config.env;
@@ -671,7 +660,6 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   in.image.cmd = img_config.config.cmd;
   in.image.working_dir = img_config.config.working_dir;
   in.image.stop_signal = img_config.config.stop_signal;
-  in.sandbox = sb.Info();
   in.host = options_.host;
   in.cgroup_driver = options_.cgroup_driver;
   in.runtime_supports_rro = features.recursive_read_only_mounts;
@@ -693,7 +681,12 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     spdlog::info("event=oom_score_adj_clamped container={} requested={} applied={}", r.id,
                  notes.oom_score_adj_clamped->requested, notes.oom_score_adj_clamped->applied);
   }
+  if (Status s = cdi::ApplyEdits(cdi_edits, spec); !s.ok()) {
+    return Annotate(s, StrCat("CDI devices of container ", r.name));
+  }
   r.uid = spec["process"]["user"].value("uid", 0u);
+  r.gid = spec["process"]["user"].value("gid", 0u);
+  r.supplemental_groups = spec["process"]["user"].value("additionalGids", std::vector<uint32_t>{});
   for (const auto& ns : spec["linux"].value("namespaces", json::array())) {
     if (ns.value("type", "") == "pid" && !ns.contains("path")) r.own_pid_ns = true;
   }
@@ -807,6 +800,7 @@ Status ContainerManager::Start(const std::string& id) {
   }
   r.state = ContainerState::kRunning;
   r.started_at_ns = started_at;
+  RecordProcessIdentity(r);
   RefreshLocked(r);  // it may already have exited
   RETURN_IF_ERROR(Save(r));
   spdlog::info("event=container_started id={}", r.id);
@@ -849,7 +843,10 @@ Status ContainerManager::Stop(const std::string& id, std::chrono::seconds timeou
                               std::string signal_name) {
   auto got = Get(id);
   if (!got.ok()) {
-    if (got.status().code() == StatusCode::kNotFound) return got.status();
+    // CRI: "This call is idempotent, and must not return an error if the
+    // container has already been stopped" -- also when it is gone (as
+    // containerd 2 and CRI-O answer): the kubelet retries stops.
+    if (got.status().code() == StatusCode::kNotFound) return OkStatus();
     return got.status();
   }
   ContainerRecord r = *got;

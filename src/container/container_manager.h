@@ -68,6 +68,10 @@ struct ContainerRecord {
   std::string layer_dir;  // <root>/containers/<id>: upper/, work/
   uint32_t uid = 0;
   std::string username;
+  // The gid and supplementary groups the init runs with: from the spec at
+  // create, from /proc/<pid>/status once it started (ContainerStatus.user).
+  uint32_t gid = 0;
+  std::vector<uint32_t> supplemental_groups;
   // OOM kills in the container's memory cgroup so far, as berthd last read
   // them from the monitor's OOM file.
   int64_t oom_kills = 0;
@@ -115,6 +119,8 @@ struct ContainerManagerOptions {
   std::filesystem::path monitor_binary;
   oci::CgroupDriver cgroup_driver = oci::CgroupDriver::kCgroupfs;
   oci::HostCaps host;
+  // CDI spec directories, in rising priority (cdi.spec_dirs).
+  std::vector<std::string> cdi_spec_dirs;
   // The runtime handlers and what each supports, from its start-up probe,
   // which may still run when a create comes (it then waits). Not owned.
   const oci::HandlerRegistry* handlers = nullptr;
@@ -141,7 +147,8 @@ class ContainerManager {
 
   StatusOr<ContainerRecord> Create(const CreateRequest& req);
   Status Start(const std::string& id);
-  // Idempotent. `signal_name` empty: the image's StopSignal, else SIGTERM.
+  // Idempotent, also for an unknown id. `signal_name` empty: the
+  // container's stop signal (its config's, else its image's), else SIGTERM.
   Status Stop(const std::string& id, std::chrono::seconds timeout, std::string signal_name = "");
   // Idempotent; a running container is killed first.
   Status Remove(const std::string& id);
@@ -205,6 +212,10 @@ class ContainerManager {
   void SyncOomKills(const std::string& id);
   void WatchBundle(const ContainerRecord& r);
   StatusOr<oci::OciRuntime*> RuntimeFor(const std::string& handler);
+  // The PID namespace file of `target_id`, a running container of pod
+  // `sandbox_id` (pid mode TARGET: kubectl debug --target).
+  StatusOr<std::string> TargetPidNamespace(const std::string& target_id,
+                                           const std::string& sandbox_id);
   Status WaitForExit(ContainerRecord& r, std::chrono::milliseconds timeout);
   bool SignalInitDirectly(ContainerRecord& r, int signal);
   // Start-up only: removes containers that interrupted creates left without
@@ -228,7 +239,15 @@ class ContainerManager {
   std::unique_ptr<BundleWatcher> watcher_;
 };
 
-// Signal number for "SIGTERM", "TERM", "15"; INVALID_ARGUMENT otherwise.
+// Signal number for "SIGTERM", "TERM", "15", "SIGRTMIN+3", "RTMAX-1";
+// INVALID_ARGUMENT otherwise. (stop_signal.cc)
 StatusOr<int> ParseSignal(std::string_view name);
+// The canonical name of a signal number: "SIGUSR1", "SIGRTMIN+3"; "" when
+// it has none.
+std::string SignalName(int signal);
+// The signal a container is stopped with, as a canonical name: the
+// container config's (`configured`, already valid), else the image's
+// StopSignal when it names a signal, else SIGTERM.
+std::string EffectiveStopSignal(const std::string& configured, const std::string& image);
 
 }  // namespace berth::container

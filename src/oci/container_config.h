@@ -100,6 +100,12 @@ struct SecurityProfile {
   std::string localhost_ref;  // absolute path (seccomp) or profile name (AppArmor)
 };
 
+// runtime.v1 SupplementalGroupsPolicy.
+enum class SupplementalGroupsPolicy {
+  kMerge,   // the groups the image's /etc/group gives the user, plus supplemental_groups
+  kStrict,  // only the primary group and supplemental_groups
+};
+
 // runtime.v1 LinuxContainerSecurityContext.
 struct SecurityContext {
   Capabilities capabilities;
@@ -110,6 +116,7 @@ struct SecurityContext {
   std::string run_as_username;
   bool readonly_rootfs = false;
   std::vector<int64_t> supplemental_groups;
+  SupplementalGroupsPolicy supplemental_groups_policy = SupplementalGroupsPolicy::kMerge;
   bool no_new_privs = false;
   // nullopt → the runtime's default list; an empty vector → nothing masked.
   std::optional<std::vector<std::string>> masked_paths;
@@ -140,6 +147,11 @@ struct ContainerConfig {
   bool stdin_once = false;
   Resources resources;
   SecurityContext security_context;
+  // ContainerConfig.stop_signal as a name ("SIGUSR1", "SIGRTMIN+3"); empty:
+  // the image's StopSignal, else SIGTERM. Not part of the spec.
+  std::string stop_signal;
+  // ContainerConfig.CDI_devices: fully qualified CDI device names.
+  std::vector<std::string> cdi_devices;
 };
 
 // The parts of an image's config (OCI image-spec "config") that are defaults

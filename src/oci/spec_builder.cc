@@ -819,7 +819,8 @@ StatusOr<std::string> EffectiveUserString(const SecurityContext& sc, const Image
 
 StatusOr<ResolvedUser> ResolveUser(std::string_view passwd_content, std::string_view group_content,
                                    std::string_view user,
-                                   const std::vector<int64_t>& supplemental_groups) {
+                                   const std::vector<int64_t>& supplemental_groups,
+                                   bool merge_image_groups) {
   std::string_view user_part = user;
   std::optional<std::string_view> group_part;
   if (size_t colon = user.find(':'); colon != std::string_view::npos) {
@@ -881,7 +882,7 @@ StatusOr<ResolvedUser> ResolveUser(std::string_view passwd_content, std::string_
   // The primary gid is listed too, so setgroups() never leaves the process
   // with groups it inherited (containerd's fix for CVE-2023-25173).
   add_gid(out.gid);
-  if (!username.empty()) {
+  if (!username.empty() && merge_image_groups) {
     ForEachEntry(group_content, [&](const std::vector<std::string>& f) {
       if (f.size() < 4) return false;
       auto gid = ParseId(f[2]);
@@ -961,7 +962,8 @@ StatusOr<nlohmann::json> BuildSpec(const SpecInputs& in, SpecNotes* notes) {
   {
     auto user = EffectiveUserString(sc, in.image);
     if (!user.ok()) return Annotate(user.status(), who);
-    auto resolved = ResolveUser(in.etc_passwd, in.etc_group, *user, sc.supplemental_groups);
+    auto resolved = ResolveUser(in.etc_passwd, in.etc_group, *user, sc.supplemental_groups,
+                                sc.supplemental_groups_policy == SupplementalGroupsPolicy::kMerge);
     if (!resolved.ok()) return Annotate(resolved.status(), who);
     process["user"] = {{"uid", resolved->uid},
                        {"gid", resolved->gid},

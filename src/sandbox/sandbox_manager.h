@@ -20,6 +20,7 @@
 #include "network/cni.h"
 #include "network/netns.h"
 #include "oci/container_config.h"
+#include "oci/spec_builder.h"
 #include "store/metadata_store.h"
 
 namespace berth::sandbox {
@@ -105,6 +106,15 @@ class SandboxManager {
   // ready, UNAVAILABLE when nothing listens on the port.
   StatusOr<UniqueFd> ConnectToPort(const std::string& id, uint16_t port);
   std::vector<SandboxRecord> List() const;
+  // In-place pod resize (pod_resize.cc): records the pod's new resources
+  // and overhead (nullopt: unchanged) and writes their sums into the pod's
+  // cgroup (its cgroup parent). Returns that cgroup, "" for a pod without
+  // one, whose containers are sized one by one. FAILED_PRECONDITION for a
+  // pod that is not ready.
+  StatusOr<std::string> UpdateResources(const std::string& id,
+                                        const std::optional<oci::PodResources>& resources,
+                                        const std::optional<oci::PodResources>& overhead,
+                                        oci::CgroupDriver driver);
 
   // Tells `observer` of every change from now on, on the thread that made
   // it, right after the change is saved, with that sandbox's operation lock

@@ -29,8 +29,9 @@ grpc::Status RuntimeServiceImpl::StartContainer(grpc::ServerContext*,
   });
 }
 
-// Idempotent (CRI spec): stopping an exited container succeeds. An unknown
-// container is NOT_FOUND, as in containerd.
+// Idempotent (CRI spec: "must not return an error if the container has
+// already been stopped"): stopping an exited or unknown container succeeds,
+// as in containerd 2 and CRI-O; the kubelet retries stops after restarts.
 grpc::Status RuntimeServiceImpl::StopContainer(grpc::ServerContext*,
                                                const runtime::v1::StopContainerRequest* req,
                                                runtime::v1::StopContainerResponse*) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "server/cri_convert_features.h"
+
 namespace berth::server {
 
 namespace {
@@ -205,6 +207,9 @@ StatusOr<oci::ContainerConfig> ToContainerConfig(const runtime::v1::ContainerCon
   osc.run_as_username = sc.run_as_username();
   osc.readonly_rootfs = sc.readonly_rootfs();
   osc.supplemental_groups.assign(sc.supplemental_groups().begin(), sc.supplemental_groups().end());
+  osc.supplemental_groups_policy = sc.supplemental_groups_policy() == runtime::v1::Strict
+                                       ? oci::SupplementalGroupsPolicy::kStrict
+                                       : oci::SupplementalGroupsPolicy::kMerge;
   osc.no_new_privs = sc.no_new_privs();
   // proto3 cannot tell an empty list from an absent one: empty means the
   // defaults, as in containerd.
@@ -223,6 +228,8 @@ StatusOr<oci::ContainerConfig> ToContainerConfig(const runtime::v1::ContainerCon
   osc.apparmor = ToProfile(sc.apparmor(), sc.has_apparmor());
   osc.apparmor_profile = sc.apparmor_profile();
 #pragma GCC diagnostic pop
+  out.stop_signal = StopSignalName(c.stop_signal());
+  for (const auto& d : c.cdi_devices()) out.cdi_devices.push_back(d.name());
   return out;
 }
 
@@ -318,6 +325,11 @@ void ToCriContainerStatus(const container::ContainerRecord& r, runtime::v1::Cont
   out->set_log_path(r.log_path);
   FromResources(r.resources, out->mutable_resources()->mutable_linux());
   out->mutable_user()->mutable_linux()->set_uid(r.uid);
+  out->mutable_user()->mutable_linux()->set_gid(r.gid);
+  for (uint32_t g : r.supplemental_groups) {
+    out->mutable_user()->mutable_linux()->add_supplemental_groups(g);
+  }
+  out->set_stop_signal(ToCriSignal(container::EffectiveStopSignal(r.stop_signal, "")));
 }
 
 void ToCriContainerStatuses(std::vector<container::ContainerRecord> records,

@@ -103,6 +103,10 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
   grpc::Status ListPodSandboxMetrics(grpc::ServerContext*,
                                      const runtime::v1::ListPodSandboxMetricsRequest*,
                                      runtime::v1::ListPodSandboxMetricsResponse*) override;
+  // In-place pod resize (pod_sandbox_update_resources.cc).
+  grpc::Status UpdatePodSandboxResources(grpc::ServerContext*,
+                                         const runtime::v1::UpdatePodSandboxResourcesRequest*,
+                                         runtime::v1::UpdatePodSandboxResourcesResponse*) override;
 
   // The List* twins as server streams, in chunks (list_streams.cc).
   grpc::Status StreamPodSandboxes(

@@ -65,6 +65,9 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const runtime::v1:
       if (h.probed && h.probe.works) add_handler(h.name, h);
     }
     if (def != nullptr && def->probed && def->probe.works) add_handler("", *def);
+    // Merge and Strict are both applied by berthd itself (spec_builder), on
+    // every handler.
+    resp->mutable_features()->set_supplemental_groups_policy(true);
     if (req->verbose()) {
       nlohmann::json cfg{{"socket", config_.socket},
                          {"root", config_.root},
