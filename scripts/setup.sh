@@ -12,6 +12,7 @@ packages=(
   libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev libmicrohttpd-dev
   # what berthd drives at run time
   runc crun containernetworking-plugins iproute2 iptables ca-certificates
+  criu  # CheckpointContainer (runc checkpoint drives it)
   # what the tests and benchmarks run against
   docker-registry busybox-static apache2-utils containerd curl openssl
 )

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/userns.h"
 #include "image/image_service.h"
 #include "metrics/http_endpoint.h"
 #include "server/daemon.h"
@@ -64,14 +65,22 @@ std::vector<HandlerInfo> FindHandlers(const config::Config& config) {
 // crun where it works (it is the faster one), else runc.
 void ProbeHandlers(const config::Config& config, const std::string& probe_binary,
                    RuntimeInfo& info) {
+  // User namespaces need ID-mapped layers under overlayfs, on the
+  // filesystem the layers live on.
+  const Status idmap = ProbeIdmappedOverlay(config.root);
+  if (!idmap.ok()) {
+    spdlog::warn("event=user_namespaces_unavailable error=\"{}\"", idmap.message());
+  }
   std::vector<std::thread> probes;
   for (auto& h : info.handlers) {
-    probes.emplace_back([&config, &probe_binary, &h] {
+    probes.emplace_back([&config, &probe_binary, &h, &idmap] {
       oci::ProbeOptions opts;
       opts.binary = h.binary;
       opts.probe_binary = probe_binary;
       opts.work_dir = (fs::path(config.state) / "probe" / h.name).string();
       opts.systemd_cgroup = config.cgroup_driver == "systemd";
+      opts.try_user_namespace = idmap.ok();
+      opts.user_namespace_unavailable = std::string(idmap.message());
       h.probe = oci::ProbeRuntime(opts);
     });
   }
@@ -82,8 +91,9 @@ void ProbeHandlers(const config::Config& config, const std::string& probe_binary
     if (h.probe.works) {
       spdlog::info(
           "event=runtime_handler handler={} binary={} works=true "
-          "recursive_read_only_mounts={}",
-          h.name, h.binary, h.probe.features.recursive_read_only_mounts);
+          "recursive_read_only_mounts={} user_namespaces={}",
+          h.name, h.binary, h.probe.features.recursive_read_only_mounts,
+          h.probe.features.user_namespaces);
     } else {
       spdlog::warn("event=runtime_handler handler={} binary={} works=false error=\"{}\"", h.name,
                    h.binary, h.probe.error);
@@ -303,6 +313,9 @@ Status RunDaemon(const config::Config& config) {
                    container::ContainerManager::Open(ct_opts, domain.db.get(), domain.images.get(),
                                                      domain.sandboxes.get(), runtimes,
                                                      runtime_info.oci_runtime_name));
+  domain.images->SetInUseCheck([containers = domain.containers.get()](const std::string& image_id) {
+    return containers->ImageUser(image_id);
+  });
   domain.stream_runtime =
       std::make_unique<StreamRuntime>(domain.containers.get(), domain.sandboxes.get());
   stream::StreamServerOptions stream_opts;
