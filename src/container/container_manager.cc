@@ -247,21 +247,18 @@ StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
 
 ContainerManager::ContainerManager(ContainerManagerOptions options, store::MetadataStore* db,
                                    image::ImageService* images, sandbox::SandboxManager* sandboxes,
-                                   std::map<std::string, oci::OciRuntime*> runtimes,
-                                   std::string default_handler)
+                                   std::map<std::string, oci::OciRuntime*> runtimes)
     : options_(std::move(options)),
       db_(db),
       images_(images),
       sandboxes_(sandboxes),
-      runtimes_(std::move(runtimes)),
-      default_handler_(std::move(default_handler)) {}
+      runtimes_(std::move(runtimes)) {}
 
 StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
     ContainerManagerOptions options, store::MetadataStore* db, image::ImageService* images,
-    sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes,
-    std::string default_handler) {
-  std::unique_ptr<ContainerManager> m(new ContainerManager(
-      std::move(options), db, images, sandboxes, std::move(runtimes), std::move(default_handler)));
+    sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes) {
+  std::unique_ptr<ContainerManager> m(
+      new ContainerManager(std::move(options), db, images, sandboxes, std::move(runtimes)));
   RETURN_IF_ERROR(MakeDirs(m->options_.root_dir, 0711));
   RETURN_IF_ERROR(MakeDirs(m->options_.state_dir, 0711));
   ASSIGN_OR_RETURN(auto rows, db->List(kBucket));
@@ -523,7 +520,9 @@ Status ContainerManager::Save(const ContainerRecord& r) {
 }
 
 StatusOr<oci::OciRuntime*> ContainerManager::RuntimeFor(const std::string& handler) {
-  const std::string& h = handler.empty() ? default_handler_ : handler;
+  // Records always name their handler; "" (older records) means the default.
+  const std::string h =
+      !handler.empty() || options_.handlers == nullptr ? handler : options_.handlers->DefaultName();
   auto it = runtimes_.find(h);
   if (it == runtimes_.end()) {
     return InvalidArgumentError(StrCat("unknown runtime handler \"", h, "\""));
@@ -557,6 +556,13 @@ StatusOr<ContainerRecord> ContainerManager::Create(const CreateRequest& req) {
 StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& req,
                                                          const sandbox::SandboxRecord& sb) {
   ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(sb.runtime_handler));
+  // Right after berthd started, the handler's probe may still be running.
+  oci::HandlerFeatures features;
+  if (options_.handlers != nullptr) {
+    ASSIGN_OR_RETURN(oci::HandlerState handler,
+                     options_.handlers->WaitFor(runtime->handler_name(), std::chrono::seconds(60)));
+    features = handler.probe.features;
+  }
   // Where create time goes, logged at debug level.
   auto last = std::chrono::steady_clock::now();
   std::string timing;
@@ -713,10 +719,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   in.sandbox = sb.Info();
   in.host = options_.host;
   in.cgroup_driver = options_.cgroup_driver;
-  if (auto f = options_.handler_features.find(runtime->handler_name());
-      f != options_.handler_features.end()) {
-    in.runtime_supports_rro = f->second.recursive_read_only_mounts;
-  }
+  in.runtime_supports_rro = features.recursive_read_only_mounts;
   mark("rootfs");
   auto passwd = ReadFileInRoot(r.rootfs, "etc/passwd");
   if (passwd.ok()) in.etc_passwd = *passwd;

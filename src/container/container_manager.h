@@ -23,6 +23,7 @@
 #include "monitor/client.h"
 #include "oci/container_config.h"
 #include "oci/exec_process.h"
+#include "oci/handler_registry.h"
 #include "oci/oci_runtime.h"
 #include "oci/runtime_probe.h"
 #include "oci/spec_builder.h"
@@ -74,7 +75,7 @@ struct ContainerRecord {
   int64_t oom_kills = 0;
 
   std::string ToJson() const;
-  static StatusOr<ContainerRecord> FromJson(std::string_view json);
+  static StatusOr<ContainerRecord> FromJson(std::string_view text);
 };
 
 // A container or pod lifecycle event (CRI GetContainerEvents), with the pod
@@ -116,8 +117,9 @@ struct ContainerManagerOptions {
   std::filesystem::path monitor_binary;
   oci::CgroupDriver cgroup_driver = oci::CgroupDriver::kCgroupfs;
   oci::HostCaps host;
-  // What each runtime handler supports, from its start-up probe.
-  std::map<std::string, oci::HandlerFeatures> handler_features;
+  // The runtime handlers and what each supports, from its start-up probe,
+  // which may still run when a create comes (it then waits). Not owned.
+  const oci::HandlerRegistry* handlers = nullptr;
   // Where container and pod lifecycle events go; may be null. Must outlive
   // the manager.
   LifecycleEventBus* events = nullptr;
@@ -137,8 +139,7 @@ class ContainerManager {
   ~ContainerManager();
   static StatusOr<std::unique_ptr<ContainerManager>> Open(
       ContainerManagerOptions options, store::MetadataStore* db, image::ImageService* images,
-      sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes,
-      std::string default_handler);
+      sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes);
 
   StatusOr<ContainerRecord> Create(const CreateRequest& req);
   Status Start(const std::string& id);
@@ -192,9 +193,9 @@ class ContainerManager {
  private:
   ContainerManager(ContainerManagerOptions options, store::MetadataStore* db,
                    image::ImageService* images, sandbox::SandboxManager* sandboxes,
-                   std::map<std::string, oci::OciRuntime*> runtimes, std::string default_handler);
+                   std::map<std::string, oci::OciRuntime*> runtimes);
   StatusOr<ContainerRecord> CreateLocked(const CreateRequest& req,
-                                         const sandbox::SandboxRecord& sandbox);
+                                         const sandbox::SandboxRecord& sb);
   // Reads the exit file of a CREATED/RUNNING container and records the exit.
   void RefreshLocked(ContainerRecord& r);
   // Writes `next` to the database and the map and publishes what changed.
@@ -226,7 +227,6 @@ class ContainerManager {
   image::ImageService* images_;
   sandbox::SandboxManager* sandboxes_;
   std::map<std::string, oci::OciRuntime*> runtimes_;
-  std::string default_handler_;
 
   std::mutex mu_;
   std::map<std::string, ContainerRecord> containers_;

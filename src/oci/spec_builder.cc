@@ -948,7 +948,7 @@ StatusOr<nlohmann::json> BuildSpec(const SpecInputs& in, SpecNotes* notes) {
   for (const auto& [key, value] : c.envs) {
     if (key.empty())
       return InvalidArgumentError(StrCat(who, ": environment variable without a name"));
-    SetEnv(env, key + "=" + value);
+    SetEnv(env, StrCat(key, "=", value));
   }
   process["env"] = std::move(env);
 

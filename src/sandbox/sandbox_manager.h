@@ -67,7 +67,7 @@ struct SandboxRecord {
   bool network_ready = false;  // CNI ADD done and not yet torn down
 
   std::string ToJson() const;
-  static StatusOr<SandboxRecord> FromJson(std::string_view json);
+  static StatusOr<SandboxRecord> FromJson(std::string_view text);
   // What the OCI spec builder needs to put a container into this pod.
   oci::SandboxInfo Info() const;
 };

@@ -1,43 +1,35 @@
 // gRPC services of the CRI (runtime.v1). Handlers are thin: validate the
-// request, call one domain operation, build the response. One file per RPC,
-// named noun_verb.cc, holds each handler.
+// request, call one domain operation, build the response. Image RPCs and the
+// runtime's own (Version, Status, RuntimeConfig) have a file each, named
+// noun_verb.cc; the pod RPCs are all in sandbox_rpcs.cc and the container
+// RPCs in container_rpcs.cc.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "image/image_service.h"
-#include "oci/runtime_probe.h"
+#include "oci/handler_registry.h"
 #include "runtime/v1/api.grpc.pb.h"
 #include "server/domain.h"
 #include "server/rpc_decorator.h"
 
 namespace berth::server {
 
-// One configured runtime handler and what its start-up probe found.
-struct HandlerInfo {
-  std::string name;    // the RuntimeClass handler, e.g. "runc"
-  std::string binary;  // resolved path of the OCI runtime
-  oci::RuntimeProbe probe;
-};
-
-// What the runtime learned about its host at start-up, for Status/Version.
-// Filled in before the RPC decorator becomes ready.
+// What the runtime knows about itself, for Version and Status.
 struct RuntimeInfo {
   std::string version;
-  std::string oci_runtime;            // path of the default OCI runtime binary; empty if none
-  std::string oci_runtime_name;       // the default handler, e.g. "crun" or "runc"
-  std::vector<HandlerInfo> handlers;  // every handler whose binary exists, by name
-
-  const HandlerInfo* Find(const std::string& name) const {
-    for (const auto& h : handlers) {
-      if (h.name == name) return &h;
-    }
-    return nullptr;
-  }
+  // The runtime handlers and their probes, which finish after the daemon
+  // started serving (oci/handler_registry.h). Owned by the daemon.
+  const oci::HandlerRegistry* handlers = nullptr;
 };
+
+// How long a call that needs a runtime handler waits for its start-up probe
+// (a probe itself gives up after about 30 s).
+inline constexpr std::chrono::seconds kHandlerProbeWait{60};
 
 class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
  public:

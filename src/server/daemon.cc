@@ -41,8 +41,8 @@ std::string FindInPath(std::string_view name) {
 
 // Resolves each configured handler's binary; a handler whose binary is
 // missing is left out (a host need not have both crun and runc).
-std::vector<HandlerInfo> FindHandlers(const config::Config& config) {
-  std::vector<HandlerInfo> found;
+std::vector<oci::HandlerState> FindHandlers(const config::Config& config) {
+  std::vector<oci::HandlerState> found;
   for (const auto& [name, binary] : config.handlers) {
     std::string path;
     if (binary.find('/') != std::string::npos) {
@@ -54,26 +54,27 @@ std::vector<HandlerInfo> FindHandlers(const config::Config& config) {
       spdlog::info("event=runtime_handler_missing handler={} binary={}", name, binary);
       continue;
     }
-    found.push_back({name, path, {}});
+    found.push_back({name, path, false, {}});
   }
   return found;
 }
 
 // Runs one throwaway container with every handler at once (about 30 ms for
 // runc), because being installed does not mean working: crun refuses hybrid
-// cgroup hosts. Then picks the default handler: the configured one, else
-// crun where it works (it is the faster one), else runc.
+// cgroup hosts. Runs after berthd started serving; each result goes into
+// `registry` as it comes, which then picks the default handler.
 void ProbeHandlers(const config::Config& config, const std::string& probe_binary,
-                   RuntimeInfo& info) {
+                   oci::HandlerRegistry& registry) {
   // User namespaces need ID-mapped layers under overlayfs, on the
   // filesystem the layers live on.
   const Status idmap = ProbeIdmappedOverlay(config.root);
   if (!idmap.ok()) {
     spdlog::warn("event=user_namespaces_unavailable error=\"{}\"", idmap.message());
   }
+  const std::vector<oci::HandlerState> handlers = registry.Handlers();
   std::vector<std::thread> probes;
-  for (auto& h : info.handlers) {
-    probes.emplace_back([&config, &probe_binary, &h, &idmap] {
+  for (const auto& h : handlers) {
+    probes.emplace_back([&config, &probe_binary, &registry, &idmap, h] {
       oci::ProbeOptions opts;
       opts.binary = h.binary;
       opts.probe_binary = probe_binary;
@@ -81,49 +82,25 @@ void ProbeHandlers(const config::Config& config, const std::string& probe_binary
       opts.systemd_cgroup = config.cgroup_driver == "systemd";
       opts.try_user_namespace = idmap.ok();
       opts.user_namespace_unavailable = std::string(idmap.message());
-      h.probe = oci::ProbeRuntime(opts);
+      oci::RuntimeProbe probe = oci::ProbeRuntime(opts);
+      if (probe.works) {
+        spdlog::info(
+            "event=runtime_handler handler={} binary={} works=true "
+            "recursive_read_only_mounts={} user_namespaces={}",
+            h.name, h.binary, probe.features.recursive_read_only_mounts,
+            probe.features.user_namespaces);
+      } else {
+        spdlog::warn("event=runtime_handler handler={} binary={} works=false error=\"{}\"", h.name,
+                     h.binary, probe.error);
+      }
+      registry.SetProbeResult(h.name, std::move(probe));
     });
   }
   for (auto& t : probes) t.join();
   std::error_code ec;
   fs::remove(fs::path(config.state) / "probe", ec);
-  for (const auto& h : info.handlers) {
-    if (h.probe.works) {
-      spdlog::info(
-          "event=runtime_handler handler={} binary={} works=true "
-          "recursive_read_only_mounts={} user_namespaces={}",
-          h.name, h.binary, h.probe.features.recursive_read_only_mounts,
-          h.probe.features.user_namespaces);
-    } else {
-      spdlog::warn("event=runtime_handler handler={} binary={} works=false error=\"{}\"", h.name,
-                   h.binary, h.probe.error);
-    }
-  }
-
-  std::string chosen = config.default_handler;
-  if (chosen.empty()) {
-    for (const char* preferred : {"crun", "runc"}) {
-      const HandlerInfo* h = info.Find(preferred);
-      if (h != nullptr && h->probe.works) {
-        chosen = preferred;
-        break;
-      }
-    }
-  }
-  if (chosen.empty()) {
-    for (const auto& h : info.handlers) {
-      if (h.probe.works) {
-        chosen = h.name;
-        break;
-      }
-    }
-  }
-  if (chosen.empty() && !info.handlers.empty()) {
-    chosen = info.Find("runc") ? "runc" : info.handlers.front().name;
-  }
-  info.oci_runtime_name = chosen;
-  const HandlerInfo* def = info.Find(chosen);
-  info.oci_runtime = def ? def->binary : "";
+  const std::string def = registry.DefaultName();
+  spdlog::info("event=runtime_ready runtime={}", def.empty() ? "none" : def);
 }
 
 // Replaces a stale socket file, but refuses to steal the socket of a live
@@ -208,9 +185,10 @@ Status RunDaemon(const config::Config& config) {
   RETURN_IF_ERROR(MakeDirs(fs::path(config.root) / "containers", 0711));
   RETURN_IF_ERROR(PrepareSocket(config.socket));
 
+  oci::HandlerRegistry handlers(FindHandlers(config), config.default_handler);
   RuntimeInfo runtime_info;
   runtime_info.version = "0.1.0";
-  runtime_info.handlers = FindHandlers(config);
+  runtime_info.handlers = &handlers;
   RpcDecorator rpc;
   Domain domain;
   domain.events = std::make_unique<container::LifecycleEventBus>(
@@ -276,12 +254,11 @@ Status RunDaemon(const config::Config& config) {
   cni_opts.bin_dirs = config.cni_bin_dirs;
   cni_opts.cache_dir = fs::path(config.root) / "cni";
   domain.cni = std::make_unique<network::CniManager>(cni_opts);
-  ProbeHandlers(config, FindHelper("berth-pause"), runtime_info);
   std::map<std::string, oci::OciRuntime*> runtimes;
   std::vector<std::string> global_args;
   if (config.cgroup_driver == "systemd") global_args.push_back("--systemd-cgroup");
-  for (const auto& h : runtime_info.handlers) {
-    // Registered even when the probe failed, so that containers created
+  for (const auto& h : handlers.Handlers()) {
+    // Registered whatever its probe finds, so that containers created
     // before (e.g. on another kernel) can still be stopped and removed.
     fs::path runtime_root = fs::path(config.state) / "runtimes" / h.name;
     RETURN_IF_ERROR(MakeDirs(runtime_root, 0700));
@@ -302,8 +279,8 @@ Status RunDaemon(const config::Config& config) {
   ct_opts.cgroup_driver = config.cgroup_driver == "systemd" ? oci::CgroupDriver::kSystemd
                                                             : oci::CgroupDriver::kCgroupfs;
   ct_opts.host = DetectHostCaps();
+  ct_opts.handlers = &handlers;
   ct_opts.events = domain.events.get();
-  for (const auto& h : runtime_info.handlers) ct_opts.handler_features[h.name] = h.probe.features;
   if (ct_opts.monitor_binary.empty()) {
     spdlog::warn(
         "event=monitor_missing detail=\"berth-monitor not found beside berthd or in "
@@ -311,8 +288,7 @@ Status RunDaemon(const config::Config& config) {
   }
   ASSIGN_OR_RETURN(domain.containers,
                    container::ContainerManager::Open(ct_opts, domain.db.get(), domain.images.get(),
-                                                     domain.sandboxes.get(), runtimes,
-                                                     runtime_info.oci_runtime_name));
+                                                     domain.sandboxes.get(), runtimes));
   domain.images->SetInUseCheck([containers = domain.containers.get()](const std::string& image_id) {
     return containers->ImageUser(image_id);
   });
@@ -344,11 +320,15 @@ Status RunDaemon(const config::Config& config) {
                config.stats_collect_period_ms, config.stats_min_sample_interval_ms);
   domain.stats = stats::StatsService::Start(stats_opts, domain.containers.get(),
                                             domain.sandboxes.get(), std::move(*cgroups));
+  // State is recovered: serve now. The handler probes run containers, which
+  // takes a while; they finish in the background (calls that need a handler
+  // wait for its probe, Status says RuntimeReady once the default works).
   rpc.MarkReady();
-  spdlog::info("event=ready socket={} root={} state={} runtime={} stream={} version={}",
-               config.socket, config.root, config.state,
-               runtime_info.oci_runtime_name.empty() ? "none" : runtime_info.oci_runtime_name,
-               domain.stream->base_url(), runtime_info.version);
+  spdlog::info("event=ready socket={} root={} state={} stream={} version={}", config.socket,
+               config.root, config.state, domain.stream->base_url(), runtime_info.version);
+  std::thread prober(ProbeHandlers, std::cref(config), FindHelper("berth-pause"),
+                     std::ref(handlers));
+  ScopeGuard join_prober([&] { prober.join(); });
 
   spdlog::info("event=shutdown signal={}", WaitForShutdownSignal());
   stop_server.Cancel();
@@ -362,6 +342,9 @@ Status RunDaemon(const config::Config& config) {
   // Sessions still streaming end here (exec'd processes are killed), before
   // the managers they use go away.
   domain.stream->Stop();
+  // A probe still running (a stop right after a start) finishes and cleans up.
+  join_prober.Cancel();
+  prober.join();
   spdlog::info("event=stopped");
   return OkStatus();
 }

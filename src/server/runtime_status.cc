@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "network/cni_config.h"
@@ -10,12 +11,30 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const runtime::v1:
   return rpc_.Run("Status", [&]() -> berth::Status {
     auto* runtime_ready = resp->mutable_status()->add_conditions();
     runtime_ready->set_type("RuntimeReady");
-    const HandlerInfo* def = info_.Find(info_.oci_runtime_name);
-    runtime_ready->set_status(def != nullptr && def->probe.works);
-    if (def == nullptr) {
+    // One snapshot: the probes finish in the background while berthd serves.
+    const std::vector<oci::HandlerState> handlers = info_.handlers->Handlers();
+    const std::string default_name = info_.handlers->DefaultName();
+    const oci::HandlerState* def = nullptr;
+    for (const auto& h : handlers) {
+      if (h.name == default_name) def = &h;
+    }
+    const bool all_probed = std::all_of(handlers.begin(), handlers.end(),
+                                        [](const oci::HandlerState& h) { return h.probed; });
+    runtime_ready->set_status(def != nullptr && def->probed && def->probe.works);
+    if (def == nullptr && !all_probed) {
+      runtime_ready->set_reason("RuntimeHandlersProbing");
+      runtime_ready->set_message(
+          "berthd is probing its runtime handlers (one test container each) to choose the "
+          "default; RuntimeReady turns true when one works");
+    } else if (def == nullptr) {
       runtime_ready->set_reason("OCIRuntimeNotFound");
       runtime_ready->set_message(
           "no OCI runtime of runtime.handlers was found (install crun or runc)");
+    } else if (!def->probed) {
+      runtime_ready->set_reason("RuntimeHandlersProbing");
+      runtime_ready->set_message(StrCat("berthd is probing the default runtime handler \"",
+                                        def->name, "\" (", def->binary,
+                                        ") with a test container; RuntimeReady follows"));
     } else if (!def->probe.works) {
       runtime_ready->set_reason("OCIRuntimeNotWorking");
       runtime_ready->set_message(StrCat("default runtime handler \"", def->name, "\" (",
@@ -35,17 +54,17 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const runtime::v1:
     }
     // Handlers that can run containers, and "" for the default, as the
     // kubelet reads them for RuntimeClass features.
-    auto add_handler = [&](const std::string& name, const HandlerInfo& h) {
+    auto add_handler = [&](const std::string& name, const oci::HandlerState& h) {
       auto* out = resp->add_runtime_handlers();
       out->set_name(name);
       out->mutable_features()->set_recursive_read_only_mounts(
           h.probe.features.recursive_read_only_mounts);
       out->mutable_features()->set_user_namespaces(h.probe.features.user_namespaces);
     };
-    for (const auto& h : info_.handlers) {
-      if (h.probe.works) add_handler(h.name, h);
+    for (const auto& h : handlers) {
+      if (h.probed && h.probe.works) add_handler(h.name, h);
     }
-    if (def != nullptr && def->probe.works) add_handler("", *def);
+    if (def != nullptr && def->probed && def->probe.works) add_handler("", *def);
     if (req->verbose()) {
       nlohmann::json cfg{{"socket", config_.socket},
                          {"root", config_.root},
@@ -56,19 +75,20 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const runtime::v1:
                          {"streamAddress", config_.stream_address},
                          {"streamUrl", domain_.stream ? domain_.stream->base_url() : ""},
                          {"cgroupDriver", config_.cgroup_driver},
-                         {"defaultRuntime", info_.oci_runtime_name},
-                         {"defaultRuntimePath", info_.oci_runtime}};
-      nlohmann::json handlers = nlohmann::json::object();
-      for (const auto& h : info_.handlers) {
-        handlers[h.name] = {
+                         {"defaultRuntime", default_name},
+                         {"defaultRuntimePath", def != nullptr ? def->binary : ""}};
+      nlohmann::json handler_info = nlohmann::json::object();
+      for (const auto& h : handlers) {
+        handler_info[h.name] = {
             {"binary", h.binary},
+            {"probing", !h.probed},
             {"works", h.probe.works},
             {"error", h.probe.error},
             {"recursiveReadOnlyMounts", h.probe.features.recursive_read_only_mounts},
             {"userNamespaces", h.probe.features.user_namespaces},
             {"userNamespacesError", h.probe.user_namespaces_error}};
       }
-      (*resp->mutable_info())["runtimeHandlers"] = handlers.dump();
+      (*resp->mutable_info())["runtimeHandlers"] = handler_info.dump();
       (*resp->mutable_info())["config"] = cfg.dump();
       // crictl parses every info value as JSON.
       (*resp->mutable_info())["configToml"] = nlohmann::json(config_.ToToml()).dump();

@@ -16,24 +16,23 @@ grpc::Status RuntimeServiceImpl::RunPodSandbox(grpc::ServerContext*,
                                               config_.cgroup_driver == "systemd"
                                                   ? oci::CgroupDriver::kSystemd
                                                   : oci::CgroupDriver::kCgroupfs));
-    std::string handler = req->runtime_handler();
-    if (handler.empty()) handler = info_.oci_runtime_name;
-    const HandlerInfo* h = info_.Find(handler);
-    if (h == nullptr || !domain_.runtimes.contains(handler)) {
-      std::string known;
-      for (const auto& k : info_.handlers) known = StrCat(known, known.empty() ? "" : ", ", k.name);
-      return InvalidArgumentError(StrCat("unknown runtime handler \"", req->runtime_handler(),
-                                         "\"; configured: ", known.empty() ? "none" : known));
+    // Right after a start the handler's probe may still run: wait for it
+    // (a probe gives up within half a minute, so this is bounded).
+    ASSIGN_OR_RETURN(oci::HandlerState h,
+                     info_.handlers->WaitFor(req->runtime_handler(), kHandlerProbeWait));
+    const std::string& handler = h.name;
+    if (!domain_.runtimes.contains(handler)) {
+      return InvalidArgumentError(StrCat("unknown runtime handler \"", handler, "\""));
     }
-    if (!h->probe.works) {
+    if (!h.probe.works) {
       return FailedPreconditionError(
-          StrCat("runtime handler \"", handler, "\" (", h->binary,
-                 ") cannot run containers on this host: ", h->probe.error));
+          StrCat("runtime handler \"", handler, "\" (", h.binary,
+                 ") cannot run containers on this host: ", h.probe.error));
     }
-    if (cfg.userns && !h->probe.features.user_namespaces) {
+    if (cfg.userns && !h.probe.features.user_namespaces) {
       return FailedPreconditionError(
           StrCat("runtime handler \"", handler,
-                 "\" cannot run pods in a user namespace here: ", h->probe.user_namespaces_error));
+                 "\" cannot run pods in a user namespace here: ", h.probe.user_namespaces_error));
     }
     ASSIGN_OR_RETURN(sandbox::SandboxRecord r, domain_.sandboxes->Run(cfg, handler));
     resp->set_pod_sandbox_id(r.id);
