@@ -17,6 +17,7 @@ packages=(
   clang libclang-rt-14-dev llvm clang-format clang-tidy clang-tools ccache
   # what berthd drives at run time
   runc crun containernetworking-plugins iproute2 iptables ca-certificates
+  criu  # CheckpointContainer (runc checkpoint drives it)
   # what the tests and benchmarks run against
   docker-registry busybox-static apache2-utils containerd curl openssl
 )

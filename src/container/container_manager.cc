@@ -19,6 +19,9 @@
 #include "common/proc.h"
 #include "common/safe_path.h"
 #include "container/process_identity.h"
+#include "container/checkpoint.h"
+#include "container/image_volume.h"
+#include "container/userns.h"
 #include "monitor/client.h"
 #include "monitor/protocol.h"
 
@@ -126,10 +129,16 @@ std::vector<LifecycleEventType> ContainerTransitionEvents(const ContainerRecord*
 std::string ContainerRecord::ToJson() const {
   json mj = json::array();
   for (const auto& m : mounts) {
-    mj.push_back({{"container_path", m.container_path},
-                  {"host_path", m.host_path},
-                  {"readonly", m.readonly},
-                  {"propagation", m.propagation}});
+    json e{{"container_path", m.container_path},
+           {"host_path", m.host_path},
+           {"readonly", m.readonly},
+           {"propagation", m.propagation}};
+    if (!m.image.empty()) {
+      e["image"] = m.image;
+      e["image_id"] = m.image_id;
+      e["image_sub_path"] = m.image_sub_path;
+    }
+    mj.push_back(std::move(e));
   }
   return json{{"id", id},
               {"sandbox_id", sandbox_id},
@@ -186,8 +195,9 @@ StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
     r.runtime_handler = j.at("runtime_handler");
     r.stop_signal = j.at("stop_signal");
     for (const auto& m : j.at("mounts")) {
-      r.mounts.push_back(
-          {m.at("container_path"), m.at("host_path"), m.at("readonly"), m.at("propagation")});
+      r.mounts.push_back({m.at("container_path"), m.at("host_path"), m.at("readonly"),
+                          m.at("propagation"), m.value("image", ""), m.value("image_id", ""),
+                          m.value("image_sub_path", "")});
     }
     r.resources = ResourcesFromJson(j.at("resources"));
     r.tty = j.at("tty");
@@ -451,6 +461,9 @@ void ContainerManager::CollectOrphans() {
     }
     const fs::path bundle = options_.state_dir / id;
     ::umount2((bundle / "rootfs").c_str(), MNT_DETACH);
+    (void)UnmountEntriesAndRemove(bundle / "volumes");
+    (void)UnmountEntriesAndRemove(bundle / "idmap" / "rootfs");
+    (void)UnmountEntriesAndRemove(bundle / "idmap" / "mounts");
     Status a = RemoveAll(bundle);
     Status b = RemoveAll(options_.root_dir / id);
     spdlog::info("event=orphan_container_removed id={} ok={}", id, a.ok() && b.ok());
@@ -556,6 +569,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   // runtime mounts what the path points at on the host.
   oci::ContainerConfig config = req.config;
   for (auto& m : config.mounts) {
+    if (!m.image.empty()) continue;  // an image volume, mounted below
     if (m.host_path.empty() || m.host_path[0] != '/') {
       return InvalidArgumentError(
           StrCat("mount ", m.container_path, ": host path \"", m.host_path, "\" is not absolute"));
@@ -591,10 +605,6 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   r.tty = req.config.tty;
   r.stdin_open = req.config.stdin;
   r.stdin_once = req.config.stdin_once;
-  for (const auto& m : req.config.mounts) {
-    r.mounts.push_back(
-        {m.container_path, m.host_path, m.readonly, static_cast<int>(m.propagation)});
-  }
   if (!req.log_path.empty()) {
     if (sb.config.log_directory.empty()) {
       return InvalidArgumentError("log_path is set but the pod sandbox has no log_directory");
@@ -625,10 +635,45 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   if (img.diff_ids.empty())
     return FailedPreconditionError(StrCat("image ", img.id, " has no layers"));
   mark("image");
-  if (::mount("overlay", r.rootfs.c_str(), "overlay", 0, opts.c_str()) != 0) {
+  if (!sb.userns_path.empty()) {
+    // A pod with its own user namespace: ID-mapped layers (container/userns.h).
+    std::vector<fs::path> lowers;
+    for (auto it = img.diff_ids.rbegin(); it != img.diff_ids.rend(); ++it) {
+      lowers.push_back(images_->layers().LayerDir(*it));
+    }
+    const oci::SandboxInfo info = sb.Info();
+    const int64_t root_uid = MapToHost(info.uid_mappings, 0);
+    const int64_t root_gid = MapToHost(info.gid_mappings, 0);
+    if (root_uid < 0 || root_gid < 0) {
+      return InvalidArgumentError(
+          StrCat("the user namespace of pod sandbox ", sb.id, " does not map container ID 0"));
+    }
+    Status mounted = MountIdmappedOverlay(lowers, r.layer_dir, static_cast<uid_t>(root_uid),
+                                          static_cast<gid_t>(root_gid), r.rootfs, 0, sb.userns_path,
+                                          fs::path(r.bundle) / "idmap" / "rootfs");
+    if (!mounted.ok()) return Annotate(mounted, StrCat("rootfs of container ", r.id));
+  } else if (::mount("overlay", r.rootfs.c_str(), "overlay", 0, opts.c_str()) != 0) {
     return ErrnoStatus(errno, StrCat("mount rootfs of container ", r.id));
   }
   ScopeGuard umount_rootfs([&] { ::umount2(r.rootfs.c_str(), MNT_DETACH); });
+  ScopeGuard umount_volumes([&] {
+    (void)UnmountEntriesAndRemove(fs::path(r.bundle) / "volumes");
+    (void)UnmountEntriesAndRemove(fs::path(r.bundle) / "idmap" / "mounts");
+  });
+  ASSIGN_OR_RETURN(
+      std::vector<std::string> volume_images,
+      MountImageVolumes(*images_, config.mounts, fs::path(r.bundle) / "volumes", sb.userns_path));
+  if (!sb.userns_path.empty()) {
+    RETURN_IF_ERROR(
+        IdmapBindMounts(config.mounts, sb.userns_path, fs::path(r.bundle) / "idmap" / "mounts"));
+  }
+  for (size_t i = 0; i < config.mounts.size(); ++i) {
+    const oci::Mount& m = config.mounts[i];
+    // Bind mounts as the CRI gave them; image volumes with what berthd mounted.
+    const std::string& host_path = m.image.empty() ? req.config.mounts[i].host_path : m.host_path;
+    r.mounts.push_back({m.container_path, host_path, m.readonly, static_cast<int>(m.propagation),
+                        m.image, volume_images[i], m.image_sub_path});
+  }
 
   oci::SpecInputs in;
   in.container_id = r.id;
@@ -724,6 +769,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     if (Save(r).ok()) {
       std::lock_guard lock(mu_);
       names_[ReservedName(req.config, sb)] = r.id;
+      umount_volumes.Cancel();
       umount_rootfs.Cancel();
       remove_dirs.Cancel();
     }
@@ -745,6 +791,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   mark("save");
   spdlog::debug("event=container_create_timing id={}{}", r.id, timing);
   delete_runtime.Cancel();
+  umount_volumes.Cancel();
   umount_rootfs.Cancel();
   remove_dirs.Cancel();
   spdlog::info("event=container_created id={} name={} sandbox={} image={}", r.id, r.name, sb.id,
@@ -897,6 +944,8 @@ Status ContainerManager::Remove(const std::string& id) {
   if (::umount2(r.rootfs.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
     return ErrnoStatus(errno, StrCat("unmount rootfs of container ", r.id));
   }
+  RETURN_IF_ERROR(UnmountEntriesAndRemove(fs::path(r.bundle) / "volumes"));
+  RETURN_IF_ERROR(UnmountEntriesAndRemove(fs::path(r.bundle) / "idmap" / "mounts"));
   RETURN_IF_ERROR(RemoveAll(r.bundle));
   RETURN_IF_ERROR(RemoveAll(r.layer_dir));
   RETURN_IF_ERROR(db_->Delete(kBucket, r.id));
@@ -1090,6 +1139,37 @@ int ContainerManager::LiveMonitors() {
   int alive = 0;
   for (int pid : pids) alive += ::kill(pid, 0) == 0 ? 1 : 0;
   return alive;
+}
+
+Status ContainerManager::Checkpoint(const std::string& id, const std::string& location) {
+  ASSIGN_OR_RETURN(ContainerRecord r, GetRunning(id));
+  auto held = locks_.Acquire(r.id);
+  ASSIGN_OR_RETURN(r, GetRunning(r.id));
+  ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
+  CheckpointRequest req;
+  req.container_id = r.id;
+  req.runtime_binary = runtime->binary();
+  req.runtime_args = {"--root", runtime->state_root()};
+  req.runtime_args.insert(req.runtime_args.end(), runtime->global_args().begin(),
+                          runtime->global_args().end());
+  req.bundle = r.bundle;
+  req.record_json = r.ToJson();
+  req.work_dir = fs::path(r.bundle) / "checkpoint-work";
+  req.location = location;
+  RETURN_IF_ERROR(WriteCheckpoint(req));
+  spdlog::info("event=container_checkpointed id={} location={}", r.id, location);
+  return OkStatus();
+}
+
+std::string ContainerManager::ImageUser(const std::string& image_id) {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, r] : containers_) {
+    if (r.image_id == image_id) return id;
+    for (const auto& m : r.mounts) {
+      if (m.image_id == image_id) return id;
+    }
+  }
+  return "";
 }
 
 StatusOr<std::string> ContainerManager::SpecJson(const std::string& id) {

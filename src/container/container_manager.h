@@ -38,6 +38,8 @@ struct MountInfo {
   std::string container_path, host_path;
   bool readonly = false;
   int propagation = 0;  // 0 private, 1 host-to-container, 2 bidirectional (CRI numbering)
+  // Image volumes: the image as asked for, its id, and the sub path.
+  std::string image{}, image_id{}, image_sub_path{};
 };
 
 struct ContainerRecord {
@@ -173,6 +175,14 @@ class ContainerManager {
                                              bool stderr);
   Status UpdateResources(const std::string& id, const oci::Resources& resources);
   Status ReopenLog(const std::string& id);
+  // Writes a checkpoint archive of the running container to `location`
+  // (container/checkpoint.h); the container keeps running.
+  // FAILED_PRECONDITION when it is not running or CRIU cannot work here.
+  Status Checkpoint(const std::string& id, const std::string& location);
+  // The id of a container (any state) whose rootfs or an image volume of
+  // which uses the image `image_id`; empty when none does. The image
+  // service asks this before it removes an image.
+  std::string ImageUser(const std::string& image_id);
   // The OCI spec the container runs with (verbose status).
   StatusOr<std::string> SpecJson(const std::string& id);
 

@@ -372,10 +372,24 @@ Status ImageService::Remove(std::string_view image) {
   if (!r) return OkStatus();
   {
     std::lock_guard lock(gc_mu_);
+    // Its layers are the lower directories of the user's mounts: removing
+    // them would change files under a container.
+    if (in_use_check_) {
+      if (std::string user = in_use_check_(r->id); !user.empty()) {
+        return FailedPreconditionError(StrCat("image ", r->id, " is in use by container ", user,
+                                              " (its rootfs or an image volume); remove the "
+                                              "container first"));
+      }
+    }
     RETURN_IF_ERROR(images_->Remove(r->id));
   }
   spdlog::info("event=image_removed id={} tags={}", r->id, r->repo_tags.size());
   return CollectGarbage();
+}
+
+void ImageService::SetInUseCheck(std::function<std::string(const std::string&)> check) {
+  std::lock_guard lock(gc_mu_);
+  in_use_check_ = std::move(check);
 }
 
 StatusOr<std::string> ImageService::ConfigJson(const ImageRecord& record) const {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -71,8 +72,14 @@ class ImageService {
   std::vector<ImageRecord> List() const;
   // Removes the image `image` resolves to, with all its names, and the
   // content only it used. An absent image is success (RemoveImage is
-  // idempotent per the CRI spec).
+  // idempotent per the CRI spec). An image a container uses (see
+  // SetInUseCheck) is FAILED_PRECONDITION.
   Status Remove(std::string_view image);
+  // Who uses an image: given an image id, the id of a container whose
+  // rootfs or image volume is made of it, or "" for none. Set once at
+  // start-up, before any Remove; `check` must not call back into this
+  // service.
+  void SetInUseCheck(std::function<std::string(const std::string& image_id)> check);
   // The raw image config JSON of a stored image (for verbose status).
   StatusOr<std::string> ConfigJson(const ImageRecord& record) const;
   StatusOr<ImageConfig> Config(const ImageRecord& record) const;
@@ -113,6 +120,7 @@ class ImageService {
   // Serialises garbage collection against record changes.
   mutable std::mutex gc_mu_;
   std::multiset<std::string> leased_;  // digests (blobs and diff_ids) in use by pulls
+  std::function<std::string(const std::string&)> in_use_check_;
 
   // Single-flight: callers of one key wait for the first caller's result.
   template <typename T>

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/userns.h"
+
 namespace berth::oci {
 
 // runtime.v1 MountPropagation.
@@ -38,6 +40,11 @@ struct Mount {
   // Read-only all the way down, submounts included ("rro"); needs readonly,
   // private propagation and a runtime handler with the feature.
   bool recursive_read_only = false;
+  // An image volume: the image (a reference or id) whose content is mounted
+  // read-only instead of host_path, or one sub path of it. The container
+  // manager mounts it and fills in host_path before the spec is built.
+  std::string image{};
+  std::string image_sub_path{};
 };
 
 // A device node to create in the container. The CRI gives only paths and
@@ -196,6 +203,10 @@ struct SandboxInfo {
   std::string shm_path;  // the pod's /dev/shm tmpfs directory
   std::map<std::string, std::string> sysctls;
   bool privileged = false;  // the pod's security context allows privileged containers
+  // A pod in a user namespace of its own: the pinned namespace, and its
+  // mappings (the runtime wants them even when it joins by path).
+  std::string userns_path;
+  std::vector<IdMapping> uid_mappings, gid_mappings;
   // Set when the kubelet gave pod resources: become the sandbox-cpu-*/sandbox-memory
   // annotations VM runtimes size the pod with.
   std::optional<PodResources> resources;

@@ -340,6 +340,8 @@ StatusOr<json> BuildNamespaces(const SpecInputs& in) {
                                          " must be POD or NODE"));
   }
   ns.push_back(Namespace("mount"));
+  // A pod with a user namespace of its own: every container joins it.
+  if (!sb.userns_path.empty()) ns.push_back(Namespace("user", sb.userns_path));
   if (o.network == NamespaceMode::kPod) {
     RETURN_IF_ERROR(need(sb.netns_path, "network"));
     ns.push_back(Namespace("network", sb.netns_path));
@@ -1006,6 +1008,17 @@ StatusOr<nlohmann::json> BuildSpec(const SpecInputs& in, SpecNotes* notes) {
 
   json linux = json::object();
   linux["namespaces"] = std::move(*namespaces);
+  if (!in.sandbox.userns_path.empty()) {
+    auto maps = [](const std::vector<IdMapping>& m) {
+      json a = json::array();
+      for (const auto& l : m) {
+        a.push_back({{"containerID", l.container_id}, {"hostID", l.host_id}, {"size", l.length}});
+      }
+      return a;
+    };
+    linux["uidMappings"] = maps(in.sandbox.uid_mappings);
+    linux["gidMappings"] = maps(in.sandbox.gid_mappings);
+  }
   json resources = json::object();
   json linux_devices = json::array();
   json device_rules;

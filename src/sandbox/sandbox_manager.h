@@ -17,6 +17,7 @@
 
 #include "common/keyed_mutex.h"
 #include "common/status.h"
+#include "common/userns.h"
 #include "network/cni.h"
 #include "network/netns.h"
 #include "oci/container_config.h"
@@ -41,6 +42,12 @@ struct SandboxConfig {
   oci::NamespaceMode pid_mode = oci::NamespaceMode::kContainer;
   oci::NamespaceMode ipc_mode = oci::NamespaceMode::kPod;
   bool privileged = false;
+  // NamespaceOption.userns_options with mode POD: the pod runs in a user
+  // namespace of its own with these mappings (nullopt: the node's).
+  struct UserNamespace {
+    std::vector<IdMapping> uids, gids;
+  };
+  std::optional<UserNamespace> userns;
 };
 
 enum class SandboxState { kReady, kNotReady };
@@ -54,6 +61,7 @@ struct SandboxRecord {
   std::string dir;  // <state>/sandboxes/<id>: resolv.conf, hosts, hostname, shm/, ns files
   std::string netns_path, ipc_ns_path, uts_ns_path;  // empty when NODE
   std::string pid_ns_path;  // pinned PID namespace of berth-pause (pid mode POD)
+  std::string userns_path;  // pinned user namespace (config.userns); owns the pod's others
   int pause_pid = 0;
   std::string ip;
   std::vector<std::string> additional_ips;
@@ -143,6 +151,10 @@ class SandboxManager {
   KeyedMutex name_locks_;  // per reserved name: creates of one name in turn
   SandboxObserver observer_;
 };
+
+// INVALID_ARGUMENT for a user namespace the pod cannot have (bad mappings,
+// or together with the node's network, IPC or PID namespace). Pure.
+Status ValidateUserNamespace(const SandboxConfig& config);
 
 // "<name>_<namespace>_<uid>_<attempt>": the unique key kubelet's retries reuse.
 std::string ReservedName(const SandboxConfig& c);

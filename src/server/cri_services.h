@@ -79,6 +79,9 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
                                   runtime::v1::ReopenContainerLogResponse*) override;
   grpc::Status ExecSync(grpc::ServerContext*, const runtime::v1::ExecSyncRequest*,
                         runtime::v1::ExecSyncResponse*) override;
+  grpc::Status CheckpointContainer(grpc::ServerContext*,
+                                   const runtime::v1::CheckpointContainerRequest*,
+                                   runtime::v1::CheckpointContainerResponse*) override;
   grpc::Status Exec(grpc::ServerContext*, const runtime::v1::ExecRequest*,
                     runtime::v1::ExecResponse*) override;
   grpc::Status Attach(grpc::ServerContext*, const runtime::v1::AttachRequest*,

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/userns.h"
 #include "image/image_service.h"
 #include "metrics/http_endpoint.h"
 #include "server/daemon.h"
@@ -65,21 +66,30 @@ std::vector<oci::HandlerState> FindHandlers(const config::Config& config) {
 // `registry` as it comes, which then picks the default handler.
 void ProbeHandlers(const config::Config& config, const std::string& probe_binary,
                    oci::HandlerRegistry& registry) {
+  // User namespaces need ID-mapped layers under overlayfs, on the
+  // filesystem the layers live on.
+  const Status idmap = ProbeIdmappedOverlay(config.root);
+  if (!idmap.ok()) {
+    spdlog::warn("event=user_namespaces_unavailable error=\"{}\"", idmap.message());
+  }
   const std::vector<oci::HandlerState> handlers = registry.Handlers();
   std::vector<std::thread> probes;
   for (const auto& h : handlers) {
-    probes.emplace_back([&config, &probe_binary, &registry, h] {
+    probes.emplace_back([&config, &probe_binary, &registry, &idmap, h] {
       oci::ProbeOptions opts;
       opts.binary = h.binary;
       opts.probe_binary = probe_binary;
       opts.work_dir = (fs::path(config.state) / "probe" / h.name).string();
       opts.systemd_cgroup = config.cgroup_driver == "systemd";
+      opts.try_user_namespace = idmap.ok();
+      opts.user_namespace_unavailable = std::string(idmap.message());
       oci::RuntimeProbe probe = oci::ProbeRuntime(opts);
       if (probe.works) {
         spdlog::info(
             "event=runtime_handler handler={} binary={} works=true "
-            "recursive_read_only_mounts={}",
-            h.name, h.binary, probe.features.recursive_read_only_mounts);
+            "recursive_read_only_mounts={} user_namespaces={}",
+            h.name, h.binary, probe.features.recursive_read_only_mounts,
+            probe.features.user_namespaces);
       } else {
         spdlog::warn("event=runtime_handler handler={} binary={} works=false error=\"{}\"", h.name,
                      h.binary, probe.error);
@@ -267,6 +277,9 @@ Status RunDaemon(const config::Config& config) {
   ASSIGN_OR_RETURN(domain.containers,
                    container::ContainerManager::Open(ct_opts, domain.db.get(), domain.images.get(),
                                                      domain.sandboxes.get(), runtimes));
+  domain.images->SetInUseCheck([containers = domain.containers.get()](const std::string& image_id) {
+    return containers->ImageUser(image_id);
+  });
   domain.stream_runtime =
       std::make_unique<StreamRuntime>(domain.containers.get(), domain.sandboxes.get());
   stream::StreamServerOptions stream_opts;

@@ -88,7 +88,8 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const runtime::v1:
             {"works", h.probe.works},
             {"error", h.probe.error},
             {"recursiveReadOnlyMounts", h.probe.features.recursive_read_only_mounts},
-            {"userNamespaces", h.probe.features.user_namespaces}};
+            {"userNamespaces", h.probe.features.user_namespaces},
+            {"userNamespacesError", h.probe.user_namespaces_error}};
       }
       (*resp->mutable_info())["runtimeHandlers"] = handler_info.dump();
       (*resp->mutable_info())["config"] = cfg.dump();

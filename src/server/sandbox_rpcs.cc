@@ -11,6 +11,7 @@ grpc::Status RuntimeServiceImpl::RunPodSandbox(grpc::ServerContext*,
                                                runtime::v1::RunPodSandboxResponse* resp) {
   return rpc_.Run("RunPodSandbox", [&]() -> berth::Status {
     ASSIGN_OR_RETURN(sandbox::SandboxConfig cfg, ToSandboxConfig(req->config()));
+    RETURN_IF_ERROR(sandbox::ValidateUserNamespace(cfg));
     RETURN_IF_ERROR(oci::ValidateCgroupParent(req->config().linux().cgroup_parent(),
                                               config_.cgroup_driver == "systemd"
                                                   ? oci::CgroupDriver::kSystemd
@@ -27,6 +28,11 @@ grpc::Status RuntimeServiceImpl::RunPodSandbox(grpc::ServerContext*,
       return FailedPreconditionError(
           StrCat("runtime handler \"", handler, "\" (", h.binary,
                  ") cannot run containers on this host: ", h.probe.error));
+    }
+    if (cfg.userns && !h.probe.features.user_namespaces) {
+      return FailedPreconditionError(
+          StrCat("runtime handler \"", handler,
+                 "\" cannot run pods in a user namespace here: ", h.probe.user_namespaces_error));
     }
     ASSIGN_OR_RETURN(sandbox::SandboxRecord r, domain_.sandboxes->Run(cfg, handler));
     resp->set_pod_sandbox_id(r.id);
