@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "config/config.h"
+#include "doctor/doctor.h"
 #include "server/daemon.h"
 
 int main(int argc, char** argv) {
@@ -36,6 +37,13 @@ int main(int argc, char** argv) {
   app.add_option("--registry-config-dir", registry_dir,
                  "registry hosts in containerd's hosts.toml layout (default /etc/berth/certs.d)");
   app.add_option("--cni-conf-dir", cni_conf, "CNI network configs (default /etc/cni/net.d)");
+  std::optional<bool> cni_default_network;
+  std::optional<std::string> cni_default_template;
+  app.add_option("--cni-default-network", cni_default_network,
+                 "true or false: write a bridge network for the pod CIDR the kubelet sends when "
+                 "the CNI config dir has none (default true)");
+  app.add_option("--cni-default-network-template", cni_default_template,
+                 "template file of that network (default: built in; see docs/configuration.md)");
   app.add_option("--cni-bin-dir", cni_bin,
                  "colon-separated CNI plugin directories (default /opt/cni/bin:/usr/lib/cni)");
   app.add_option("--stream-address", stream_addr,
@@ -79,7 +87,21 @@ int main(int argc, char** argv) {
                  "/etc/cdi:/var/run/cdi)");
   auto* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");
   config_cmd->fallthrough();  // `berthd config --socket X` works like `berthd --socket X config`
+  auto* config_default_cmd = config_cmd->add_subcommand(
+      "default", "print the default configuration, with a comment on every setting");
+  auto* doctor_cmd = app.add_subcommand(
+      "doctor", "check whether this host can run pods, and say what to do about each problem");
+  doctor_cmd->fallthrough();  // the daemon's flags name the directories and handlers to check
+  std::string doctor_output = "text";
+  doctor_cmd->add_option("-o,--output", doctor_output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
+  if (config_default_cmd->parsed()) {
+    // The built-in defaults only: no file, drop-in or flag changes them, so a
+    // broken /etc/berth/berth.toml can be replaced with this output.
+    std::cout << Config::Defaults().ToCommentedToml();
+    return 0;
+  }
 
   Config cfg = Config::Defaults();
   berth::Status s = berth::config::LoadFiles(config_file, config_opt->count() > 0, dropin_dir, cfg);
@@ -96,6 +118,8 @@ int main(int argc, char** argv) {
   if (cni_conf) cfg.cni_conf_dir = *cni_conf;
   if (cni_bin) cfg.cni_bin_dirs = berth::config::SplitColonList(*cni_bin);
   if (cdi_dirs) cfg.cdi_spec_dirs = berth::config::SplitColonList(*cdi_dirs);
+  if (cni_default_network) cfg.cni_default_network = *cni_default_network;
+  if (cni_default_template) cfg.cni_default_network_template = *cni_default_template;
   if (stream_addr) cfg.stream_address = *stream_addr;
   if (stream_cert) cfg.stream_tls_cert_file = *stream_cert;
   if (stream_key) cfg.stream_tls_key_file = *stream_key;
@@ -129,6 +153,18 @@ int main(int argc, char** argv) {
   if (config_cmd->parsed()) {
     std::cout << cfg.ToToml();
     return 0;
+  }
+  if (doctor_cmd->parsed()) {
+    berth::doctor::DoctorOptions opts;
+    opts.monitor_binary = berth::doctor::FindHelperBinary("berth-monitor");
+    opts.pause_binary = berth::doctor::FindHelperBinary("berth-pause");
+    berth::doctor::Report report = berth::doctor::RunDoctor(cfg, std::move(opts));
+    if (doctor_output == "json") {
+      std::cout << report.ToJson().dump(2) << "\n";
+    } else {
+      std::cout << report.ToText();
+    }
+    return report.CanRunPods() ? 0 : 1;
   }
   berth::server::BlockShutdownSignals();
   berth::server::SetupLogging(cfg.log_level);

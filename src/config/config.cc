@@ -129,6 +129,10 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
         s = SetString(node, key, next.cni_conf_dir);
       else if (key == "cni.bin_dirs")
         s = SetStringList(node, key, next.cni_bin_dirs);
+      else if (key == "cni.default_network")
+        s = SetBool(node, key, next.cni_default_network);
+      else if (key == "cni.default_network_template")
+        s = SetString(node, key, next.cni_default_network_template);
       else if (key == "stream.address")
         s = SetString(node, key, next.stream_address);
       else if (key == "stream.tls_cert_file")
@@ -203,6 +207,9 @@ Status Config::Validate() const {
   RETURN_IF_ERROR(require_abs("paths.state", state));
   RETURN_IF_ERROR(require_abs("registry.config_dir", registry_config_dir));
   RETURN_IF_ERROR(require_abs("cni.conf_dir", cni_conf_dir));
+  if (!cni_default_network_template.empty()) {
+    RETURN_IF_ERROR(require_abs("cni.default_network_template", cni_default_network_template));
+  }
   if (socket.size() >= 108) {
     return InvalidArgumentError(
         StrCat("grpc.socket path is too long for a Unix socket (", socket.size(), " >= 108)"));
@@ -347,7 +354,10 @@ std::string Config::ToToml() const {
                                {"auth_files", list(registry_auth_files)},
                                {"max_concurrent_downloads", max_concurrent_downloads},
                                {"pull_progress_timeout_seconds", pull_progress_timeout_seconds}}},
-      {"cni", toml::table{{"conf_dir", cni_conf_dir}, {"bin_dirs", list(cni_bin_dirs)}}},
+      {"cni", toml::table{{"conf_dir", cni_conf_dir},
+                          {"bin_dirs", list(cni_bin_dirs)},
+                          {"default_network", cni_default_network},
+                          {"default_network_template", cni_default_network_template}}},
       {"stream", toml::table{{"address", stream_address},
                              {"tls_cert_file", stream_tls_cert_file},
                              {"tls_key_file", stream_tls_key_file}}},

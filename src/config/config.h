@@ -31,6 +31,12 @@ struct Config {
   // [cni]
   std::string cni_conf_dir = "/etc/cni/net.d";
   std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
+  // When the kubelet sends a pod CIDR (UpdateRuntimeConfig) and cni_conf_dir
+  // holds no network config, write one for it from the template below.
+  bool cni_default_network = true;
+  // A file with {{.PodCIDR}}-style placeholders (see network/pod_network.h);
+  // empty: the built-in bridge + host-local + portmap template.
+  std::string cni_default_network_template;
   // [stream]
   // Streaming server (exec, attach, port-forward): host:port, port 0 picks one.
   std::string stream_address = "127.0.0.1:0";
@@ -75,6 +81,10 @@ struct Config {
   Status Validate() const;
   // The effective configuration as TOML, loadable again by LoadFile.
   std::string ToToml() const;
+  // This configuration as TOML with a comment on every section and setting
+  // (`berthd config default` prints it for the defaults). Loads back to the
+  // same configuration.
+  std::string ToCommentedToml() const;
 };
 
 // Overlays the settings present in a TOML document onto `cfg`. Unknown keys
@@ -96,6 +106,10 @@ struct ListenAddress {
   bool loopback = false;
 };
 StatusOr<ListenAddress> ParseListenAddress(std::string_view address);
+// Settings (section.key) that ToToml() prints and ToCommentedToml() has no
+// comment for, plus documented keys that are not settings; empty when the two
+// agree (a unit test keeps it so).
+std::vector<std::string> UndocumentedSettings();
 
 // Splits a colon-separated list, dropping empty elements.
 std::vector<std::string> SplitColonList(std::string_view s);

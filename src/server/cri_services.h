@@ -43,6 +43,9 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
                       runtime::v1::StatusResponse*) override;
   grpc::Status RuntimeConfig(grpc::ServerContext*, const runtime::v1::RuntimeConfigRequest*,
                              runtime::v1::RuntimeConfigResponse*) override;
+  grpc::Status UpdateRuntimeConfig(grpc::ServerContext*,
+                                   const runtime::v1::UpdateRuntimeConfigRequest*,
+                                   runtime::v1::UpdateRuntimeConfigResponse*) override;
 
   // Lifecycle events (container_events.cc).
   grpc::Status GetContainerEvents(

@@ -241,6 +241,12 @@ Status RunDaemon(const config::Config& config) {
   cni_opts.bin_dirs = config.cni_bin_dirs;
   cni_opts.cache_dir = fs::path(config.root) / "cni";
   domain.cni = std::make_unique<network::CniManager>(cni_opts);
+  network::DefaultPodNetworkOptions default_network_opts;
+  default_network_opts.enabled = config.cni_default_network;
+  default_network_opts.conf_dir = config.cni_conf_dir;
+  default_network_opts.template_file = config.cni_default_network_template;
+  default_network_opts.ipam_data_dir = (fs::path(config.state) / "cni" / "networks").string();
+  domain.default_network = std::make_unique<network::DefaultPodNetwork>(default_network_opts);
   std::map<std::string, oci::OciRuntime*> runtimes;
   std::vector<std::string> global_args;
   if (config.cgroup_driver == "systemd") global_args.push_back("--systemd-cgroup");

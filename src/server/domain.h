@@ -10,6 +10,7 @@
 #include "container/container_manager.h"
 #include "image/image_service.h"
 #include "network/cni.h"
+#include "network/pod_network.h"
 #include "oci/oci_runtime.h"
 #include "sandbox/sandbox_manager.h"
 #include "server/stream_runtime.h"
@@ -26,6 +27,8 @@ struct Domain {
   std::unique_ptr<store::MetadataStore> db;
   std::unique_ptr<image::ImageService> images;
   std::unique_ptr<network::CniManager> cni;
+  // Writes the CNI config for the kubelet's pod CIDR (UpdateRuntimeConfig).
+  std::unique_ptr<network::DefaultPodNetwork> default_network;
   std::map<std::string, std::unique_ptr<oci::OciRuntime>> runtimes;  // by handler name
   std::unique_ptr<sandbox::SandboxManager> sandboxes;
   std::unique_ptr<container::ContainerManager> containers;

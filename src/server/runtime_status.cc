@@ -1,10 +1,43 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "doctor/doctor.h"
 #include "network/cni_config.h"
 #include "server/cri_services.h"
 
 namespace berth::server {
+
+namespace {
+
+// `berthd doctor` from inside berthd, for `berthctl info` and `crictl info`:
+// the handlers as berthd's start-up probes found them (no new probe runs),
+// every other check as the command runs it.
+doctor::Report DoctorReport(const config::Config& config, const RuntimeInfo& info) {
+  doctor::DoctorOptions opts;
+  std::vector<doctor::HandlerFinding> handlers;
+  const std::vector<oci::HandlerState> states = info.handlers->Handlers();
+  for (const auto& [name, configured] : config.handlers) {
+    doctor::HandlerFinding h;
+    h.name = name;
+    h.configured_binary = configured;
+    auto found = std::find_if(states.begin(), states.end(),
+                              [&](const oci::HandlerState& s) { return s.name == name; });
+    // A handler whose probe still runs is reported as not probed yet.
+    if (found != states.end() && found->probed) {
+      h.binary = found->binary;
+      h.probed = true;
+      h.probe = found->probe;
+    }
+    handlers.push_back(std::move(h));
+  }
+  opts.handlers = std::move(handlers);
+  opts.default_handler = info.handlers->DefaultName();
+  opts.monitor_binary = doctor::FindHelperBinary("berth-monitor");
+  opts.pause_binary = doctor::FindHelperBinary("berth-pause");
+  return doctor::RunDoctor(config, std::move(opts));
+}
+
+}  // namespace
 
 grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const runtime::v1::StatusRequest* req,
                                         runtime::v1::StatusResponse* resp) {
@@ -96,6 +129,7 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const runtime::v1:
       // crictl parses every info value as JSON.
       (*resp->mutable_info())["configToml"] = nlohmann::json(config_.ToToml()).dump();
       if (network.ok()) (*resp->mutable_info())["cniconfig"] = network->raw;
+      (*resp->mutable_info())["doctor"] = DoctorReport(config_, info_).ToJson().dump();
     }
     return OkStatus();
   });

@@ -1,8 +1,10 @@
 #include "config/config.h"
 
 #include <gtest/gtest.h>
+#include <toml++/toml.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "common/fs.h"
 
@@ -217,6 +219,75 @@ TEST(ConfigTest, ParseListenAddress) {
         "host.example:80", "[::1:80", "[zz]:80", "::1:80", "1.2.3.4.5:80", "127.0.0.1:123456"}) {
     EXPECT_FALSE(ParseListenAddress(bad).ok()) << bad;
   }
+}
+
+// `berthd config default`: every setting has a comment, and the commented file loads back to
+// the configuration it was printed from.
+TEST(ConfigTest, CommentedTomlDocumentsEverySettingAndLoadsBack) {
+  EXPECT_TRUE(UndocumentedSettings().empty())
+      << "settings without a comment in src/config/config_doc.cc: "
+      << ::testing::PrintToString(UndocumentedSettings());
+  const std::string text = Config::Defaults().ToCommentedToml();
+  for (std::string_view key : {"socket = ", "[runtime.handlers]", "default_network = true",
+                               "default_network_template = \"\"", "# Unix socket of the CRI"}) {
+    EXPECT_NE(text.find(key), std::string::npos) << key << " missing in:\n" << text;
+  }
+  // Sections in the documented order, grpc first.
+  EXPECT_LT(text.find("[grpc]"), text.find("[paths]"));
+  EXPECT_LT(text.find("[paths]"), text.find("[runtime]"));
+  // Every key of the effective configuration is in it with its default value (a key left
+  // out would still load back, from the defaults, so compare the documents themselves).
+  toml::table printed = toml::parse(text);
+  toml::table effective = toml::parse(Config::Defaults().ToToml());
+  EXPECT_EQ(printed, effective) << text;
+  // A comment right above every setting (or above its sub-table's header).
+  std::istringstream lines(text);
+  std::string line, previous, header;
+  int settings = 0;
+  while (std::getline(lines, line)) {
+    if (line.starts_with("[")) header = line;
+    // The entries of a sub-table ([runtime.handlers]) share the comment above its header.
+    const bool in_subtable = header.find('.') != std::string::npos;
+    if (line.starts_with("[") || (!line.empty() && line[0] != '#' && !in_subtable)) {
+      EXPECT_TRUE(previous.starts_with("# ")) << "no comment above \"" << line << "\"";
+      ++settings;
+    }
+    previous = line;
+  }
+  EXPECT_GE(settings, 20);
+  Config again;
+  ASSERT_TRUE(MergeToml(text, "default", again).ok()) << text;
+  EXPECT_EQ(again.ToToml(), Config::Defaults().ToToml());
+
+  // A changed configuration (with a removed default handler and odd characters) too.
+  Config cfg;
+  cfg.socket = "/run/x \"quoted\"\\.sock";
+  cfg.handlers.erase("crun");
+  cfg.handlers["kata"] = "/opt/kata/bin/kata-runtime";
+  cfg.cni_default_network = false;
+  cfg.registry_auth_files = {};
+  Config loaded;
+  ASSERT_TRUE(MergeToml(cfg.ToCommentedToml(), "changed", loaded).ok()) << cfg.ToCommentedToml();
+  EXPECT_EQ(loaded.ToToml(), cfg.ToToml());
+  EXPECT_EQ(loaded.socket, cfg.socket);
+  EXPECT_FALSE(loaded.handlers.contains("crun"));
+}
+
+TEST(ConfigTest, DefaultNetworkSettings) {
+  Config cfg;
+  EXPECT_TRUE(cfg.cni_default_network);
+  EXPECT_EQ(cfg.cni_default_network_template, "");
+  ASSERT_TRUE(MergeToml("[cni]\ndefault_network = false\ndefault_network_template = \"/t.json\"\n",
+                        "t", cfg)
+                  .ok());
+  EXPECT_FALSE(cfg.cni_default_network);
+  EXPECT_EQ(cfg.cni_default_network_template, "/t.json");
+  EXPECT_TRUE(cfg.Validate().ok());
+  EXPECT_FALSE(MergeToml("[cni]\ndefault_network = \"yes\"\n", "t", cfg).ok());
+  cfg.cni_default_network_template = "relative.json";
+  Status s = cfg.Validate();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("cni.default_network_template"), std::string::npos) << s.message();
 }
 
 TEST(ConfigTest, SplitColonList) {
