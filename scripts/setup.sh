@@ -10,8 +10,14 @@ packages=(
   libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev libzstd-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev libmicrohttpd-dev
+  libyaml-dev
+  # the sanitizer suite and fuzzing (clang, its ASan/UBSan/TSan/libFuzzer
+  # runtimes, llvm-symbolizer for readable reports), the style checks
+  # (clang-format, clang-tidy, run-clang-tidy), and a compiler cache
+  clang libclang-rt-14-dev llvm clang-format clang-tidy clang-tools ccache
   # what berthd drives at run time
   runc crun containernetworking-plugins iproute2 iptables ca-certificates
+  criu  # CheckpointContainer (runc checkpoint drives it)
   # what the tests and benchmarks run against
   docker-registry busybox-static apache2-utils containerd curl openssl
 )

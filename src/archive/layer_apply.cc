@@ -396,7 +396,7 @@ class Materializer {
   void InvalidateCache() { cache_stale_ = true; }
 
   Status ApplyWhiteout(const std::string& parent, const std::string& base, struct archive_entry* e,
-                       const std::string& entry);
+                       const std::string& path);
   Status CreateFile(int dir_fd, const std::string& base, const std::string& path,
                     struct archive_entry* e);
   Status CreateDir(int dir_fd, const std::string& base, const std::string& path,

@@ -217,6 +217,41 @@ StatusOr<std::vector<PhaseTimes>> RunLifecycleBench(const LifecycleBenchOptions&
   return phases;
 }
 
+StatusOr<std::vector<std::string>> StartRunningPods(const LifecycleBenchOptions& options, int n) {
+  auto stub = Connect(options.endpoint);
+  std::vector<Pod> pods(n);
+  ScopeGuard rollback([&] { (void)RemovePods(*stub, pods); });
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    RETURN_IF_ERROR(RunPod(*stub, options, PodName(options, "keep", i), &pods[i]));
+    RETURN_IF_ERROR(CreateContainer(*stub, options, &pods[i]));
+    RETURN_IF_ERROR(StartContainer(*stub, pods[i]));
+    ids.push_back(pods[i].pod_id);
+  }
+  rollback.Cancel();
+  return ids;
+}
+
+Status RemovePodsById(const std::string& endpoint, const std::vector<std::string>& pod_ids) {
+  auto stub = Connect(endpoint);
+  Status first = OkStatus();
+  for (const std::string& id : pod_ids) {
+    cri::StopPodSandboxRequest stop;
+    stop.set_pod_sandbox_id(id);
+    cri::StopPodSandboxResponse stop_resp;
+    Status s =
+        CriCall(*stub, &Stub::StopPodSandbox, stop, &stop_resp, StrCat("StopPodSandbox ", id));
+    if (s.ok()) {
+      cri::RemovePodSandboxRequest rm;
+      rm.set_pod_sandbox_id(id);
+      cri::RemovePodSandboxResponse rm_resp;
+      s = CriCall(*stub, &Stub::RemovePodSandbox, rm, &rm_resp, StrCat("RemovePodSandbox ", id));
+    }
+    if (first.ok()) first = s;
+  }
+  return first;
+}
+
 StatusOr<uint64_t> ReadRssKb(int pid) {
   std::string path = StrCat("/proc/", pid, "/status");
   ASSIGN_OR_RETURN(std::string status, ReadFile(path));

@@ -56,6 +56,12 @@ struct MemoryResult {
 // host are not counted), then removes the pods.
 StatusOr<MemoryResult> RunMemoryBench(const LifecycleBenchOptions& options);
 
+// Starts `n` pods with one running container each, as the memory mode does,
+// and returns their pod ids; they stay until RemovePodsById.
+StatusOr<std::vector<std::string>> StartRunningPods(const LifecycleBenchOptions& options, int n);
+// Stops and removes pods (with their containers), trying all; the first error.
+Status RemovePodsById(const std::string& endpoint, const std::vector<std::string>& pod_ids);
+
 // VmRSS of a process in kB, from /proc/<pid>/status.
 StatusOr<uint64_t> ReadRssKb(int pid);
 

@@ -4,11 +4,13 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <iostream>
+#include <vector>
 
 #include "bench/lifecycle_bench.h"
 #include "bench/pull_bench.h"
-#include "bench/stream_bench.h"
+#include "bench/startup_bench.h"
 #include "bench/stats_bench.h"
+#include "bench/stream_bench.h"
 
 namespace {
 
@@ -55,6 +57,30 @@ int RunLifecycle(const berth::bench::LifecycleBenchOptions& options, const std::
       label, mem->pods, mem->first_pod_ip.empty() ? "-" : mem->first_pod_ip, mem->daemon_rss_kb,
       options.helper_name.empty() ? "-" : options.helper_name, mem->helpers, mem->helpers_rss_kb,
       mem->helpers ? mem->helpers_rss_kb / mem->helpers : 0);
+  return 0;
+}
+
+int RunStartup(const berth::bench::StartupBenchOptions& options, const std::string& label) {
+  auto runs = berth::bench::RunStartupBench(options);
+  if (!runs.ok()) {
+    std::cerr << "berth-bench: startup: " << runs.status() << "\n";
+    return 1;
+  }
+  std::vector<double> answer, ready;
+  for (const auto& r : *runs) {
+    answer.push_back(r.first_answer_ms);
+    ready.push_back(r.runtime_ready_ms);
+  }
+  auto all = [](const std::vector<double>& v) {
+    std::string s;
+    for (double ms : v) s += fmt::format("{}{:.1f}", s.empty() ? "" : ",", ms);
+    return s;
+  };
+  std::cout << fmt::format(
+      "{} startup after={} runs={} kept_pods={} first_answer_median_ms={:.1f} "
+      "runtime_ready_median_ms={:.1f} first_answer_ms=[{}] runtime_ready_ms=[{}]\n",
+      label, options.kill ? "SIGKILL" : "SIGTERM", runs->size(), options.keep_pods,
+      berth::bench::Median(answer), berth::bench::Median(ready), all(answer), all(ready));
   return 0;
 }
 
@@ -145,6 +171,26 @@ int main(int argc, char** argv) {
                      "containerd-shim-runc-v2), for their RSS");
   lc_cmd->add_option("--name-prefix", lc.name_prefix, "prefix of pod names (default bench)");
   lc_cmd->add_option("--label", label, "name printed with the results");
+  berth::bench::StartupBenchOptions su;
+  std::string after = "kill";
+  std::string keep_network = "host";
+  auto* su_cmd = app.add_subcommand(
+      "startup",
+      "time how soon a daemon answers Version (and reports RuntimeReady) after being killed or "
+      "stopped: berth-bench startup -r ENDPOINT [options] -- DAEMON ARGS...");
+  su_cmd->add_option("-r,--endpoint", su.endpoint, "the daemon's CRI socket, unix:///path")
+      ->required();
+  su_cmd->add_option("-n,--runs", su.runs, "restarts to time (default 5)");
+  su_cmd->add_option("--after", after, "kill (SIGKILL, a crash) or stop (SIGTERM, an upgrade)")
+      ->check(CLI::IsMember({"kill", "stop"}));
+  su_cmd->add_option("--log", su.log_file, "file for the daemon's output")->required();
+  su_cmd->add_option("--keep-pods", su.keep_pods,
+                     "running pods (one container each) kept across the restarts (default 0)");
+  su_cmd->add_option("--image", su.pods.image, "image of the kept pods' containers (pulled)");
+  su_cmd->add_option("--pods-network", keep_network, "cni or host (default host)")
+      ->check(CLI::IsMember({"cni", "host"}));
+  su_cmd->add_option("--label", label, "name printed with the results");
+  su_cmd->add_option("command", su.command, "the daemon's command line (after --)")->required();
   berth::bench::StreamBenchOptions st;
   std::string st_network = "cni";
   int transfer_mib = 100;
@@ -189,6 +235,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (pull_cmd->parsed()) return RunPull(pull, label);
+  if (su_cmd->parsed()) {
+    su.kill = after == "kill";
+    su.pods.host_network = keep_network == "host";
+    su.pods.name_prefix = fmt::format("bench-{}", label);
+    return RunStartup(su, label);
+  }
   if (st_cmd->parsed()) {
     st.host_network = st_network == "host";
     st.transfer_bytes = static_cast<uint64_t>(transfer_mib) << 20;

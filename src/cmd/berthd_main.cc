@@ -9,10 +9,12 @@
 
 int main(int argc, char** argv) {
   using berth::config::Config;
-  CLI::App app{"berthd: a Kubernetes container runtime (CRI v1)"};
+  CLI::App app{"berthd: a Kubernetes container runtime (CRI v1 and v1alpha2)"};
   app.set_version_flag("--version", "berthd 0.1.0");
   std::string config_file = "/etc/berth/berth.toml";
   std::string dropin_dir = "/etc/berth/berth.d";
+  std::optional<std::string> image_socket;
+  std::vector<std::string> pinned_images;
   std::optional<std::string> socket, root, state, registry_dir, cni_conf, cni_bin, stream_addr,
       stream_cert, stream_key, metrics_addr, log_level, cgroup_driver, default_handler;
   std::vector<std::string> handler_flags;
@@ -23,6 +25,13 @@ int main(int argc, char** argv) {
   app.add_option("--config-dropin-dir", dropin_dir,
                  "directory of *.toml drop-ins, applied in name order");
   app.add_option("--socket", socket, "CRI gRPC Unix socket (default /run/berth/berth.sock)");
+  app.add_option("--image-socket", image_socket,
+                 "a second Unix socket serving only the CRI ImageService, for a kubelet with "
+                 "--image-service-endpoint (default: none)");
+  app.add_option("--pinned-image", pinned_images,
+                 "an image reported pinned, so that the kubelet's image GC keeps it: a "
+                 "reference, an image ID or a name prefix ending in '*' (repeatable; replaces "
+                 "images.pinned_images)");
   app.add_option("--root", root, "persistent data directory (default /var/lib/berth)");
   app.add_option("--state", state, "runtime state directory (default /run/berth)");
   app.add_option("--registry-config-dir", registry_dir,
@@ -72,6 +81,10 @@ int main(int argc, char** argv) {
                  "(default 10000)");
   app.add_option("--stats-min-sample-interval-ms", stats_min_interval,
                  "stats calls reuse a cgroup sample younger than this (default 500)");
+  std::optional<std::string> cdi_dirs;
+  app.add_option("--cdi-spec-dir", cdi_dirs,
+                 "colon-separated CDI spec directories, later ones taking priority (default "
+                 "/etc/cdi:/var/run/cdi)");
   auto* config_cmd = app.add_subcommand("config", "print the effective configuration as TOML");
   config_cmd->fallthrough();  // `berthd config --socket X` works like `berthd --socket X config`
   auto* config_default_cmd = config_cmd->add_subcommand(
@@ -97,11 +110,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (socket) cfg.socket = *socket;
+  if (image_socket) cfg.image_socket = *image_socket;
+  if (!pinned_images.empty()) cfg.pinned_images = pinned_images;
   if (root) cfg.root = *root;
   if (state) cfg.state = *state;
   if (registry_dir) cfg.registry_config_dir = *registry_dir;
   if (cni_conf) cfg.cni_conf_dir = *cni_conf;
   if (cni_bin) cfg.cni_bin_dirs = berth::config::SplitColonList(*cni_bin);
+  if (cdi_dirs) cfg.cdi_spec_dirs = berth::config::SplitColonList(*cdi_dirs);
   if (cni_default_network) cfg.cni_default_network = *cni_default_network;
   if (cni_default_template) cfg.cni_default_network_template = *cni_default_template;
   if (stream_addr) cfg.stream_address = *stream_addr;

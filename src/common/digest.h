@@ -21,6 +21,7 @@ class Digest {
   const std::string& hex() const { return hex_; }
   std::string str() const { return "sha256:" + hex_; }
   bool operator==(const Digest&) const = default;
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads a defaulted <=>
   auto operator<=>(const Digest&) const = default;
 
  private:

@@ -116,11 +116,15 @@ class [[nodiscard]] StatusOr {
   StatusOr(Status&& s) : status_(std::move(s)) { assert(!status_.ok()); }  // NOLINT
   StatusOr(const T& v) : value_(v) {}                                      // NOLINT
   StatusOr(T&& v) : value_(std::move(v)) {}                                // NOLINT
+  // Implicit by design, and constrained away from StatusOr<T> itself, so it
+  // never hides the copy and move constructors.
+  // NOLINTBEGIN(bugprone-forwarding-reference-overload)
   template <typename U>
   requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, T> &&
            !std::is_same_v<std::decay_t<U>, Status> &&
            !std::is_same_v<std::decay_t<U>, StatusOr<T>>) StatusOr(U&& v)
       : value_(std::forward<U>(v)) {}  // NOLINT
+  // NOLINTEND(bugprone-forwarding-reference-overload)
 
   bool ok() const { return value_.has_value(); }
   const Status& status() const& { return status_; }
@@ -172,6 +176,9 @@ class ScopeGuard {
 #define BERTH_CONCAT_INNER_(a, b) a##b
 #define BERTH_CONCAT_(a, b) BERTH_CONCAT_INNER_(a, b)
 
+// `lhs` is a declaration ("auto x") and `statusor` a name, so neither can be
+// parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define RETURN_IF_ERROR(expr)                      \
   do {                                             \
     ::berth::Status berth_status_ = (expr);        \
@@ -185,3 +192,4 @@ class ScopeGuard {
   auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)

@@ -111,6 +111,8 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
       Status s;
       if (key == "grpc.socket")
         s = SetString(node, key, next.socket);
+      else if (key == "grpc.image_socket")
+        s = SetString(node, key, next.image_socket);
       else if (key == "paths.root")
         s = SetString(node, key, next.root);
       else if (key == "paths.state")
@@ -156,6 +158,11 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
         s = SetBool(node, key, next.metrics_allow_non_loopback);
       else if (key == "events.queue_length")
         s = SetInt(node, key, next.events_queue_length);
+      else if (key == "images.pinned_images")
+        s = SetStringList(node, key, next.pinned_images);
+      // CDI devices
+      else if (key == "cdi.spec_dirs")
+        s = SetStringList(node, key, next.cdi_spec_dirs);
       else
         s = InvalidArgumentError(StrCat("unknown setting ", key));
       if (!s.ok()) return Annotate(s, StrCat("config ", source_name));
@@ -207,6 +214,17 @@ Status Config::Validate() const {
     return InvalidArgumentError(
         StrCat("grpc.socket path is too long for a Unix socket (", socket.size(), " >= 108)"));
   }
+  if (!image_socket.empty()) {
+    RETURN_IF_ERROR(require_abs("grpc.image_socket", image_socket));
+    if (image_socket.size() >= 108) {
+      return InvalidArgumentError(StrCat("grpc.image_socket path is too long for a Unix socket (",
+                                         image_socket.size(), " >= 108)"));
+    }
+    if (image_socket == socket) {
+      return InvalidArgumentError(
+          "grpc.image_socket must differ from grpc.socket (which serves images too)");
+    }
+  }
   if (max_concurrent_downloads < 1 || max_concurrent_downloads > 64) {
     return InvalidArgumentError("registry.max_concurrent_downloads must be between 1 and 64");
   }
@@ -243,6 +261,7 @@ Status Config::Validate() const {
         StrCat("runtime.default_handler \"", default_handler, "\" is not one of runtime.handlers"));
   }
   if (root == state) return InvalidArgumentError("paths.root and paths.state must differ");
+  for (const std::string& d : cdi_spec_dirs) RETURN_IF_ERROR(require_abs("cdi.spec_dirs", d));
   if (stream_address.empty()) {
     return InvalidArgumentError("stream.address must be host:port (e.g. 127.0.0.1:0)");
   }
@@ -329,7 +348,7 @@ std::string Config::ToToml() const {
     if (!handlers.contains(name)) handler_table.insert(name, "");
   }
   toml::table doc{
-      {"grpc", toml::table{{"socket", socket}}},
+      {"grpc", toml::table{{"socket", socket}, {"image_socket", image_socket}}},
       {"paths", toml::table{{"root", root}, {"state", state}}},
       {"registry", toml::table{{"config_dir", registry_config_dir},
                                {"auth_files", list(registry_auth_files)},
@@ -353,6 +372,8 @@ std::string Config::ToToml() const {
   // Metrics endpoint and lifecycle events.
   doc["metrics"].as_table()->insert("allow_non_loopback", metrics_allow_non_loopback);
   doc.insert("events", toml::table{{"queue_length", events_queue_length}});
+  doc.insert("images", toml::table{{"pinned_images", list(pinned_images)}});
+  doc.insert("cdi", toml::table{{"spec_dirs", list(cdi_spec_dirs)}});
   std::ostringstream out;
   out << doc << "\n";
   return out.str();

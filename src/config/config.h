@@ -15,6 +15,10 @@ namespace berth::config {
 struct Config {
   // [grpc]
   std::string socket = "/run/berth/berth.sock";
+  // A second socket serving only the ImageService (v1 and v1alpha2), for a
+  // kubelet with --image-service-endpoint; empty: none. The main socket
+  // serves images too either way.
+  std::string image_socket;
   // [paths]
   std::string root = "/var/lib/berth";  // persistent: images, content, metadata
   std::string state = "/run/berth";     // runtime state, gone at reboot
@@ -63,6 +67,14 @@ struct Config {
   // [events] queue_length: events a GetContainerEvents client may fall
   // behind by before its oldest are dropped.
   int events_queue_length = 1024;
+
+  // [images] pinned_images: images reported pinned (the kubelet's image GC
+  // skips them): references, image IDs or name prefixes ending in '*'
+  // (image/pinned_images.h; checked when berthd starts).
+  std::vector<std::string> pinned_images;
+  // --- CDI devices ---
+  // [cdi] spec_dirs: CDI spec directories, later ones taking priority.
+  std::vector<std::string> cdi_spec_dirs = {"/etc/cdi", "/var/run/cdi"};
 
   static Config Defaults() { return Config(); }
   // Checks values a person could get wrong; names the setting in the error.

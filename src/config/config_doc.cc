@@ -45,6 +45,8 @@ constexpr SectionDoc kSections[] = {
      "Container lifecycle events (GetContainerEvents), which the kubelet's evented\n"
      "PLEG consumes."},
     {"log", "berthd logs one line per event to stderr (journald under systemd)."},
+    {"images", "Images that the kubelet's image garbage collection must keep."},
+    {"cdi", "Container Device Interface specs (devices from DRA drivers and device plugins)."},
     {"runtime", "OCI runtimes (runc, crun) and cgroups."},
 };
 
@@ -52,6 +54,9 @@ constexpr SettingDoc kSettings[] = {
     {"grpc.socket",
      "Unix socket of the CRI gRPC API (mode 0660; its directory is created). A stale\n"
      "socket is replaced; a live one (another berthd) is not. Flag: --socket."},
+    {"grpc.image_socket",
+     "A second Unix socket serving only the ImageService (both API versions), for a\n"
+     "kubelet started with --image-service-endpoint; empty: off. Flag: --image-socket."},
     {"paths.root",
      "Persistent data: metadata (meta.db), image content and layers, writable layers of\n"
      "containers, CNI results. Flag: --root."},
@@ -106,6 +111,12 @@ constexpr SettingDoc kSettings[] = {
     {"events.queue_length",
      "Events a GetContainerEvents client may fall behind by before its oldest are\n"
      "dropped (1 to 1000000). Flag: --events-queue-length."},
+    {"images.pinned_images",
+     "Images reported pinned (image GC skips them): references, image IDs, or name\n"
+     "prefixes ending in '*'. Flag: --pinned-image (repeatable)."},
+    {"cdi.spec_dirs",
+     "CDI spec directories, later ones taking priority; read again at each create that\n"
+     "asks for a device. Flag: --cdi-spec-dir (colon-separated)."},
     {"log.level", "trace, debug, info, warn or error. Flag: --log-level."},
     {"runtime.cgroup_driver",
      "cgroupfs, or systemd (the kubelet's cgroupDriver must match; systemd passes\n"

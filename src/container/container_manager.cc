@@ -14,9 +14,14 @@
 #include <set>
 #include <thread>
 
+#include "cdi/cdi_registry.h"
 #include "common/fs.h"
 #include "common/proc.h"
 #include "common/safe_path.h"
+#include "container/checkpoint.h"
+#include "container/image_volume.h"
+#include "container/process_identity.h"
+#include "container/userns.h"
 #include "monitor/client.h"
 #include "monitor/protocol.h"
 
@@ -97,30 +102,6 @@ std::string ReservedName(const oci::ContainerConfig& c, const sandbox::SandboxRe
 
 }  // namespace
 
-StatusOr<int> ParseSignal(std::string_view name) {
-  static const std::map<std::string, int, std::less<>> kSignals = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-      {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},     {"BUS", SIGBUS},   {"FPE", SIGFPE},
-      {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
-      {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT},
-      {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
-      {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},
-      {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
-      {"IO", SIGIO},     {"PWR", SIGPWR},       {"SYS", SIGSYS}};
-  std::string_view s = name;
-  if (s.starts_with("SIG")) s.remove_prefix(3);
-  if (auto it = kSignals.find(s); it != kSignals.end()) return it->second;
-  int n = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return InvalidArgumentError(StrCat("unknown signal \"", name, "\""));
-    n = n * 10 + (c - '0');
-    if (n > 64) break;
-  }
-  if (s.empty() || n < 1 || n > 64)
-    return InvalidArgumentError(StrCat("unknown signal \"", name, "\""));
-  return n;
-}
-
 std::vector<LifecycleEventType> ContainerTransitionEvents(const ContainerRecord* before,
                                                           const ContainerRecord* after) {
   using T = LifecycleEventType;
@@ -148,10 +129,16 @@ std::vector<LifecycleEventType> ContainerTransitionEvents(const ContainerRecord*
 std::string ContainerRecord::ToJson() const {
   json mj = json::array();
   for (const auto& m : mounts) {
-    mj.push_back({{"container_path", m.container_path},
-                  {"host_path", m.host_path},
-                  {"readonly", m.readonly},
-                  {"propagation", m.propagation}});
+    json e{{"container_path", m.container_path},
+           {"host_path", m.host_path},
+           {"readonly", m.readonly},
+           {"propagation", m.propagation}};
+    if (!m.image.empty()) {
+      e["image"] = m.image;
+      e["image_id"] = m.image_id;
+      e["image_sub_path"] = m.image_sub_path;
+    }
+    mj.push_back(std::move(e));
   }
   return json{{"id", id},
               {"sandbox_id", sandbox_id},
@@ -185,6 +172,8 @@ std::string ContainerRecord::ToJson() const {
               {"layer_dir", layer_dir},
               {"uid", uid},
               {"username", username},
+              {"gid", gid},
+              {"supplemental_groups", supplemental_groups},
               {"oom_kills", oom_kills}}
       .dump();
 }
@@ -206,8 +195,9 @@ StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
     r.runtime_handler = j.at("runtime_handler");
     r.stop_signal = j.at("stop_signal");
     for (const auto& m : j.at("mounts")) {
-      r.mounts.push_back(
-          {m.at("container_path"), m.at("host_path"), m.at("readonly"), m.at("propagation")});
+      r.mounts.push_back({m.at("container_path"), m.at("host_path"), m.at("readonly"),
+                          m.at("propagation"), m.value("image", ""), m.value("image_id", ""),
+                          m.value("image_sub_path", "")});
     }
     r.resources = ResourcesFromJson(j.at("resources"));
     r.tty = j.at("tty");
@@ -228,6 +218,9 @@ StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
     r.layer_dir = j.at("layer_dir");
     r.uid = j.at("uid");
     r.username = j.at("username");
+    // Absent in records of berth 0.1.0.
+    r.gid = j.value("gid", 0u);
+    r.supplemental_groups = j.value("supplemental_groups", std::vector<uint32_t>{});
     r.oom_kills = j.value("oom_kills", int64_t{0});  // absent in records of berth 0.1.0
     return r;
   } catch (const json::exception& e) {
@@ -237,21 +230,18 @@ StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
 
 ContainerManager::ContainerManager(ContainerManagerOptions options, store::MetadataStore* db,
                                    image::ImageService* images, sandbox::SandboxManager* sandboxes,
-                                   std::map<std::string, oci::OciRuntime*> runtimes,
-                                   std::string default_handler)
+                                   std::map<std::string, oci::OciRuntime*> runtimes)
     : options_(std::move(options)),
       db_(db),
       images_(images),
       sandboxes_(sandboxes),
-      runtimes_(std::move(runtimes)),
-      default_handler_(std::move(default_handler)) {}
+      runtimes_(std::move(runtimes)) {}
 
 StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
     ContainerManagerOptions options, store::MetadataStore* db, image::ImageService* images,
-    sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes,
-    std::string default_handler) {
-  std::unique_ptr<ContainerManager> m(new ContainerManager(
-      std::move(options), db, images, sandboxes, std::move(runtimes), std::move(default_handler)));
+    sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes) {
+  std::unique_ptr<ContainerManager> m(
+      new ContainerManager(std::move(options), db, images, sandboxes, std::move(runtimes)));
   RETURN_IF_ERROR(MakeDirs(m->options_.root_dir, 0711));
   RETURN_IF_ERROR(MakeDirs(m->options_.state_dir, 0711));
   ASSIGN_OR_RETURN(auto rows, db->List(kBucket));
@@ -471,6 +461,9 @@ void ContainerManager::CollectOrphans() {
     }
     const fs::path bundle = options_.state_dir / id;
     ::umount2((bundle / "rootfs").c_str(), MNT_DETACH);
+    (void)UnmountEntriesAndRemove(bundle / "volumes");
+    (void)UnmountEntriesAndRemove(bundle / "idmap" / "rootfs");
+    (void)UnmountEntriesAndRemove(bundle / "idmap" / "mounts");
     Status a = RemoveAll(bundle);
     Status b = RemoveAll(options_.root_dir / id);
     spdlog::info("event=orphan_container_removed id={} ok={}", id, a.ok() && b.ok());
@@ -510,7 +503,9 @@ Status ContainerManager::Save(const ContainerRecord& r) {
 }
 
 StatusOr<oci::OciRuntime*> ContainerManager::RuntimeFor(const std::string& handler) {
-  const std::string& h = handler.empty() ? default_handler_ : handler;
+  // Records always name their handler; "" (older records) means the default.
+  const std::string h =
+      !handler.empty() || options_.handlers == nullptr ? handler : options_.handlers->DefaultName();
   auto it = runtimes_.find(h);
   if (it == runtimes_.end()) {
     return InvalidArgumentError(StrCat("unknown runtime handler \"", h, "\""));
@@ -521,6 +516,9 @@ StatusOr<oci::OciRuntime*> ContainerManager::RuntimeFor(const std::string& handl
 StatusOr<ContainerRecord> ContainerManager::Create(const CreateRequest& req) {
   if (req.config.name.empty()) return InvalidArgumentError("container metadata needs a name");
   if (req.image.empty()) return InvalidArgumentError("container config needs an image");
+  if (!req.config.stop_signal.empty()) {
+    RETURN_IF_ERROR(Annotate(ParseSignal(req.config.stop_signal).status(), "stop_signal"));
+  }
   ASSIGN_OR_RETURN(sandbox::SandboxRecord sb, sandboxes_->Get(req.sandbox_id));
   if (sb.state != sandbox::SandboxState::kReady) {
     return FailedPreconditionError(StrCat("pod sandbox ", sb.id, " is not ready"));
@@ -544,6 +542,13 @@ StatusOr<ContainerRecord> ContainerManager::Create(const CreateRequest& req) {
 StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& req,
                                                          const sandbox::SandboxRecord& sb) {
   ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(sb.runtime_handler));
+  // Right after berthd started, the handler's probe may still be running.
+  oci::HandlerFeatures features;
+  if (options_.handlers != nullptr) {
+    ASSIGN_OR_RETURN(oci::HandlerState handler,
+                     options_.handlers->WaitFor(runtime->handler_name(), std::chrono::seconds(60)));
+    features = handler.probe.features;
+  }
   // Where create time goes, logged at debug level.
   auto last = std::chrono::steady_clock::now();
   std::string timing;
@@ -564,6 +569,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   // runtime mounts what the path points at on the host.
   oci::ContainerConfig config = req.config;
   for (auto& m : config.mounts) {
+    if (!m.image.empty()) continue;  // an image volume, mounted below
     if (m.host_path.empty() || m.host_path[0] != '/') {
       return InvalidArgumentError(
           StrCat("mount ", m.container_path, ": host path \"", m.host_path, "\" is not absolute"));
@@ -577,6 +583,12 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     m.host_path = real.string();
   }
 
+  // CDI devices are resolved before anything is made, so that an unknown
+  // device costs nothing; their edits go onto the spec once it is built.
+  ASSIGN_OR_RETURN(cdi::ContainerEdits cdi_edits,
+                   cdi::Resolve(options_.cdi_spec_dirs,
+                                cdi::RequestedDevices(config.cdi_devices, config.annotations)));
+
   ContainerRecord r;
   r.id = RandomHex(32);
   r.sandbox_id = sb.id;
@@ -588,15 +600,11 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   r.image_id = img.id;
   r.image_ref = img.repo_digests.empty() ? img.id : img.repo_digests.front();
   r.runtime_handler = runtime->handler_name();
-  r.stop_signal = img_config.config.stop_signal;
+  r.stop_signal = EffectiveStopSignal(config.stop_signal, img_config.config.stop_signal);
   r.resources = req.config.resources;
   r.tty = req.config.tty;
   r.stdin_open = req.config.stdin;
   r.stdin_once = req.config.stdin_once;
-  for (const auto& m : req.config.mounts) {
-    r.mounts.push_back(
-        {m.container_path, m.host_path, m.readonly, static_cast<int>(m.propagation)});
-  }
   if (!req.log_path.empty()) {
     if (sb.config.log_directory.empty()) {
       return InvalidArgumentError("log_path is set but the pod sandbox has no log_directory");
@@ -627,10 +635,45 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   if (img.diff_ids.empty())
     return FailedPreconditionError(StrCat("image ", img.id, " has no layers"));
   mark("image");
-  if (::mount("overlay", r.rootfs.c_str(), "overlay", 0, opts.c_str()) != 0) {
+  if (!sb.userns_path.empty()) {
+    // A pod with its own user namespace: ID-mapped layers (container/userns.h).
+    std::vector<fs::path> lowers;
+    for (auto it = img.diff_ids.rbegin(); it != img.diff_ids.rend(); ++it) {
+      lowers.push_back(images_->layers().LayerDir(*it));
+    }
+    const oci::SandboxInfo info = sb.Info();
+    const int64_t root_uid = MapToHost(info.uid_mappings, 0);
+    const int64_t root_gid = MapToHost(info.gid_mappings, 0);
+    if (root_uid < 0 || root_gid < 0) {
+      return InvalidArgumentError(
+          StrCat("the user namespace of pod sandbox ", sb.id, " does not map container ID 0"));
+    }
+    Status mounted = MountIdmappedOverlay(lowers, r.layer_dir, static_cast<uid_t>(root_uid),
+                                          static_cast<gid_t>(root_gid), r.rootfs, 0, sb.userns_path,
+                                          fs::path(r.bundle) / "idmap" / "rootfs");
+    if (!mounted.ok()) return Annotate(mounted, StrCat("rootfs of container ", r.id));
+  } else if (::mount("overlay", r.rootfs.c_str(), "overlay", 0, opts.c_str()) != 0) {
     return ErrnoStatus(errno, StrCat("mount rootfs of container ", r.id));
   }
   ScopeGuard umount_rootfs([&] { ::umount2(r.rootfs.c_str(), MNT_DETACH); });
+  ScopeGuard umount_volumes([&] {
+    (void)UnmountEntriesAndRemove(fs::path(r.bundle) / "volumes");
+    (void)UnmountEntriesAndRemove(fs::path(r.bundle) / "idmap" / "mounts");
+  });
+  ASSIGN_OR_RETURN(
+      std::vector<std::string> volume_images,
+      MountImageVolumes(*images_, config.mounts, fs::path(r.bundle) / "volumes", sb.userns_path));
+  if (!sb.userns_path.empty()) {
+    RETURN_IF_ERROR(
+        IdmapBindMounts(config.mounts, sb.userns_path, fs::path(r.bundle) / "idmap" / "mounts"));
+  }
+  for (size_t i = 0; i < config.mounts.size(); ++i) {
+    const oci::Mount& m = config.mounts[i];
+    // Bind mounts as the CRI gave them; image volumes with what berthd mounted.
+    const std::string& host_path = m.image.empty() ? req.config.mounts[i].host_path : m.host_path;
+    r.mounts.push_back({m.container_path, host_path, m.readonly, static_cast<int>(m.propagation),
+                        m.image, volume_images[i], m.image_sub_path});
+  }
 
   oci::SpecInputs in;
   in.container_id = r.id;
@@ -650,14 +693,11 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     ns.pid = sb.config.pid_mode == oci::NamespaceMode::kNode ? oci::NamespaceMode::kNode
                                                              : oci::NamespaceMode::kContainer;
   }
+  // Before the TARGET lookup below, which adds to the pod's info.
+  in.sandbox = sb.Info();
   if (ns.pid == oci::NamespaceMode::kTarget) {
-    std::lock_guard lock(mu_);
-    auto target = containers_.find(ns.target_id);
-    if (target == containers_.end() || target->second.pid <= 0) {
-      return NotFoundError(
-          StrCat("target container ", ns.target_id, " for pid mode TARGET not found"));
-    }
-    in.sandbox.target_pid_ns_paths[ns.target_id] = StrCat("/proc/", target->second.pid, "/ns/pid");
+    ASSIGN_OR_RETURN(in.sandbox.target_pid_ns_paths[ns.target_id],
+                     TargetPidNamespace(ns.target_id, sb.id));
   }
   in.image.user = img_config.config.user;
   in.image.env = img_config.config.env;
@@ -665,13 +705,9 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   in.image.cmd = img_config.config.cmd;
   in.image.working_dir = img_config.config.working_dir;
   in.image.stop_signal = img_config.config.stop_signal;
-  in.sandbox = sb.Info();
   in.host = options_.host;
   in.cgroup_driver = options_.cgroup_driver;
-  if (auto f = options_.handler_features.find(runtime->handler_name());
-      f != options_.handler_features.end()) {
-    in.runtime_supports_rro = f->second.recursive_read_only_mounts;
-  }
+  in.runtime_supports_rro = features.recursive_read_only_mounts;
   mark("rootfs");
   auto passwd = ReadFileInRoot(r.rootfs, "etc/passwd");
   if (passwd.ok()) in.etc_passwd = *passwd;
@@ -690,7 +726,12 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     spdlog::info("event=oom_score_adj_clamped container={} requested={} applied={}", r.id,
                  notes.oom_score_adj_clamped->requested, notes.oom_score_adj_clamped->applied);
   }
+  if (Status s = cdi::ApplyEdits(cdi_edits, spec); !s.ok()) {
+    return Annotate(s, StrCat("CDI devices of container ", r.name));
+  }
   r.uid = spec["process"]["user"].value("uid", 0u);
+  r.gid = spec["process"]["user"].value("gid", 0u);
+  r.supplemental_groups = spec["process"]["user"].value("additionalGids", std::vector<uint32_t>{});
   for (const auto& ns : spec["linux"].value("namespaces", json::array())) {
     if (ns.value("type", "") == "pid" && !ns.contains("path")) r.own_pid_ns = true;
   }
@@ -728,6 +769,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     if (Save(r).ok()) {
       std::lock_guard lock(mu_);
       names_[ReservedName(req.config, sb)] = r.id;
+      umount_volumes.Cancel();
       umount_rootfs.Cancel();
       remove_dirs.Cancel();
     }
@@ -749,6 +791,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   mark("save");
   spdlog::debug("event=container_create_timing id={}{}", r.id, timing);
   delete_runtime.Cancel();
+  umount_volumes.Cancel();
   umount_rootfs.Cancel();
   remove_dirs.Cancel();
   spdlog::info("event=container_created id={} name={} sandbox={} image={}", r.id, r.name, sb.id,
@@ -804,6 +847,7 @@ Status ContainerManager::Start(const std::string& id) {
   }
   r.state = ContainerState::kRunning;
   r.started_at_ns = started_at;
+  RecordProcessIdentity(r);
   RefreshLocked(r);  // it may already have exited
   RETURN_IF_ERROR(Save(r));
   spdlog::info("event=container_started id={}", r.id);
@@ -846,7 +890,10 @@ Status ContainerManager::Stop(const std::string& id, std::chrono::seconds timeou
                               std::string signal_name) {
   auto got = Get(id);
   if (!got.ok()) {
-    if (got.status().code() == StatusCode::kNotFound) return got.status();
+    // CRI: "This call is idempotent, and must not return an error if the
+    // container has already been stopped" -- also when it is gone (as
+    // containerd 2 and CRI-O answer): the kubelet retries stops.
+    if (got.status().code() == StatusCode::kNotFound) return OkStatus();
     return got.status();
   }
   ContainerRecord r = *got;
@@ -897,6 +944,8 @@ Status ContainerManager::Remove(const std::string& id) {
   if (::umount2(r.rootfs.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
     return ErrnoStatus(errno, StrCat("unmount rootfs of container ", r.id));
   }
+  RETURN_IF_ERROR(UnmountEntriesAndRemove(fs::path(r.bundle) / "volumes"));
+  RETURN_IF_ERROR(UnmountEntriesAndRemove(fs::path(r.bundle) / "idmap" / "mounts"));
   RETURN_IF_ERROR(RemoveAll(r.bundle));
   RETURN_IF_ERROR(RemoveAll(r.layer_dir));
   RETURN_IF_ERROR(db_->Delete(kBucket, r.id));
@@ -1090,6 +1139,37 @@ int ContainerManager::LiveMonitors() {
   int alive = 0;
   for (int pid : pids) alive += ::kill(pid, 0) == 0 ? 1 : 0;
   return alive;
+}
+
+Status ContainerManager::Checkpoint(const std::string& id, const std::string& location) {
+  ASSIGN_OR_RETURN(ContainerRecord r, GetRunning(id));
+  auto held = locks_.Acquire(r.id);
+  ASSIGN_OR_RETURN(r, GetRunning(r.id));
+  ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
+  CheckpointRequest req;
+  req.container_id = r.id;
+  req.runtime_binary = runtime->binary();
+  req.runtime_args = {"--root", runtime->state_root()};
+  req.runtime_args.insert(req.runtime_args.end(), runtime->global_args().begin(),
+                          runtime->global_args().end());
+  req.bundle = r.bundle;
+  req.record_json = r.ToJson();
+  req.work_dir = fs::path(r.bundle) / "checkpoint-work";
+  req.location = location;
+  RETURN_IF_ERROR(WriteCheckpoint(req));
+  spdlog::info("event=container_checkpointed id={} location={}", r.id, location);
+  return OkStatus();
+}
+
+std::string ContainerManager::ImageUser(const std::string& image_id) {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, r] : containers_) {
+    if (r.image_id == image_id) return id;
+    for (const auto& m : r.mounts) {
+      if (m.image_id == image_id) return id;
+    }
+  }
+  return "";
 }
 
 StatusOr<std::string> ContainerManager::SpecJson(const std::string& id) {

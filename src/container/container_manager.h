@@ -23,6 +23,7 @@
 #include "monitor/client.h"
 #include "oci/container_config.h"
 #include "oci/exec_process.h"
+#include "oci/handler_registry.h"
 #include "oci/oci_runtime.h"
 #include "oci/runtime_probe.h"
 #include "oci/spec_builder.h"
@@ -37,6 +38,8 @@ struct MountInfo {
   std::string container_path, host_path;
   bool readonly = false;
   int propagation = 0;  // 0 private, 1 host-to-container, 2 bidirectional (CRI numbering)
+  // Image volumes: the image as asked for, its id, and the sub path.
+  std::string image{}, image_id{}, image_sub_path{};
 };
 
 struct ContainerRecord {
@@ -67,12 +70,16 @@ struct ContainerRecord {
   std::string layer_dir;  // <root>/containers/<id>: upper/, work/
   uint32_t uid = 0;
   std::string username;
+  // The gid and supplementary groups the init runs with: from the spec at
+  // create, from /proc/<pid>/status once it started (ContainerStatus.user).
+  uint32_t gid = 0;
+  std::vector<uint32_t> supplemental_groups;
   // OOM kills in the container's memory cgroup so far, as berthd last read
   // them from the monitor's OOM file.
   int64_t oom_kills = 0;
 
   std::string ToJson() const;
-  static StatusOr<ContainerRecord> FromJson(std::string_view json);
+  static StatusOr<ContainerRecord> FromJson(std::string_view text);
 };
 
 // A container or pod lifecycle event (CRI GetContainerEvents), with the pod
@@ -114,8 +121,11 @@ struct ContainerManagerOptions {
   std::filesystem::path monitor_binary;
   oci::CgroupDriver cgroup_driver = oci::CgroupDriver::kCgroupfs;
   oci::HostCaps host;
-  // What each runtime handler supports, from its start-up probe.
-  std::map<std::string, oci::HandlerFeatures> handler_features;
+  // CDI spec directories, in rising priority (cdi.spec_dirs).
+  std::vector<std::string> cdi_spec_dirs;
+  // The runtime handlers and what each supports, from its start-up probe,
+  // which may still run when a create comes (it then waits). Not owned.
+  const oci::HandlerRegistry* handlers = nullptr;
   // Where container and pod lifecycle events go; may be null. Must outlive
   // the manager.
   LifecycleEventBus* events = nullptr;
@@ -135,12 +145,12 @@ class ContainerManager {
   ~ContainerManager();
   static StatusOr<std::unique_ptr<ContainerManager>> Open(
       ContainerManagerOptions options, store::MetadataStore* db, image::ImageService* images,
-      sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes,
-      std::string default_handler);
+      sandbox::SandboxManager* sandboxes, std::map<std::string, oci::OciRuntime*> runtimes);
 
   StatusOr<ContainerRecord> Create(const CreateRequest& req);
   Status Start(const std::string& id);
-  // Idempotent. `signal_name` empty: the image's StopSignal, else SIGTERM.
+  // Idempotent, also for an unknown id. `signal_name` empty: the
+  // container's stop signal (its config's, else its image's), else SIGTERM.
   Status Stop(const std::string& id, std::chrono::seconds timeout, std::string signal_name = "");
   // Idempotent; a running container is killed first.
   Status Remove(const std::string& id);
@@ -165,6 +175,14 @@ class ContainerManager {
                                              bool stderr);
   Status UpdateResources(const std::string& id, const oci::Resources& resources);
   Status ReopenLog(const std::string& id);
+  // Writes a checkpoint archive of the running container to `location`
+  // (container/checkpoint.h); the container keeps running.
+  // FAILED_PRECONDITION when it is not running or CRIU cannot work here.
+  Status Checkpoint(const std::string& id, const std::string& location);
+  // The id of a container (any state) whose rootfs or an image volume of
+  // which uses the image `image_id`; empty when none does. The image
+  // service asks this before it removes an image.
+  std::string ImageUser(const std::string& image_id);
   // The OCI spec the container runs with (verbose status).
   StatusOr<std::string> SpecJson(const std::string& id);
 
@@ -182,9 +200,9 @@ class ContainerManager {
  private:
   ContainerManager(ContainerManagerOptions options, store::MetadataStore* db,
                    image::ImageService* images, sandbox::SandboxManager* sandboxes,
-                   std::map<std::string, oci::OciRuntime*> runtimes, std::string default_handler);
+                   std::map<std::string, oci::OciRuntime*> runtimes);
   StatusOr<ContainerRecord> CreateLocked(const CreateRequest& req,
-                                         const sandbox::SandboxRecord& sandbox);
+                                         const sandbox::SandboxRecord& sb);
   // Reads the exit file of a CREATED/RUNNING container and records the exit.
   void RefreshLocked(ContainerRecord& r);
   // Writes `next` to the database and the map and publishes what changed.
@@ -204,6 +222,10 @@ class ContainerManager {
   void SyncOomKills(const std::string& id);
   void WatchBundle(const ContainerRecord& r);
   StatusOr<oci::OciRuntime*> RuntimeFor(const std::string& handler);
+  // The PID namespace file of `target_id`, a running container of pod
+  // `sandbox_id` (pid mode TARGET: kubectl debug --target).
+  StatusOr<std::string> TargetPidNamespace(const std::string& target_id,
+                                           const std::string& sandbox_id);
   Status WaitForExit(ContainerRecord& r, std::chrono::milliseconds timeout);
   bool SignalInitDirectly(ContainerRecord& r, int signal);
   // Start-up only: removes containers that interrupted creates left without
@@ -216,7 +238,6 @@ class ContainerManager {
   image::ImageService* images_;
   sandbox::SandboxManager* sandboxes_;
   std::map<std::string, oci::OciRuntime*> runtimes_;
-  std::string default_handler_;
 
   std::mutex mu_;
   std::map<std::string, ContainerRecord> containers_;
@@ -228,7 +249,15 @@ class ContainerManager {
   std::unique_ptr<BundleWatcher> watcher_;
 };
 
-// Signal number for "SIGTERM", "TERM", "15"; INVALID_ARGUMENT otherwise.
+// Signal number for "SIGTERM", "TERM", "15", "SIGRTMIN+3", "RTMAX-1";
+// INVALID_ARGUMENT otherwise. (stop_signal.cc)
 StatusOr<int> ParseSignal(std::string_view name);
+// The canonical name of a signal number: "SIGUSR1", "SIGRTMIN+3"; "" when
+// it has none.
+std::string SignalName(int signal);
+// The signal a container is stopped with, as a canonical name: the
+// container config's (`configured`, already valid), else the image's
+// StopSignal when it names a signal, else SIGTERM.
+std::string EffectiveStopSignal(const std::string& configured, const std::string& image);
 
 }  // namespace berth::container

@@ -1,4 +1,7 @@
 #include "ctl/client.h"
+// (blank line keeps clang-format from reordering)
+
+#include <grpcpp/generic/generic_stub.h>
 
 #include "ctl/table.h"
 
@@ -7,6 +10,46 @@ namespace {
 
 // crictl's client accepts messages up to 16 MiB.
 constexpr int kMaxMessageSize = 16 * 1024 * 1024;
+
+// One unary call by method path, with the bytes of `req` and into `resp`.
+grpc::Status GenericUnaryCall(const std::shared_ptr<grpc::Channel>& channel,
+                              const std::string& path, const google::protobuf::Message& req,
+                              google::protobuf::Message* resp,
+                              std::optional<std::chrono::milliseconds> deadline) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  if (deadline) ctx.set_deadline(std::chrono::system_clock::now() + *deadline);
+  const std::string wire = req.SerializeAsString();
+  grpc::Slice slice(wire);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::CompletionQueue cq;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+      stub.PrepareUnaryCall(&ctx, path, request, &cq);
+  call->StartCall();
+  grpc::ByteBuffer reply;
+  grpc::Status status;
+  call->Finish(&reply, &status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (!status.ok()) return status;
+  std::vector<grpc::Slice> slices;
+  if (!reply.Dump(&slices).ok()) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, StrCat("unreadable response of ", path));
+  }
+  std::string bytes;
+  for (const grpc::Slice& sl : slices) {
+    bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  }
+  if (!resp->ParseFromString(bytes)) {
+    return grpc::Status(grpc::StatusCode::INTERNAL,
+                        StrCat("the response of ", path, " is not a ", resp->GetTypeName()));
+  }
+  return status;
+}
 
 }  // namespace
 
@@ -87,6 +130,58 @@ StatusOr<cri::ImageService::Stub*> CriClient::images() {
     images_ = cri::ImageService::NewStub(channel);
   }
   return images_.get();
+}
+
+void CriClient::DetectApiVersion(CriService service) {
+  const bool runtime = service == CriService::kRuntime;
+  const std::string& endpoint = runtime ? settings_.runtime_endpoint : settings_.image_endpoint;
+  const char* service_name = runtime ? "RuntimeService" : "ImageService";
+  StatusOr<std::shared_ptr<grpc::Channel>> channel = Channel(endpoint);
+  if (!channel.ok()) return;
+  // The kubelet's probes: Version for the runtime, ImageFsInfo for images.
+  cri::VersionRequest version_req;
+  cri::VersionResponse version_resp;
+  cri::ImageFsInfoRequest fs_req;
+  cri::ImageFsInfoResponse fs_resp;
+  const google::protobuf::Message& req =
+      runtime ? static_cast<const google::protobuf::Message&>(version_req) : fs_req;
+  google::protobuf::Message* resp =
+      runtime ? static_cast<google::protobuf::Message*>(&version_resp) : &fs_resp;
+  const std::string method = runtime ? "Version" : "ImageFsInfo";
+  grpc::Status v1 = GenericUnaryCall(*channel, StrCat("/runtime.v1.", service_name, "/", method),
+                                     req, resp, settings_.timeout);
+  if (v1.error_code() != grpc::StatusCode::UNIMPLEMENTED) {
+    api_[service] = ApiVersion::kV1;
+    return;
+  }
+  grpc::Status alpha =
+      GenericUnaryCall(*channel, StrCat("/runtime.v1alpha2.", service_name, "/", method), req, resp,
+                       settings_.timeout);
+  if (alpha.ok()) {
+    log_.Debug(StrCat("using CRI v1alpha2 ", service_name, " of ", GoQuote(endpoint),
+                      " (it does not serve v1)"));
+    api_[service] = ApiVersion::kV1alpha2;
+  } else {
+    api_[service] = ApiVersion::kV1;
+  }
+}
+
+grpc::Status CriClient::CallV1alpha2(CriService service, std::string_view name,
+                                     const google::protobuf::Message& req,
+                                     google::protobuf::Message* resp,
+                                     std::optional<std::chrono::milliseconds> deadline) {
+  const bool runtime = service == CriService::kRuntime;
+  StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      Channel(runtime ? settings_.runtime_endpoint : settings_.image_endpoint);
+  if (!channel.ok()) {
+    return grpc::Status(static_cast<grpc::StatusCode>(channel.status().code()),
+                        channel.status().message());
+  }
+  resp->Clear();
+  return GenericUnaryCall(
+      *channel,
+      StrCat("/runtime.v1alpha2.", runtime ? "RuntimeService" : "ImageService", "/", name), req,
+      resp, deadline);
 }
 
 void CriClient::LogMessage(std::string_view name, std::string_view kind,

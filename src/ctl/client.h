@@ -51,18 +51,48 @@ class CriClient {
 
   // Runs one unary call. `deadline` is the call timeout; nullopt means none
   // (crictl sets none for PullImage and ImageFsInfo). The request and the
-  // response are logged at debug level under `name`.
+  // response are logged at debug level under `name`, which must be the RPC's
+  // method name: a server that speaks only runtime.v1alpha2 is called under
+  // that name (see ApiVersion).
   template <typename Stub, typename Req, typename Resp>
   Status Call(Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
               std::string_view name, const Req& req, Resp* resp,
               std::optional<std::chrono::milliseconds> deadline) {
-    grpc::ClientContext ctx;
-    if (deadline) ctx.set_deadline(std::chrono::system_clock::now() + *deadline);
+    const CriService service = ServiceOf(stub);
     LogMessage(name, "Request", req);
-    grpc::Status s = (stub->*method)(&ctx, req, resp);
+    grpc::Status s;
+    if (api_[service] != ApiVersion::kV1alpha2) {
+      grpc::ClientContext ctx;
+      if (deadline) ctx.set_deadline(std::chrono::system_clock::now() + *deadline);
+      s = (stub->*method)(&ctx, req, resp);
+      if (s.ok()) {
+        api_[service] = ApiVersion::kV1;
+      } else if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED &&
+                 api_[service] == ApiVersion::kUnknown) {
+        // Not executed: safe to repeat under v1alpha2 if that is what the server speaks.
+        DetectApiVersion(service);
+      }
+    }
+    if (api_[service] == ApiVersion::kV1alpha2) {
+      s = CallV1alpha2(service, name, req, resp, deadline);
+    }
     if (!s.ok()) return FromGrpcStatus(s);
     LogMessage(name, "Response", *resp);
     return OkStatus();
+  }
+
+  // The CRI API version the endpoint of a service answers with, as crictl
+  // and the kubelet find it: v1 first; if the server does not know the
+  // service under v1 (UNIMPLEMENTED for Version, or ImageFsInfo for images)
+  // but knows it under runtime.v1alpha2, every later call of that service
+  // goes to v1alpha2 with the same messages (v1 is a superset on the wire;
+  // v1-only request fields are ignored by such a server). kUnknown until
+  // the first call has answered.
+  enum class ApiVersion { kUnknown, kV1, kV1alpha2 };
+  enum class CriService { kRuntime, kImage };
+  ApiVersion api_version(CriService service) const {
+    auto it = api_.find(service);
+    return it == api_.end() ? ApiVersion::kUnknown : it->second;
   }
 
   std::chrono::milliseconds timeout() const { return settings_.timeout; }
@@ -81,6 +111,15 @@ class CriClient {
  private:
   void LogMessage(std::string_view name, std::string_view kind, const google::protobuf::Message& m);
   StatusOr<std::shared_ptr<grpc::Channel>> Channel(const std::string& endpoint);
+  static CriService ServiceOf(const cri::RuntimeService::Stub*) { return CriService::kRuntime; }
+  static CriService ServiceOf(const cri::ImageService::Stub*) { return CriService::kImage; }
+  // Sets api_[service] to kV1alpha2 when the server answers the service's
+  // probe RPC under v1alpha2 but not under v1, else to kV1.
+  void DetectApiVersion(CriService service);
+  // `name` under /runtime.v1alpha2.<service>/ with the v1 messages' bytes.
+  grpc::Status CallV1alpha2(CriService service, std::string_view name,
+                            const google::protobuf::Message& req, google::protobuf::Message* resp,
+                            std::optional<std::chrono::milliseconds> deadline);
 
   Settings settings_;
   std::optional<std::chrono::milliseconds> runtime_timeout_;
@@ -88,6 +127,7 @@ class CriClient {
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;  // by endpoint
   std::unique_ptr<cri::RuntimeService::Stub> runtime_;
   std::unique_ptr<cri::ImageService::Stub> images_;
+  std::map<CriService, ApiVersion> api_;  // absent = kUnknown
 };
 
 // The CRI calls, each with crictl's deadline and response checks.

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 
@@ -192,7 +193,14 @@ std::optional<ZonedTime> ParseLayout(std::string_view text, const Layout& layout
   }
   int64_t secs = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
                  h * 3600 + mi * 60 + s - offset;
-  return ZonedTime{secs * kNanosPerSecond + nanos, offset};
+  // Nanoseconds since 1970 fit in int64 only from 1677 to 2262 (Go's
+  // UnixNano is undefined outside); such a time does not parse here.
+  int64_t unix_nanos = 0;
+  if (__builtin_mul_overflow(secs, kNanosPerSecond, &unix_nanos) ||
+      __builtin_add_overflow(unix_nanos, nanos, &unix_nanos)) {
+    return std::nullopt;
+  }
+  return ZonedTime{unix_nanos, offset};
 }
 
 // strconv.ParseInt(s, 10, 64) for the digits of a Unix timestamp.
@@ -227,7 +235,7 @@ std::string HumanDuration(std::chrono::nanoseconds d) {
   auto minutes = static_cast<int64_t>(secs_f / 60);
   if (minutes == 1) return "About a minute";
   if (minutes < 60) return StrCat(minutes, " minutes");
-  auto hours = static_cast<int64_t>(secs_f / 3600 + 0.5);
+  auto hours = static_cast<int64_t>(std::llround(secs_f / 3600));
   if (hours == 1) return "About an hour";
   if (hours < 48) return StrCat(hours, " hours");
   if (hours < 24 * 7 * 2) return StrCat(hours / 24, " days");
@@ -339,7 +347,13 @@ StatusOr<int64_t> ParseSinceTime(std::string_view value,
   double scaled = static_cast<double>(*frac);
   for (size_t i = frac_text.size(); i < 9; ++i) scaled *= 10;
   for (size_t i = 9; i < frac_text.size(); ++i) scaled /= 10;
-  return *secs * kNanosPerSecond + static_cast<int64_t>(scaled);
+  int64_t nanos = 0;
+  if (!(scaled > -9e18 && scaled < 9e18) ||
+      __builtin_mul_overflow(*secs, kNanosPerSecond, &nanos) ||
+      __builtin_add_overflow(nanos, static_cast<int64_t>(scaled), &nanos)) {
+    return InvalidArgumentError(StrCat("time out of range (years 1678 to 2262): ", GoQuote(value)));
+  }
+  return nanos;
 }
 
 }  // namespace berth::ctl

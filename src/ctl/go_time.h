@@ -47,7 +47,8 @@ struct ZonedTime {
 
 // Parses an RFC 3339 timestamp with an optional fraction of up to nine
 // digits and a "Z" or "+hh:mm"/"-hh:mm" zone, as Go parses the CRI log
-// layout "2006-01-02T15:04:05.999999999Z07:00". InvalidArgument otherwise.
+// layout "2006-01-02T15:04:05.999999999Z07:00". InvalidArgument otherwise,
+// and for times that int64 nanoseconds cannot hold (before 1678, after 2262).
 StatusOr<ZonedTime> ParseRfc3339Nano(std::string_view text);
 
 // Formats like Go's "2006-01-02T15:04:05.000000000Z07:00" (nine fraction

@@ -294,8 +294,6 @@ ScalarAnalysis Analyze(std::string_view v) {
           break;
         case '?':
         case ':':
-          if (followed_by_whitespace) block_indicators = true;
-          break;
         case '-':
           if (followed_by_whitespace) block_indicators = true;
           break;

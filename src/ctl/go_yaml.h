@@ -18,8 +18,8 @@
 namespace berth::ctl {
 
 // Converts one JSON document into YAML. The result ends with one newline.
-// Fails (InvalidArgument) when `json` is not valid JSON.
-StatusOr<std::string> JsonToYaml(std::string_view json);
+// Fails (InvalidArgument) when `text` is not valid JSON.
+StatusOr<std::string> JsonToYaml(std::string_view text);
 
 // yaml.v2's ordering of string mapping keys: runs of digits compare by value,
 // letters sort after non-letters. Exposed for tests.

@@ -59,7 +59,7 @@ std::string GoMapString(const std::map<std::string, std::string>& m) {
   for (const auto& [k, v] : m) {
     if (!first) out += ' ';
     first = false;
-    out += k + ":" + v;
+    out += StrCat(k, ":", v);
   }
   return out + "]";
 }

@@ -1,5 +1,6 @@
 // version, info: the runtime-wide commands.
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "ctl/commands.h"
 #include "ctl/go_json.h"
@@ -34,8 +35,33 @@ Status RunInfo(CommandEnv& env, const InfoOptions& o) {
   RETURN_IF_ERROR(env.client.runtime().status());
   StatusOr<cri::StatusResponse> r = RuntimeStatus(env.client, !o.quiet);
   if (!r.ok()) return Annotate(r.status(), "getting status of runtime");
-  StatusOr<std::string> text =
-      StatusInfoOutput(MarshalProtoJson(r->status()), ToStdMap(r->info()), o.output);
+  // As crictl 1.29 and later: the runtime handlers and the runtime-wide
+  // features beside the status, as Go's encoding/json writes the CRI structs
+  // (snake_case, false and empty fields left out), each only when the
+  // runtime sent it; an info key of the same name wins, as in crictl.
+  std::map<std::string, std::string> info = ToStdMap(r->info());
+  if (r->runtime_handlers_size() > 0 && !info.contains("runtimeHandlers")) {
+    nlohmann::json handlers = nlohmann::json::array();
+    for (const auto& h : r->runtime_handlers()) {
+      nlohmann::json out = nlohmann::json::object();
+      if (!h.name().empty()) out["name"] = h.name();
+      if (h.has_features()) {
+        nlohmann::json f = nlohmann::json::object();
+        if (h.features().recursive_read_only_mounts()) f["recursive_read_only_mounts"] = true;
+        if (h.features().user_namespaces()) f["user_namespaces"] = true;
+        out["features"] = f;
+      }
+      handlers.push_back(out);
+    }
+    info["runtimeHandlers"] = handlers.dump();
+  }
+  if (r->has_features() && !info.contains("features")) {
+    nlohmann::json f = nlohmann::json::object();
+    if (r->features().supplemental_groups_policy()) f["supplemental_groups_policy"] = true;
+    if (r->features().user_namespaces_host_network()) f["user_namespaces_host_network"] = true;
+    info["features"] = f.dump();
+  }
+  StatusOr<std::string> text = StatusInfoOutput(MarshalProtoJson(r->status()), info, o.output);
   if (!text.ok()) return Annotate(text.status(), "getting status of runtime");
   env.out << *text;
   return OkStatus();

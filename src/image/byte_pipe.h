@@ -48,6 +48,7 @@ class BytePipe {
     }
     std::string& front = chunks_.front();
     size_t take = std::min(n, front.size() - front_offset_);
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result): bytes, not a string
     std::memcpy(buf, front.data() + front_offset_, take);
     front_offset_ += take;
     if (front_offset_ == front.size()) {

@@ -55,7 +55,9 @@ ImageService::ImageService(ImageServiceOptions options, store::MetadataStore* /*
 
 StatusOr<std::unique_ptr<ImageService>> ImageService::Open(ImageServiceOptions options,
                                                            store::MetadataStore* db) {
+  ASSIGN_OR_RETURN(PinnedImages pinned, PinnedImages::Parse(options.pinned_images));
   std::unique_ptr<ImageService> s(new ImageService(std::move(options), db));
+  s->pinned_ = std::move(pinned);
   RETURN_IF_ERROR(s->content_.Init());
   RETURN_IF_ERROR(s->layers_.Init());
   ASSIGN_OR_RETURN(s->images_, ImageStore::Load(db));
@@ -355,20 +357,39 @@ Status ImageService::FetchLayerUncoalesced(const Reference& ref, const Descripto
 StatusOr<ImageRecord> ImageService::Find(std::string_view image) const {
   auto r = images_->Resolve(image);
   if (!r) return NotFoundError(StrCat("image \"", image, "\" not found"));
+  r->pinned = r->pinned || pinned_.Matches(*r);
   return *r;
 }
 
-std::vector<ImageRecord> ImageService::List() const { return images_->List(); }
+std::vector<ImageRecord> ImageService::List() const {
+  std::vector<ImageRecord> all = images_->List();
+  for (ImageRecord& r : all) r.pinned = r.pinned || pinned_.Matches(r);
+  return all;
+}
 
 Status ImageService::Remove(std::string_view image) {
   auto r = images_->Resolve(image);
   if (!r) return OkStatus();
   {
     std::lock_guard lock(gc_mu_);
+    // Its layers are the lower directories of the user's mounts: removing
+    // them would change files under a container.
+    if (in_use_check_) {
+      if (std::string user = in_use_check_(r->id); !user.empty()) {
+        return FailedPreconditionError(StrCat("image ", r->id, " is in use by container ", user,
+                                              " (its rootfs or an image volume); remove the "
+                                              "container first"));
+      }
+    }
     RETURN_IF_ERROR(images_->Remove(r->id));
   }
   spdlog::info("event=image_removed id={} tags={}", r->id, r->repo_tags.size());
   return CollectGarbage();
+}
+
+void ImageService::SetInUseCheck(std::function<std::string(const std::string&)> check) {
+  std::lock_guard lock(gc_mu_);
+  in_use_check_ = std::move(check);
 }
 
 StatusOr<std::string> ImageService::ConfigJson(const ImageRecord& record) const {

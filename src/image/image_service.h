@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,7 @@
 #include "content/content_store.h"
 #include "image/image_store.h"
 #include "image/manifest.h"
+#include "image/pinned_images.h"
 #include "image/reference.h"
 #include "registry/client.h"
 #include "snapshot/layer_store.h"
@@ -29,6 +31,9 @@ struct ImageServiceOptions {
   std::filesystem::path root;  // <root>/content, <root>/snapshots
   int max_concurrent_downloads = 3;
   registry::ClientOptions registry;
+  // Patterns of pinned images (see image/pinned_images.h); Open fails with
+  // INVALID_ARGUMENT on a bad one.
+  std::vector<std::string> pinned_images;
 };
 
 struct FsUsage {
@@ -61,13 +66,20 @@ class ImageService {
                              const std::optional<registry::AuthConfig>& auth,
                              PullStats* stats = nullptr);
 
+  // Records come back with `pinned` set from options.pinned_images.
   // By ID, ID prefix, tag or digest reference. NOT_FOUND when absent.
   StatusOr<ImageRecord> Find(std::string_view image) const;
   std::vector<ImageRecord> List() const;
   // Removes the image `image` resolves to, with all its names, and the
   // content only it used. An absent image is success (RemoveImage is
-  // idempotent per the CRI spec).
+  // idempotent per the CRI spec). An image a container uses (see
+  // SetInUseCheck) is FAILED_PRECONDITION.
   Status Remove(std::string_view image);
+  // Who uses an image: given an image id, the id of a container whose
+  // rootfs or image volume is made of it, or "" for none. Set once at
+  // start-up, before any Remove; `check` must not call back into this
+  // service.
+  void SetInUseCheck(std::function<std::string(const std::string& image_id)> check);
   // The raw image config JSON of a stored image (for verbose status).
   StatusOr<std::string> ConfigJson(const ImageRecord& record) const;
   StatusOr<ImageConfig> Config(const ImageRecord& record) const;
@@ -99,6 +111,7 @@ class ImageService {
   class Lease;
 
   ImageServiceOptions options_;
+  PinnedImages pinned_;
   content::ContentStore content_;
   snapshot::LayerStore layers_;
   std::unique_ptr<ImageStore> images_;
@@ -107,6 +120,7 @@ class ImageService {
   // Serialises garbage collection against record changes.
   mutable std::mutex gc_mu_;
   std::multiset<std::string> leased_;  // digests (blobs and diff_ids) in use by pulls
+  std::function<std::string(const std::string&)> in_use_check_;
 
   // Single-flight: callers of one key wait for the first caller's result.
   template <typename T>

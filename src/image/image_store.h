@@ -41,11 +41,11 @@ class ImageStore {
   // Loads every record from `db` (which must outlive the store).
   static StatusOr<std::unique_ptr<ImageStore>> Load(store::MetadataStore* db);
 
-  // Adds `record` or merges its names into an existing record with the same
+  // Adds `incoming` or merges its names into an existing record with the same
   // ID. A name that pointed at another image moves to this one; images left
   // without any name are removed and their IDs returned, so the caller can
   // collect their content.
-  StatusOr<std::vector<std::string>> Put(const ImageRecord& record);
+  StatusOr<std::vector<std::string>> Put(const ImageRecord& incoming);
 
   // Looks up by image ID ("sha256:<hex>" or bare hex), or by a normalised
   // reference string (TagRef or DigestRef). Not found is an empty optional.

@@ -76,8 +76,8 @@ struct LayerMediaType {
 };
 
 // Classifies a layer media type; INVALID_ARGUMENT naming the type if it is not a known layer.
-StatusOr<LayerMediaType> ClassifyLayerMediaType(std::string_view media_type);
-bool IsConfigMediaType(std::string_view media_type);
+StatusOr<LayerMediaType> ClassifyLayerMediaType(std::string_view mt);
+bool IsConfigMediaType(std::string_view mt);
 
 struct Platform {
   std::string os;            // "linux"

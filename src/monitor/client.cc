@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <charconv>
 
+#include "monitor/frame.h"
 #include "monitor/unix_path.h"
 
 namespace berth::monitor {
@@ -133,8 +134,18 @@ StatusOr<MonitorHandle> SpawnMonitor(const MonitorSpec& spec) {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   // A clean environment: nothing of berthd's leaks into the runtime.
-  std::string path_env = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  char* envp[] = {path_env.data(), nullptr};
+  std::vector<std::string> env = {
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+#ifdef BERTH_SANITIZER_BUILD
+  // Except, in sanitizer builds, the sanitizers' options: they carry the
+  // log_path that keeps the monitor's reports (its stderr is /dev/null).
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
+    if (const char* v = getenv(name)) env.push_back(StrCat(name, "=", v));
+  }
+#endif
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
 
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
@@ -156,7 +167,7 @@ StatusOr<MonitorHandle> SpawnMonitor(const MonitorSpec& spec) {
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   pid_t first = 0;
-  int rc = posix_spawn(&first, spec.monitor_binary.c_str(), &fa, &attr, argv.data(), envp);
+  int rc = posix_spawn(&first, spec.monitor_binary.c_str(), &fa, &attr, argv.data(), envp.data());
   if (rc != 0) {
     return ErrnoStatus(rc, StrCat("spawn ", spec.monitor_binary.string(), " for container ", id));
   }
@@ -246,7 +257,14 @@ StatusOr<int64_t> ParseRfc3339Nano(std::string_view text) {
   tm.tm_min = min;
   tm.tm_sec = sec;
   int64_t secs = static_cast<int64_t>(timegm(&tm)) - offset;
-  return secs * 1000000000 + nanos;
+  // Nanoseconds since 1970 fit in int64 only from 1677 to 2262.
+  int64_t result = 0;
+  if (__builtin_mul_overflow(secs, int64_t{1000000000}, &result) ||
+      __builtin_add_overflow(result, nanos, &result)) {
+    return InvalidArgumentError(
+        StrCat("RFC 3339 time out of range (years 1678 to 2262): \"", text, "\""));
+  }
+  return result;
 }
 
 StatusOr<ExitRecord> ParseExitFile(std::string_view text) {
@@ -382,9 +400,8 @@ Status AttachConnection::SendStdin(std::string_view data) {
 Status AttachConnection::CloseStdin() { return SendFrame(FrameType::kCloseStdin, ""); }
 
 Status AttachConnection::Resize(uint16_t rows, uint16_t cols) {
-  char p[4] = {static_cast<char>(rows >> 8), static_cast<char>(rows & 0xff),
-               static_cast<char>(cols >> 8), static_cast<char>(cols & 0xff)};
-  return SendFrame(FrameType::kResize, std::string_view(p, 4));
+  std::array<char, 4> p = EncodeResizePayload(rows, cols);
+  return SendFrame(FrameType::kResize, std::string_view(p.data(), p.size()));
 }
 
 Status AttachConnection::ReopenLog(milliseconds timeout) {

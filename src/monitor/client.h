@@ -93,7 +93,8 @@ StatusOr<int64_t> ParseOomFile(std::string_view text);
 StatusOr<int64_t> ReadOomFile(const std::filesystem::path& path);
 
 // "2006-01-02T15:04:05.123456789Z" (any number of fractional digits, 'Z' or a
-// +hh:mm/-hh:mm offset) to nanoseconds since the Unix epoch.
+// +hh:mm/-hh:mm offset) to nanoseconds since the Unix epoch. A time outside
+// what int64 nanoseconds hold (before 1678 or after 2262) is INVALID_ARGUMENT.
 StatusOr<int64_t> ParseRfc3339Nano(std::string_view text);
 
 // A connection to a monitor's attach socket. Either an attach session (output

@@ -24,6 +24,7 @@
 #include <string_view>
 
 #include "monitor/cri_log.h"
+#include "monitor/frame.h"
 #include "monitor/oom.h"
 #include "monitor/unix_path.h"
 
@@ -92,6 +93,7 @@ void DropStartupCodePages() {
   long page = sysconf(_SC_PAGESIZE);
   auto begin = reinterpret_cast<uintptr_t>(__executable_start) & ~static_cast<uintptr_t>(page - 1);
   auto end = reinterpret_cast<uintptr_t>(etext) & ~static_cast<uintptr_t>(page - 1);
+  // NOLINTNEXTLINE(performance-no-int-to-ptr): page-aligning an address is the point
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
@@ -847,25 +849,24 @@ void Monitor::ReadClient(Client& c) {
       DropClient(c);
       return;
     }
-    if (static_cast<size_t>(n) > 1 + kMaxFramePayload) {
-      Send(c, FrameType::kError,
-           "frame larger than 1 + " + std::to_string(kMaxFramePayload) + " bytes");
+    DecodedFrame f = DecodeFrame(rbuf_.data(), rbuf_.size(), static_cast<size_t>(n));
+    if (!f.ok) {
+      Send(c, FrameType::kError, f.error);
       DropClient(c);
       return;
     }
-    HandleFrame(c, static_cast<FrameType>(rbuf_[0]),
-                std::string_view(rbuf_.data() + 1, static_cast<size_t>(n) - 1));
+    HandleFrame(c, f.type, f.payload);
   }
 }
 
 void Monitor::HandleFrame(Client& c, FrameType type, std::string_view payload) {
   switch (type) {
     case FrameType::kAttach: {
-      if (payload.size() != 1) {
+      uint8_t flags = 0;
+      if (!DecodeAttachPayload(payload, &flags)) {
         Send(c, FrameType::kError, "attach frame needs exactly one flags byte");
         return;
       }
-      uint8_t flags = static_cast<uint8_t>(payload[0]);
       if ((flags & kAttachStdin) && !cfg_.stdin_open) {
         Send(c, FrameType::kError, "container " + cfg_.id + " was not created with stdin open");
         return;
@@ -900,12 +901,8 @@ void Monitor::HandleFrame(Client& c, FrameType type, std::string_view payload) {
       EndSessionStdin(c);
       return;
     case FrameType::kResize: {
-      if (payload.size() != 4 || !pty_master_.valid()) return;
       struct winsize ws {};
-      ws.ws_row = static_cast<unsigned short>((static_cast<uint8_t>(payload[0]) << 8) |
-                                              static_cast<uint8_t>(payload[1]));
-      ws.ws_col = static_cast<unsigned short>((static_cast<uint8_t>(payload[2]) << 8) |
-                                              static_cast<uint8_t>(payload[3]));
+      if (!DecodeResizePayload(payload, &ws.ws_row, &ws.ws_col) || !pty_master_.valid()) return;
       if (ioctl(pty_master_.get(), TIOCSWINSZ, &ws) != 0) {
         Diag(ErrnoText("resize terminal of container", cfg_.id, errno));
       }

@@ -15,8 +15,6 @@
 #include "network/netns.h"
 #include "network/plugin_exec.h"
 
-extern char** environ;
-
 namespace berth::network {
 
 namespace fs = std::filesystem;

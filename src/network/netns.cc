@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/userns.h"
 
 namespace berth::network {
 
@@ -58,7 +59,7 @@ Status NetworkNamespaces::PrepareDirLocked() {
   return OkStatus();
 }
 
-StatusOr<fs::path> NetworkNamespaces::Create(std::string_view name) {
+StatusOr<fs::path> NetworkNamespaces::Create(std::string_view name, const fs::path& userns_path) {
   if (!IsSingleComponent(name)) {
     return InvalidArgumentError(
         StrCat("network namespace name \"", name, "\" must be one non-empty path component"));
@@ -78,6 +79,11 @@ StatusOr<fs::path> NetworkNamespaces::Create(std::string_view name) {
   }
   ::close(fd);
   ScopeGuard unlink_file([&] { ::unlink(path.c_str()); });
+  if (!userns_path.empty()) {
+    RETURN_IF_ERROR(PinNamespacesInUserNamespace(userns_path, {{CLONE_NEWNET, path}}, ""));
+    unlink_file.Cancel();
+    return path;
+  }
 
   // unshare(CLONE_NEWNET) moves only the calling thread, so a short-lived
   // thread does it and pins its namespace before exiting; the daemon's other

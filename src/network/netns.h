@@ -39,8 +39,10 @@ class NetworkNamespaces {
   // Creates a new, empty network namespace pinned at <dir>/<name> and returns
   // that path. ALREADY_EXISTS if the file exists; INVALID_ARGUMENT for a name
   // that is empty or not a single path component. Leaves nothing behind on
-  // failure.
-  StatusOr<std::filesystem::path> Create(std::string_view name);
+  // failure. With `userns_path` (a pinned user namespace), the network
+  // namespace is owned by that user namespace (see common/userns.h).
+  StatusOr<std::filesystem::path> Create(std::string_view name,
+                                         const std::filesystem::path& userns_path = {});
 
   // Remove(PathOf(name)).
   Status Remove(std::string_view name) const;

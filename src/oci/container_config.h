@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/userns.h"
+
 namespace berth::oci {
 
 // runtime.v1 MountPropagation.
@@ -38,6 +40,11 @@ struct Mount {
   // Read-only all the way down, submounts included ("rro"); needs readonly,
   // private propagation and a runtime handler with the feature.
   bool recursive_read_only = false;
+  // An image volume: the image (a reference or id) whose content is mounted
+  // read-only instead of host_path, or one sub path of it. The container
+  // manager mounts it and fills in host_path before the spec is built.
+  std::string image{};
+  std::string image_sub_path{};
 };
 
 // A device node to create in the container. The CRI gives only paths and
@@ -100,6 +107,12 @@ struct SecurityProfile {
   std::string localhost_ref;  // absolute path (seccomp) or profile name (AppArmor)
 };
 
+// runtime.v1 SupplementalGroupsPolicy.
+enum class SupplementalGroupsPolicy {
+  kMerge,   // the groups the image's /etc/group gives the user, plus supplemental_groups
+  kStrict,  // only the primary group and supplemental_groups
+};
+
 // runtime.v1 LinuxContainerSecurityContext.
 struct SecurityContext {
   Capabilities capabilities;
@@ -110,6 +123,7 @@ struct SecurityContext {
   std::string run_as_username;
   bool readonly_rootfs = false;
   std::vector<int64_t> supplemental_groups;
+  SupplementalGroupsPolicy supplemental_groups_policy = SupplementalGroupsPolicy::kMerge;
   bool no_new_privs = false;
   // nullopt → the runtime's default list; an empty vector → nothing masked.
   std::optional<std::vector<std::string>> masked_paths;
@@ -140,6 +154,11 @@ struct ContainerConfig {
   bool stdin_once = false;
   Resources resources;
   SecurityContext security_context;
+  // ContainerConfig.stop_signal as a name ("SIGUSR1", "SIGRTMIN+3"); empty:
+  // the image's StopSignal, else SIGTERM. Not part of the spec.
+  std::string stop_signal;
+  // ContainerConfig.CDI_devices: fully qualified CDI device names.
+  std::vector<std::string> cdi_devices;
 };
 
 // The parts of an image's config (OCI image-spec "config") that are defaults
@@ -184,6 +203,10 @@ struct SandboxInfo {
   std::string shm_path;  // the pod's /dev/shm tmpfs directory
   std::map<std::string, std::string> sysctls;
   bool privileged = false;  // the pod's security context allows privileged containers
+  // A pod in a user namespace of its own: the pinned namespace, and its
+  // mappings (the runtime wants them even when it joins by path).
+  std::string userns_path;
+  std::vector<IdMapping> uid_mappings, gid_mappings;
   // Set when the kubelet gave pod resources: become the sandbox-cpu-*/sandbox-memory
   // annotations VM runtimes size the pod with.
   std::optional<PodResources> resources;

@@ -149,6 +149,38 @@ RuntimeProbe ProbeRuntime(const ProbeOptions& options) {
   if (features.ok() && features->exit_code == 0) {
     probe.features = ParseRuntimeFeatures(features->out, KernelHasMountSetattr());
   }
+  probe.user_namespaces_error = options.user_namespace_unavailable;
+  if (options.try_user_namespace) {
+    // The same container again, root of a user namespace of its own.
+    json spec = ProbeSpec(options.systemd_cgroup ? StrCat("system.slice:berth:", id, "-userns")
+                                                 : StrCat("/", id, "-userns"));
+    spec["linux"]["namespaces"].push_back({{"type", "user"}});
+    // In a user namespace runc bind-mounts device nodes; they need a /dev
+    // of the container's own (the first run left real nodes in rootfs/dev).
+    spec["mounts"].push_back({{"destination", "/dev"},
+                              {"type", "tmpfs"},
+                              {"source", "tmpfs"},
+                              {"options", {"nosuid", "mode=755", "size=64k"}}});
+    json map = json::array({{{"containerID", 0}, {"hostID", 3000000000u}, {"size", 65536}}});
+    spec["linux"]["uidMappings"] = map;
+    spec["linux"]["gidMappings"] = map;
+    // Owned by host root, the program is "nobody"'s to the container: world-executable.
+    std::vector<std::string> run_userns = global;
+    run_userns.insert(run_userns.end(), {"run", "--bundle", bundle.string(), id + "-userns"});
+    Status written = WriteFileAtomic(bundle / "config.json", spec.dump());
+    auto r = written.ok() ? RunProcess(run_userns, run_opts) : StatusOr<ProcessResult>(written);
+    std::vector<std::string> del_userns = global;
+    del_userns.insert(del_userns.end(), {"delete", "--force", id + "-userns"});
+    (void)RunProcess(del_userns, quick);
+    if (r.ok() && r->exit_code == 0 && r->out.find("berth-pause") != std::string::npos) {
+      probe.features.user_namespaces = true;
+      probe.user_namespaces_error.clear();
+    } else {
+      probe.user_namespaces_error =
+          StrCat(options.binary, " cannot run a container in a user namespace: ",
+                 r.ok() ? FirstLine(r->err.empty() ? r->out : r->err) : r.status().message());
+    }
+  }
   return probe;
 }
 

@@ -16,13 +16,16 @@ struct HandlerFeatures {
   // Mount.recursive_read_only works: the runtime knows the "rro" mount option
   // and the kernel has mount_setattr(2).
   bool recursive_read_only_mounts = false;
-  bool user_namespaces = false;  // Berth does not support pod user namespaces yet
+  // Pods in user namespaces work: the host can ID-map the layers' filesystem
+  // under overlayfs and the runtime ran a container in a user namespace.
+  bool user_namespaces = false;
 };
 
 struct RuntimeProbe {
   bool works = false;
   std::string error;  // why not, from the runtime's own output, when !works
   HandlerFeatures features;
+  std::string user_namespaces_error;  // why not, when !features.user_namespaces
 };
 
 struct ProbeOptions {
@@ -30,6 +33,10 @@ struct ProbeOptions {
   std::string work_dir;      // scratch space (bundle + runtime root), removed afterwards
   std::string probe_binary;  // a static program that exits 0 when run with "-v" (berth-pause)
   bool systemd_cgroup = false;
+  // Also run the probe container in a new user namespace (the caller has
+  // checked that the host can ID-map; the reason it cannot otherwise).
+  bool try_user_namespace = false;
+  std::string user_namespace_unavailable = "not probed";
 };
 
 // Runs `probe_binary -v` in a container with its own namespaces and cgroup,

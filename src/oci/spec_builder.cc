@@ -340,6 +340,8 @@ StatusOr<json> BuildNamespaces(const SpecInputs& in) {
                                          " must be POD or NODE"));
   }
   ns.push_back(Namespace("mount"));
+  // A pod with a user namespace of its own: every container joins it.
+  if (!sb.userns_path.empty()) ns.push_back(Namespace("user", sb.userns_path));
   if (o.network == NamespaceMode::kPod) {
     RETURN_IF_ERROR(need(sb.netns_path, "network"));
     ns.push_back(Namespace("network", sb.netns_path));
@@ -819,7 +821,8 @@ StatusOr<std::string> EffectiveUserString(const SecurityContext& sc, const Image
 
 StatusOr<ResolvedUser> ResolveUser(std::string_view passwd_content, std::string_view group_content,
                                    std::string_view user,
-                                   const std::vector<int64_t>& supplemental_groups) {
+                                   const std::vector<int64_t>& supplemental_groups,
+                                   bool merge_image_groups) {
   std::string_view user_part = user;
   std::optional<std::string_view> group_part;
   if (size_t colon = user.find(':'); colon != std::string_view::npos) {
@@ -881,7 +884,7 @@ StatusOr<ResolvedUser> ResolveUser(std::string_view passwd_content, std::string_
   // The primary gid is listed too, so setgroups() never leaves the process
   // with groups it inherited (containerd's fix for CVE-2023-25173).
   add_gid(out.gid);
-  if (!username.empty()) {
+  if (!username.empty() && merge_image_groups) {
     ForEachEntry(group_content, [&](const std::vector<std::string>& f) {
       if (f.size() < 4) return false;
       auto gid = ParseId(f[2]);
@@ -946,7 +949,7 @@ StatusOr<nlohmann::json> BuildSpec(const SpecInputs& in, SpecNotes* notes) {
   for (const auto& [key, value] : c.envs) {
     if (key.empty())
       return InvalidArgumentError(StrCat(who, ": environment variable without a name"));
-    SetEnv(env, key + "=" + value);
+    SetEnv(env, StrCat(key, "=", value));
   }
   process["env"] = std::move(env);
 
@@ -961,7 +964,8 @@ StatusOr<nlohmann::json> BuildSpec(const SpecInputs& in, SpecNotes* notes) {
   {
     auto user = EffectiveUserString(sc, in.image);
     if (!user.ok()) return Annotate(user.status(), who);
-    auto resolved = ResolveUser(in.etc_passwd, in.etc_group, *user, sc.supplemental_groups);
+    auto resolved = ResolveUser(in.etc_passwd, in.etc_group, *user, sc.supplemental_groups,
+                                sc.supplemental_groups_policy == SupplementalGroupsPolicy::kMerge);
     if (!resolved.ok()) return Annotate(resolved.status(), who);
     process["user"] = {{"uid", resolved->uid},
                        {"gid", resolved->gid},
@@ -1004,6 +1008,17 @@ StatusOr<nlohmann::json> BuildSpec(const SpecInputs& in, SpecNotes* notes) {
 
   json linux = json::object();
   linux["namespaces"] = std::move(*namespaces);
+  if (!in.sandbox.userns_path.empty()) {
+    auto maps = [](const std::vector<IdMapping>& m) {
+      json a = json::array();
+      for (const auto& l : m) {
+        a.push_back({{"containerID", l.container_id}, {"hostID", l.host_id}, {"size", l.length}});
+      }
+      return a;
+    };
+    linux["uidMappings"] = maps(in.sandbox.uid_mappings);
+    linux["gidMappings"] = maps(in.sandbox.gid_mappings);
+  }
   json resources = json::object();
   json linux_devices = json::array();
   json device_rules;

@@ -127,7 +127,8 @@ struct ResolvedUser {
   uint32_t uid = 0;
   uint32_t gid = 0;
   // The primary gid, then the gids of the /etc/group entries that list the
-  // user's name as a member, then supplemental_groups; without duplicates.
+  // user's name as a member (unless !merge_image_groups: policy Strict), then
+  // supplemental_groups; without duplicates.
   std::vector<uint32_t> additional_gids;
 };
 
@@ -138,7 +139,8 @@ struct ResolvedUser {
 // number is out of range.
 StatusOr<ResolvedUser> ResolveUser(std::string_view passwd_content, std::string_view group_content,
                                    std::string_view user,
-                                   const std::vector<int64_t>& supplemental_groups = {});
+                                   const std::vector<int64_t>& supplemental_groups = {},
+                                   bool merge_image_groups = true);
 
 // The file a Localhost seccomp profile must be read from (structured field or
 // "localhost/<path>"), or nullopt when the container selects none or is

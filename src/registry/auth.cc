@@ -176,7 +176,8 @@ StatusOr<std::optional<AuthConfig>> LookupDockerConfig(const std::filesystem::pa
   return ParseDockerConfig(*text, registry_host, config_json.string());
 }
 
-std::vector<AuthChallenge> ParseAuthChallenges(std::string_view v) {
+std::vector<AuthChallenge> ParseAuthChallenges(std::string_view header_value) {
+  const std::string_view v = header_value;
   std::vector<AuthChallenge> out;
   size_t i = 0;
   auto skip_space = [&] {

@@ -93,6 +93,18 @@ Status PinIpcUts(const fs::path& ipc_path, const fs::path& uts_path, const std::
   return result;
 }
 
+// PinIpcUts for a pod with a user namespace: the IPC and UTS namespaces
+// belong to it, so that its containers may mount mqueue and set the hostname.
+Status PinIpcUtsInUserns(const fs::path& userns_path, const fs::path& ipc_path,
+                         const fs::path& uts_path, const std::string& hostname) {
+  for (const fs::path& p : {ipc_path, uts_path}) {
+    UniqueFd f(::open(p.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+    if (!f.valid()) return ErrnoStatus(errno, StrCat("create ", p.string()));
+  }
+  return PinNamespacesInUserNamespace(
+      userns_path, {{CLONE_NEWIPC, ipc_path}, {CLONE_NEWUTS, uts_path}}, hostname);
+}
+
 // Starts berth-pause as PID 1 of a new PID namespace, inside the pod's other
 // namespaces, detached from berthd (its own session; reparented to init) so
 // it outlives a daemon restart. Returns its host pid.
@@ -218,6 +230,20 @@ std::string ResolvConf(const SandboxConfig& c, const std::string& host_source) {
 
 }  // namespace
 
+Status ValidateUserNamespace(const SandboxConfig& config) {
+  if (!config.userns) return OkStatus();
+  // As Kubernetes validates hostUsers: false: the node's namespaces belong
+  // to the node's user namespace, where the pod has no rights.
+  if (config.network_mode == oci::NamespaceMode::kNode ||
+      config.ipc_mode == oci::NamespaceMode::kNode ||
+      config.pid_mode == oci::NamespaceMode::kNode) {
+    return InvalidArgumentError(
+        "a pod with its own user namespace cannot use the node's network, IPC or PID namespace");
+  }
+  RETURN_IF_ERROR(ValidateIdMappings(config.userns->uids, "uid"));
+  return ValidateIdMappings(config.userns->gids, "gid");
+}
+
 std::string ReservedName(const SandboxConfig& c) {
   return StrCat(c.name, "_", c.namespace_, "_", c.uid, "_", c.attempt);
 }
@@ -250,6 +276,14 @@ std::string SandboxRecord::ToJson() const {
          {"pid_mode", ModeName(config.pid_mode)},
          {"ipc_mode", ModeName(config.ipc_mode)},
          {"privileged", config.privileged}};
+  if (config.userns) {
+    auto maps = [](const std::vector<IdMapping>& m) {
+      json a = json::array();
+      for (const auto& l : m) a.push_back({l.container_id, l.host_id, l.length});
+      return a;
+    };
+    c["userns"] = {{"uids", maps(config.userns->uids)}, {"gids", maps(config.userns->gids)}};
+  }
   json j{{"id", id},
          {"config", c},
          {"runtime_handler", runtime_handler},
@@ -260,6 +294,7 @@ std::string SandboxRecord::ToJson() const {
          {"ipc_ns_path", ipc_ns_path},
          {"uts_ns_path", uts_ns_path},
          {"pid_ns_path", pid_ns_path},
+         {"userns_path", userns_path},
          {"pause_pid", pause_pid},
          {"ip", ip},
          {"additional_ips", additional_ips},
@@ -309,6 +344,16 @@ StatusOr<SandboxRecord> SandboxRecord::FromJson(std::string_view text) {
     r.uts_ns_path = j.at("uts_ns_path");
     r.pid_ns_path = j.value("pid_ns_path", "");
     r.pause_pid = j.value("pause_pid", 0);
+    r.userns_path = j.value("userns_path", "");
+    if (c.contains("userns")) {
+      auto maps = [](const json& a) {
+        std::vector<IdMapping> m;
+        for (const auto& l : a) m.push_back({l.at(0), l.at(1), l.at(2)});
+        return m;
+      };
+      r.config.userns =
+          SandboxConfig::UserNamespace{maps(c["userns"].at("uids")), maps(c["userns"].at("gids"))};
+    }
     r.ip = j.at("ip");
     r.additional_ips = j.at("additional_ips").get<std::vector<std::string>>();
     r.network_ready = j.at("network_ready");
@@ -336,6 +381,11 @@ oci::SandboxInfo SandboxRecord::Info() const {
   s.sysctls = config.sysctls;
   s.resources = config.resources;
   s.privileged = config.privileged;
+  s.userns_path = userns_path;
+  if (config.userns) {
+    s.uid_mappings = config.userns->uids;
+    s.gid_mappings = config.userns->gids;
+  }
   return s;
 }
 
@@ -393,7 +443,9 @@ void SandboxManager::CollectOrphans() {
     }
     if (fs::exists(netns)) (void)network::RemoveNetworkNamespace(netns.string());
     KillPodProcesses(processes, dir);
-    for (const char* pinned : {"pidns", "ipcns", "utsns"}) UnpinNamespace((dir / pinned).string());
+    for (const char* pinned : {"pidns", "ipcns", "utsns", "userns"}) {
+      UnpinNamespace((dir / pinned).string());
+    }
     ::umount2((dir / "shm").c_str(), MNT_DETACH);
     Status rm = RemoveAll(dir);
     spdlog::info("event=orphan_sandbox_removed id={} ok={}", id, rm.ok());
@@ -415,6 +467,7 @@ StatusOr<SandboxRecord> SandboxManager::Run(const SandboxConfig& config,
   if (config.pid_mode == oci::NamespaceMode::kTarget) {
     return InvalidArgumentError("a pod sandbox cannot use pid mode TARGET");
   }
+  RETURN_IF_ERROR(ValidateUserNamespace(config));
   const std::string reserved = ReservedName(config);
   // A retry of an in-flight call waits here, then finds the sandbox made by
   // the first call and returns it.
@@ -478,11 +531,23 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
   ScopeGuard unpin([&] {
     UnpinNamespace(r.ipc_ns_path);
     UnpinNamespace(r.uts_ns_path);
+    UnpinNamespace(r.userns_path);
   });
+  if (config.userns) {
+    // The pod's other namespaces are made inside it (see common/userns.h).
+    r.userns_path = (dir / "userns").string();
+    Status pinned = PinNewUserNamespace(r.userns_path, config.userns->uids, config.userns->gids);
+    if (!pinned.ok()) {
+      r.userns_path.clear();
+      return Annotate(pinned, StrCat("user namespace of sandbox ", r.id));
+    }
+  }
   if (config.ipc_mode != oci::NamespaceMode::kNode || !host_network) {
     r.ipc_ns_path = (dir / "ipcns").string();
     r.uts_ns_path = (dir / "utsns").string();
-    Status pinned = PinIpcUts(r.ipc_ns_path, r.uts_ns_path, hostname);
+    Status pinned = config.userns
+                        ? PinIpcUtsInUserns(r.userns_path, r.ipc_ns_path, r.uts_ns_path, hostname)
+                        : PinIpcUts(r.ipc_ns_path, r.uts_ns_path, hostname);
     if (!pinned.ok()) return Annotate(pinned, StrCat("sandbox ", r.id));
     if (config.ipc_mode == oci::NamespaceMode::kNode) {
       UnpinNamespace(r.ipc_ns_path);
@@ -502,7 +567,7 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
     if (r.network_ready) (void)cni_->TearDownPod(net_req);
   });
   if (!host_network) {
-    ASSIGN_OR_RETURN(fs::path ns, netns_.Create(r.id));
+    ASSIGN_OR_RETURN(fs::path ns, netns_.Create(r.id, r.userns_path));
     r.netns_path = ns.string();
     net_req.container_id = r.id;
     net_req.netns_path = r.netns_path;
@@ -523,7 +588,8 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
   });
   if (config.pid_mode == oci::NamespaceMode::kPod) {
     std::vector<std::string> join;
-    for (const auto& p : {r.ipc_ns_path, r.uts_ns_path, r.netns_path}) {
+    // The user namespace first: the others belong to it.
+    for (const auto& p : {r.userns_path, r.ipc_ns_path, r.uts_ns_path, r.netns_path}) {
       if (!p.empty()) join.push_back(p);
     }
     ASSIGN_OR_RETURN(r.pause_pid, SpawnPause(options_.pause_binary, join, r.dir));
@@ -574,6 +640,7 @@ Status SandboxManager::StopLocked(SandboxRecord& r) {
   UnpinNamespace(r.pid_ns_path);
   UnpinNamespace(r.ipc_ns_path);
   UnpinNamespace(r.uts_ns_path);
+  UnpinNamespace(r.userns_path);
   ::umount2((fs::path(r.dir) / "shm").c_str(), MNT_DETACH);
   const bool was_ready = r.state == SandboxState::kReady;
   r.state = SandboxState::kNotReady;

@@ -17,9 +17,11 @@
 
 #include "common/keyed_mutex.h"
 #include "common/status.h"
+#include "common/userns.h"
 #include "network/cni.h"
 #include "network/netns.h"
 #include "oci/container_config.h"
+#include "oci/spec_builder.h"
 #include "store/metadata_store.h"
 
 namespace berth::sandbox {
@@ -40,6 +42,12 @@ struct SandboxConfig {
   oci::NamespaceMode pid_mode = oci::NamespaceMode::kContainer;
   oci::NamespaceMode ipc_mode = oci::NamespaceMode::kPod;
   bool privileged = false;
+  // NamespaceOption.userns_options with mode POD: the pod runs in a user
+  // namespace of its own with these mappings (nullopt: the node's).
+  struct UserNamespace {
+    std::vector<IdMapping> uids, gids;
+  };
+  std::optional<UserNamespace> userns;
 };
 
 enum class SandboxState { kReady, kNotReady };
@@ -53,13 +61,14 @@ struct SandboxRecord {
   std::string dir;  // <state>/sandboxes/<id>: resolv.conf, hosts, hostname, shm/, ns files
   std::string netns_path, ipc_ns_path, uts_ns_path;  // empty when NODE
   std::string pid_ns_path;  // pinned PID namespace of berth-pause (pid mode POD)
+  std::string userns_path;  // pinned user namespace (config.userns); owns the pod's others
   int pause_pid = 0;
   std::string ip;
   std::vector<std::string> additional_ips;
   bool network_ready = false;  // CNI ADD done and not yet torn down
 
   std::string ToJson() const;
-  static StatusOr<SandboxRecord> FromJson(std::string_view json);
+  static StatusOr<SandboxRecord> FromJson(std::string_view text);
   // What the OCI spec builder needs to put a container into this pod.
   oci::SandboxInfo Info() const;
 };
@@ -105,6 +114,15 @@ class SandboxManager {
   // ready, UNAVAILABLE when nothing listens on the port.
   StatusOr<UniqueFd> ConnectToPort(const std::string& id, uint16_t port);
   std::vector<SandboxRecord> List() const;
+  // In-place pod resize (pod_resize.cc): records the pod's new resources
+  // and overhead (nullopt: unchanged) and writes their sums into the pod's
+  // cgroup (its cgroup parent). Returns that cgroup, "" for a pod without
+  // one, whose containers are sized one by one. FAILED_PRECONDITION for a
+  // pod that is not ready.
+  StatusOr<std::string> UpdateResources(const std::string& id,
+                                        const std::optional<oci::PodResources>& resources,
+                                        const std::optional<oci::PodResources>& overhead,
+                                        oci::CgroupDriver driver);
 
   // Tells `observer` of every change from now on, on the thread that made
   // it, right after the change is saved, with that sandbox's operation lock
@@ -133,6 +151,10 @@ class SandboxManager {
   KeyedMutex name_locks_;  // per reserved name: creates of one name in turn
   SandboxObserver observer_;
 };
+
+// INVALID_ARGUMENT for a user namespace the pod cannot have (bad mappings,
+// or together with the node's network, IPC or PID namespace). Pure.
+Status ValidateUserNamespace(const SandboxConfig& config);
 
 // "<name>_<namespace>_<uid>_<attempt>": the unique key kubelet's retries reuse.
 std::string ReservedName(const SandboxConfig& c);

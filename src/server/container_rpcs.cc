@@ -29,8 +29,9 @@ grpc::Status RuntimeServiceImpl::StartContainer(grpc::ServerContext*,
   });
 }
 
-// Idempotent (CRI spec): stopping an exited container succeeds. An unknown
-// container is NOT_FOUND, as in containerd.
+// Idempotent (CRI spec: "must not return an error if the container has
+// already been stopped"): stopping an exited or unknown container succeeds,
+// as in containerd 2 and CRI-O; the kubelet retries stops after restarts.
 grpc::Status RuntimeServiceImpl::StopContainer(grpc::ServerContext*,
                                                const runtime::v1::StopContainerRequest* req,
                                                runtime::v1::StopContainerResponse*) {
@@ -56,16 +57,21 @@ grpc::Status RuntimeServiceImpl::ListContainers(grpc::ServerContext*,
                                                 const runtime::v1::ListContainersRequest* req,
                                                 runtime::v1::ListContainersResponse* resp) {
   return rpc_.Run("ListContainers", [&]() -> berth::Status {
-    const auto& f = req->filter();
-    for (const auto& r : domain_.containers->List()) {
-      if (!f.id().empty() && !r.id.starts_with(f.id())) continue;
-      if (!f.pod_sandbox_id().empty() && !r.sandbox_id.starts_with(f.pod_sandbox_id())) continue;
-      if (f.has_state() && f.state().state() != ToCriState(r.state)) continue;
-      if (!LabelsMatch(f.label_selector(), r.labels)) continue;
-      ToCriContainer(r, resp->add_containers());
-    }
+    FillContainers(req->filter(), resp->mutable_containers());
     return OkStatus();
   });
+}
+
+void RuntimeServiceImpl::FillContainers(
+    const runtime::v1::ContainerFilter& f,
+    google::protobuf::RepeatedPtrField<runtime::v1::Container>* out) {
+  for (const auto& r : domain_.containers->List()) {
+    if (!f.id().empty() && !r.id.starts_with(f.id())) continue;
+    if (!f.pod_sandbox_id().empty() && !r.sandbox_id.starts_with(f.pod_sandbox_id())) continue;
+    if (f.has_state() && f.state().state() != ToCriState(r.state)) continue;
+    if (!LabelsMatch(f.label_selector(), r.labels)) continue;
+    ToCriContainer(r, out->Add());
+  }
 }
 
 grpc::Status RuntimeServiceImpl::ContainerStatus(grpc::ServerContext*,

@@ -9,16 +9,21 @@ grpc::Status RuntimeServiceImpl::ListContainerStats(
     grpc::ServerContext*, const runtime::v1::ListContainerStatsRequest* req,
     runtime::v1::ListContainerStatsResponse* resp) {
   return rpc_.Run("ListContainerStats", [&]() -> berth::Status {
-    stats::ContainerUsageFilter filter;
-    filter.id = req->filter().id();
-    filter.pod_sandbox_id = req->filter().pod_sandbox_id();
-    filter.labels.insert(req->filter().label_selector().begin(),
-                         req->filter().label_selector().end());
-    for (const stats::ContainerUsage& u : domain_.stats->ListContainers(filter)) {
-      ToCriContainerStats(u, resp->add_stats());
-    }
+    FillContainerStats(req->filter(), resp->mutable_stats());
     return OkStatus();
   });
+}
+
+void RuntimeServiceImpl::FillContainerStats(
+    const runtime::v1::ContainerStatsFilter& f,
+    google::protobuf::RepeatedPtrField<runtime::v1::ContainerStats>* out) {
+  stats::ContainerUsageFilter filter;
+  filter.id = f.id();
+  filter.pod_sandbox_id = f.pod_sandbox_id();
+  filter.labels.insert(f.label_selector().begin(), f.label_selector().end());
+  for (const stats::ContainerUsage& u : domain_.stats->ListContainers(filter)) {
+    ToCriContainerStats(u, out->Add());
+  }
 }
 
 }  // namespace berth::server

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "server/cri_convert_features.h"
+
 namespace berth::server {
 
 namespace {
@@ -114,6 +116,33 @@ StatusOr<sandbox::SandboxConfig> ToSandboxConfig(const runtime::v1::PodSandboxCo
   out.pid_mode = ToMode(ns.pid());
   out.ipc_mode = ToMode(ns.ipc());
   out.privileged = c.linux().security_context().privileged();
+  if (ns.has_userns_options()) {
+    const auto& u = ns.userns_options();
+    switch (u.mode()) {
+      case runtime::v1::NODE:
+        if (u.uids_size() > 0 || u.gids_size() > 0) {
+          return InvalidArgumentError("userns_options of mode NODE must not carry mappings");
+        }
+        break;
+      case runtime::v1::POD: {
+        sandbox::SandboxConfig::UserNamespace userns;
+        for (const auto& m : u.uids())
+          userns.uids.push_back({m.container_id(), m.host_id(), m.length()});
+        for (const auto& m : u.gids())
+          userns.gids.push_back({m.container_id(), m.host_id(), m.length()});
+        if (userns.uids.empty() || userns.gids.empty()) {
+          return InvalidArgumentError(
+              "userns_options of mode POD needs uid and gid mappings (uids, gids)");
+        }
+        out.userns = std::move(userns);
+        break;
+      }
+      default:
+        return InvalidArgumentError(StrCat("userns_options mode ",
+                                           runtime::v1::NamespaceMode_Name(u.mode()),
+                                           " is not supported (POD or NODE)"));
+    }
+  }
   return out;
 }
 
@@ -159,11 +188,19 @@ StatusOr<oci::ContainerConfig> ToContainerConfig(const runtime::v1::ContainerCon
   out.working_dir = c.working_dir();
   for (const auto& kv : c.envs()) out.envs.emplace_back(kv.key(), kv.value());
   for (const auto& m : c.mounts()) {
-    if (m.has_image() && !m.image().image().empty()) {
-      return UnimplementedError(
-          StrCat("image volume mounts (", m.container_path(), ") are not supported yet"));
-    }
     oci::Mount om;
+    if (m.has_image() && !m.image().image().empty()) {
+      if (!m.host_path().empty()) {
+        return InvalidArgumentError(StrCat("mount ", m.container_path(),
+                                           ": an image volume has no host_path (got \"",
+                                           m.host_path(), "\")"));
+      }
+      om.image = m.image().image();
+      om.image_sub_path = m.image_sub_path();
+    } else if (!m.image_sub_path().empty()) {
+      return InvalidArgumentError(
+          StrCat("mount ", m.container_path(), ": image_sub_path is set without an image"));
+    }
     om.container_path = m.container_path();
     om.host_path = m.host_path();
     om.readonly = m.readonly();
@@ -205,6 +242,9 @@ StatusOr<oci::ContainerConfig> ToContainerConfig(const runtime::v1::ContainerCon
   osc.run_as_username = sc.run_as_username();
   osc.readonly_rootfs = sc.readonly_rootfs();
   osc.supplemental_groups.assign(sc.supplemental_groups().begin(), sc.supplemental_groups().end());
+  osc.supplemental_groups_policy = sc.supplemental_groups_policy() == runtime::v1::Strict
+                                       ? oci::SupplementalGroupsPolicy::kStrict
+                                       : oci::SupplementalGroupsPolicy::kMerge;
   osc.no_new_privs = sc.no_new_privs();
   // proto3 cannot tell an empty list from an absent one: empty means the
   // defaults, as in containerd.
@@ -223,6 +263,8 @@ StatusOr<oci::ContainerConfig> ToContainerConfig(const runtime::v1::ContainerCon
   osc.apparmor = ToProfile(sc.apparmor(), sc.has_apparmor());
   osc.apparmor_profile = sc.apparmor_profile();
 #pragma GCC diagnostic pop
+  out.stop_signal = StopSignalName(c.stop_signal());
+  for (const auto& d : c.cdi_devices()) out.cdi_devices.push_back(d.name());
   return out;
 }
 
@@ -314,10 +356,19 @@ void ToCriContainerStatus(const container::ContainerRecord& r, runtime::v1::Cont
     om->set_host_path(m.host_path);
     om->set_readonly(m.readonly);
     om->set_propagation(static_cast<runtime::v1::MountPropagation>(m.propagation));
+    if (!m.image.empty()) {
+      om->mutable_image()->set_image(m.image);
+      om->set_image_sub_path(m.image_sub_path);
+    }
   }
   out->set_log_path(r.log_path);
   FromResources(r.resources, out->mutable_resources()->mutable_linux());
   out->mutable_user()->mutable_linux()->set_uid(r.uid);
+  out->mutable_user()->mutable_linux()->set_gid(r.gid);
+  for (uint32_t g : r.supplemental_groups) {
+    out->mutable_user()->mutable_linux()->add_supplemental_groups(g);
+  }
+  out->set_stop_signal(ToCriSignal(container::EffectiveStopSignal(r.stop_signal, "")));
 }
 
 void ToCriContainerStatuses(std::vector<container::ContainerRecord> records,

@@ -1,43 +1,35 @@
 // gRPC services of the CRI (runtime.v1). Handlers are thin: validate the
-// request, call one domain operation, build the response. One file per RPC,
-// named noun_verb.cc, holds each handler.
+// request, call one domain operation, build the response. Image RPCs and the
+// runtime's own (Version, Status, RuntimeConfig) have a file each, named
+// noun_verb.cc; the pod RPCs are all in sandbox_rpcs.cc and the container
+// RPCs in container_rpcs.cc.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "image/image_service.h"
-#include "oci/runtime_probe.h"
+#include "oci/handler_registry.h"
 #include "runtime/v1/api.grpc.pb.h"
 #include "server/domain.h"
 #include "server/rpc_decorator.h"
 
 namespace berth::server {
 
-// One configured runtime handler and what its start-up probe found.
-struct HandlerInfo {
-  std::string name;    // the RuntimeClass handler, e.g. "runc"
-  std::string binary;  // resolved path of the OCI runtime
-  oci::RuntimeProbe probe;
-};
-
-// What the runtime learned about its host at start-up, for Status/Version.
-// Filled in before the RPC decorator becomes ready.
+// What the runtime knows about itself, for Version and Status.
 struct RuntimeInfo {
   std::string version;
-  std::string oci_runtime;            // path of the default OCI runtime binary; empty if none
-  std::string oci_runtime_name;       // the default handler, e.g. "crun" or "runc"
-  std::vector<HandlerInfo> handlers;  // every handler whose binary exists, by name
-
-  const HandlerInfo* Find(const std::string& name) const {
-    for (const auto& h : handlers) {
-      if (h.name == name) return &h;
-    }
-    return nullptr;
-  }
+  // The runtime handlers and their probes, which finish after the daemon
+  // started serving (oci/handler_registry.h). Owned by the daemon.
+  const oci::HandlerRegistry* handlers = nullptr;
 };
+
+// How long a call that needs a runtime handler waits for its start-up probe
+// (a probe itself gives up after about 30 s).
+inline constexpr std::chrono::seconds kHandlerProbeWait{60};
 
 class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
  public:
@@ -90,6 +82,9 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
                                   runtime::v1::ReopenContainerLogResponse*) override;
   grpc::Status ExecSync(grpc::ServerContext*, const runtime::v1::ExecSyncRequest*,
                         runtime::v1::ExecSyncResponse*) override;
+  grpc::Status CheckpointContainer(grpc::ServerContext*,
+                                   const runtime::v1::CheckpointContainerRequest*,
+                                   runtime::v1::CheckpointContainerResponse*) override;
   grpc::Status Exec(grpc::ServerContext*, const runtime::v1::ExecRequest*,
                     runtime::v1::ExecResponse*) override;
   grpc::Status Attach(grpc::ServerContext*, const runtime::v1::AttachRequest*,
@@ -114,8 +109,41 @@ class RuntimeServiceImpl final : public runtime::v1::RuntimeService::Service {
   grpc::Status ListPodSandboxMetrics(grpc::ServerContext*,
                                      const runtime::v1::ListPodSandboxMetricsRequest*,
                                      runtime::v1::ListPodSandboxMetricsResponse*) override;
+  // In-place pod resize (pod_sandbox_update_resources.cc).
+  grpc::Status UpdatePodSandboxResources(grpc::ServerContext*,
+                                         const runtime::v1::UpdatePodSandboxResourcesRequest*,
+                                         runtime::v1::UpdatePodSandboxResourcesResponse*) override;
+
+  // The List* twins as server streams, in chunks (list_streams.cc).
+  grpc::Status StreamPodSandboxes(
+      grpc::ServerContext*, const runtime::v1::StreamPodSandboxesRequest*,
+      grpc::ServerWriter<runtime::v1::StreamPodSandboxesResponse>* writer) override;
+  grpc::Status StreamContainers(
+      grpc::ServerContext*, const runtime::v1::StreamContainersRequest*,
+      grpc::ServerWriter<runtime::v1::StreamContainersResponse>* writer) override;
+  grpc::Status StreamContainerStats(
+      grpc::ServerContext*, const runtime::v1::StreamContainerStatsRequest*,
+      grpc::ServerWriter<runtime::v1::StreamContainerStatsResponse>* writer) override;
+  grpc::Status StreamPodSandboxStats(
+      grpc::ServerContext*, const runtime::v1::StreamPodSandboxStatsRequest*,
+      grpc::ServerWriter<runtime::v1::StreamPodSandboxStatsResponse>* writer) override;
+  grpc::Status StreamPodSandboxMetrics(
+      grpc::ServerContext*, const runtime::v1::StreamPodSandboxMetricsRequest*,
+      grpc::ServerWriter<runtime::v1::StreamPodSandboxMetricsResponse>* writer) override;
 
  private:
+  // The bodies shared by each List* RPC and its Stream* twin.
+  void FillPodSandboxes(const runtime::v1::PodSandboxFilter& filter,
+                        google::protobuf::RepeatedPtrField<runtime::v1::PodSandbox>* out);
+  void FillContainers(const runtime::v1::ContainerFilter& filter,
+                      google::protobuf::RepeatedPtrField<runtime::v1::Container>* out);
+  void FillContainerStats(const runtime::v1::ContainerStatsFilter& filter,
+                          google::protobuf::RepeatedPtrField<runtime::v1::ContainerStats>* out);
+  void FillPodSandboxStats(const runtime::v1::PodSandboxStatsFilter& filter,
+                           google::protobuf::RepeatedPtrField<runtime::v1::PodSandboxStats>* out);
+  void FillPodSandboxMetrics(
+      google::protobuf::RepeatedPtrField<runtime::v1::PodSandboxMetrics>* out);
+
   const config::Config& config_;
   const RuntimeInfo& info_;
   Domain& domain_;
@@ -138,6 +166,8 @@ class ImageServiceImpl final : public runtime::v1::ImageService::Service {
 
   grpc::Status ListImages(grpc::ServerContext*, const runtime::v1::ListImagesRequest*,
                           runtime::v1::ListImagesResponse*) override;
+  grpc::Status StreamImages(grpc::ServerContext*, const runtime::v1::StreamImagesRequest*,
+                            grpc::ServerWriter<runtime::v1::StreamImagesResponse>* writer) override;
   grpc::Status ImageStatus(grpc::ServerContext*, const runtime::v1::ImageStatusRequest*,
                            runtime::v1::ImageStatusResponse*) override;
   grpc::Status PullImage(grpc::ServerContext*, const runtime::v1::PullImageRequest*,
@@ -148,6 +178,9 @@ class ImageServiceImpl final : public runtime::v1::ImageService::Service {
                            runtime::v1::ImageFsInfoResponse*) override;
 
  private:
+  // The body shared by ListImages and StreamImages.
+  void FillImages(const runtime::v1::ImageFilter& filter,
+                  google::protobuf::RepeatedPtrField<runtime::v1::Image>* out);
   image::ImageService& images() { return *images_slot_; }
   const std::unique_ptr<image::ImageService>& images_slot_;
   const RpcDecorator& rpc_;

@@ -4,9 +4,7 @@
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,12 +12,16 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/userns.h"
 #include "image/image_service.h"
 #include "metrics/http_endpoint.h"
 #include "server/daemon.h"
 #include "server/domain.h"
+#include "server/image_socket.h"
+#include "server/listen.h"
 #include "server/metrics_collectors.h"
 #include "server/signals.h"
+#include "server/v1alpha2_services.h"
 #include "store/metadata_store.h"
 
 namespace berth::server {
@@ -40,8 +42,8 @@ std::string FindInPath(std::string_view name) {
 
 // Resolves each configured handler's binary; a handler whose binary is
 // missing is left out (a host need not have both crun and runc).
-std::vector<HandlerInfo> FindHandlers(const config::Config& config) {
-  std::vector<HandlerInfo> found;
+std::vector<oci::HandlerState> FindHandlers(const config::Config& config) {
+  std::vector<oci::HandlerState> found;
   for (const auto& [name, binary] : config.handlers) {
     std::string path;
     if (binary.find('/') != std::string::npos) {
@@ -53,91 +55,53 @@ std::vector<HandlerInfo> FindHandlers(const config::Config& config) {
       spdlog::info("event=runtime_handler_missing handler={} binary={}", name, binary);
       continue;
     }
-    found.push_back({name, path, {}});
+    found.push_back({name, path, false, {}});
   }
   return found;
 }
 
 // Runs one throwaway container with every handler at once (about 30 ms for
 // runc), because being installed does not mean working: crun refuses hybrid
-// cgroup hosts. Then picks the default handler: the configured one, else
-// crun where it works (it is the faster one), else runc.
+// cgroup hosts. Runs after berthd started serving; each result goes into
+// `registry` as it comes, which then picks the default handler.
 void ProbeHandlers(const config::Config& config, const std::string& probe_binary,
-                   RuntimeInfo& info) {
+                   oci::HandlerRegistry& registry) {
+  // User namespaces need ID-mapped layers under overlayfs, on the
+  // filesystem the layers live on.
+  const Status idmap = ProbeIdmappedOverlay(config.root);
+  if (!idmap.ok()) {
+    spdlog::warn("event=user_namespaces_unavailable error=\"{}\"", idmap.message());
+  }
+  const std::vector<oci::HandlerState> handlers = registry.Handlers();
   std::vector<std::thread> probes;
-  for (auto& h : info.handlers) {
-    probes.emplace_back([&config, &probe_binary, &h] {
+  for (const auto& h : handlers) {
+    probes.emplace_back([&config, &probe_binary, &registry, &idmap, h] {
       oci::ProbeOptions opts;
       opts.binary = h.binary;
       opts.probe_binary = probe_binary;
       opts.work_dir = (fs::path(config.state) / "probe" / h.name).string();
       opts.systemd_cgroup = config.cgroup_driver == "systemd";
-      h.probe = oci::ProbeRuntime(opts);
+      opts.try_user_namespace = idmap.ok();
+      opts.user_namespace_unavailable = std::string(idmap.message());
+      oci::RuntimeProbe probe = oci::ProbeRuntime(opts);
+      if (probe.works) {
+        spdlog::info(
+            "event=runtime_handler handler={} binary={} works=true "
+            "recursive_read_only_mounts={} user_namespaces={}",
+            h.name, h.binary, probe.features.recursive_read_only_mounts,
+            probe.features.user_namespaces);
+      } else {
+        spdlog::warn("event=runtime_handler handler={} binary={} works=false error=\"{}\"", h.name,
+                     h.binary, probe.error);
+      }
+      registry.SetProbeResult(h.name, std::move(probe));
     });
   }
   for (auto& t : probes) t.join();
   std::error_code ec;
   fs::remove(fs::path(config.state) / "probe", ec);
-  for (const auto& h : info.handlers) {
-    if (h.probe.works) {
-      spdlog::info(
-          "event=runtime_handler handler={} binary={} works=true "
-          "recursive_read_only_mounts={}",
-          h.name, h.binary, h.probe.features.recursive_read_only_mounts);
-    } else {
-      spdlog::warn("event=runtime_handler handler={} binary={} works=false error=\"{}\"", h.name,
-                   h.binary, h.probe.error);
-    }
-  }
-
-  std::string chosen = config.default_handler;
-  if (chosen.empty()) {
-    for (const char* preferred : {"crun", "runc"}) {
-      const HandlerInfo* h = info.Find(preferred);
-      if (h != nullptr && h->probe.works) {
-        chosen = preferred;
-        break;
-      }
-    }
-  }
-  if (chosen.empty()) {
-    for (const auto& h : info.handlers) {
-      if (h.probe.works) {
-        chosen = h.name;
-        break;
-      }
-    }
-  }
-  if (chosen.empty() && !info.handlers.empty()) {
-    chosen = info.Find("runc") ? "runc" : info.handlers.front().name;
-  }
-  info.oci_runtime_name = chosen;
-  const HandlerInfo* def = info.Find(chosen);
-  info.oci_runtime = def ? def->binary : "";
-}
-
-// Replaces a stale socket file, but refuses to steal the socket of a live
-// daemon.
-Status PrepareSocket(const fs::path& path) {
-  RETURN_IF_ERROR(MakeDirs(path.parent_path(), 0711));
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return OkStatus();
-  if (!S_ISSOCK(st.st_mode)) {
-    return FailedPreconditionError(
-        StrCat(path.string(), " exists and is not a socket; remove it or choose --socket"));
-  }
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    return AlreadyExistsError(
-        StrCat("another process is serving ", path.string(), "; is berthd already running?"));
-  }
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return ErrnoStatus(errno, StrCat("remove stale socket ", path.string()));
-  }
-  return OkStatus();
+  const std::string def = registry.DefaultName();
+  spdlog::info("event=runtime_ready runtime={}", def.empty() ? "none" : def);
 }
 
 // The directory of berthd's own executable: helper binaries (berth-monitor)
@@ -196,11 +160,12 @@ Status RunDaemon(const config::Config& config) {
   RETURN_IF_ERROR(MakeDirs(config.root, 0711));
   RETURN_IF_ERROR(MakeDirs(config.state, 0711));
   RETURN_IF_ERROR(MakeDirs(fs::path(config.root) / "containers", 0711));
-  RETURN_IF_ERROR(PrepareSocket(config.socket));
+  RETURN_IF_ERROR(PrepareSocket(config.socket, "--socket"));
 
+  oci::HandlerRegistry handlers(FindHandlers(config), config.default_handler);
   RuntimeInfo runtime_info;
   runtime_info.version = "0.1.0";
-  runtime_info.handlers = FindHandlers(config);
+  runtime_info.handlers = &handlers;
   RpcDecorator rpc;
   Domain domain;
   domain.events = std::make_unique<container::LifecycleEventBus>(
@@ -217,6 +182,9 @@ Status RunDaemon(const config::Config& config) {
   rpc.SetMetrics(&metrics.rpc_requests(), &metrics.rpc_latency());
   RuntimeServiceImpl runtime_svc(config, runtime_info, domain, rpc);
   ImageServiceImpl image_svc(domain.images, rpc, &metrics.pull());
+  // runtime.v1alpha2 for older kubelets and crictl, through the same handlers.
+  V1alpha2RuntimeService runtime_v1alpha2_svc(runtime_svc);
+  V1alpha2ImageService image_v1alpha2_svc(image_svc);
   // Containers keep running when berthd stops: the domain is torn down
   // without touching them.
 
@@ -226,8 +194,9 @@ Status RunDaemon(const config::Config& config) {
   builder.AddListeningPort(StrCat("unix://", config.socket), grpc::InsecureServerCredentials());
   builder.RegisterService(&runtime_svc);
   builder.RegisterService(&image_svc);
-  builder.SetMaxReceiveMessageSize(16 << 20);
-  builder.SetMaxSendMessageSize(32 << 20);
+  builder.RegisterService(&runtime_v1alpha2_svc);
+  builder.RegisterService(&image_v1alpha2_svc);
+  ApplyServerSettings(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) return UnavailableError(StrCat("cannot listen on ", config.socket));
   ScopeGuard stop_server([&] {
@@ -237,6 +206,11 @@ Status RunDaemon(const config::Config& config) {
   });
   if (::chmod(config.socket.c_str(), 0660) != 0) {
     return ErrnoStatus(errno, StrCat("chmod ", config.socket));
+  }
+  std::unique_ptr<ImageSocket> image_socket;
+  if (!config.image_socket.empty()) {
+    ASSIGN_OR_RETURN(image_socket,
+                     ImageSocket::Start(config.image_socket, domain.images, rpc, &metrics.pull()));
   }
   std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint;
   if (!config.metrics_address.empty()) {
@@ -259,6 +233,7 @@ Status RunDaemon(const config::Config& config) {
   }
   image_opts.registry.stall_timeout = std::chrono::seconds(config.pull_progress_timeout_seconds);
   image_opts.registry.user_agent = StrCat("berth/", runtime_info.version);
+  image_opts.pinned_images = config.pinned_images;
   ASSIGN_OR_RETURN(domain.images, image::ImageService::Open(image_opts, domain.db.get()));
 
   network::CniOptions cni_opts;
@@ -272,12 +247,11 @@ Status RunDaemon(const config::Config& config) {
   default_network_opts.template_file = config.cni_default_network_template;
   default_network_opts.ipam_data_dir = (fs::path(config.state) / "cni" / "networks").string();
   domain.default_network = std::make_unique<network::DefaultPodNetwork>(default_network_opts);
-  ProbeHandlers(config, FindHelper("berth-pause"), runtime_info);
   std::map<std::string, oci::OciRuntime*> runtimes;
   std::vector<std::string> global_args;
   if (config.cgroup_driver == "systemd") global_args.push_back("--systemd-cgroup");
-  for (const auto& h : runtime_info.handlers) {
-    // Registered even when the probe failed, so that containers created
+  for (const auto& h : handlers.Handlers()) {
+    // Registered whatever its probe finds, so that containers created
     // before (e.g. on another kernel) can still be stopped and removed.
     fs::path runtime_root = fs::path(config.state) / "runtimes" / h.name;
     RETURN_IF_ERROR(MakeDirs(runtime_root, 0700));
@@ -298,8 +272,9 @@ Status RunDaemon(const config::Config& config) {
   ct_opts.cgroup_driver = config.cgroup_driver == "systemd" ? oci::CgroupDriver::kSystemd
                                                             : oci::CgroupDriver::kCgroupfs;
   ct_opts.host = DetectHostCaps();
+  ct_opts.handlers = &handlers;
   ct_opts.events = domain.events.get();
-  for (const auto& h : runtime_info.handlers) ct_opts.handler_features[h.name] = h.probe.features;
+  ct_opts.cdi_spec_dirs = config.cdi_spec_dirs;
   if (ct_opts.monitor_binary.empty()) {
     spdlog::warn(
         "event=monitor_missing detail=\"berth-monitor not found beside berthd or in "
@@ -307,8 +282,10 @@ Status RunDaemon(const config::Config& config) {
   }
   ASSIGN_OR_RETURN(domain.containers,
                    container::ContainerManager::Open(ct_opts, domain.db.get(), domain.images.get(),
-                                                     domain.sandboxes.get(), runtimes,
-                                                     runtime_info.oci_runtime_name));
+                                                     domain.sandboxes.get(), runtimes));
+  domain.images->SetInUseCheck([containers = domain.containers.get()](const std::string& image_id) {
+    return containers->ImageUser(image_id);
+  });
   domain.stream_runtime =
       std::make_unique<StreamRuntime>(domain.containers.get(), domain.sandboxes.get());
   stream::StreamServerOptions stream_opts;
@@ -337,11 +314,16 @@ Status RunDaemon(const config::Config& config) {
                config.stats_collect_period_ms, config.stats_min_sample_interval_ms);
   domain.stats = stats::StatsService::Start(stats_opts, domain.containers.get(),
                                             domain.sandboxes.get(), std::move(*cgroups));
+  // State is recovered: serve now. The handler probes run containers, which
+  // takes a while; they finish in the background (calls that need a handler
+  // wait for its probe, Status says RuntimeReady once the default works).
   rpc.MarkReady();
-  spdlog::info("event=ready socket={} root={} state={} runtime={} stream={} version={}",
-               config.socket, config.root, config.state,
-               runtime_info.oci_runtime_name.empty() ? "none" : runtime_info.oci_runtime_name,
-               domain.stream->base_url(), runtime_info.version);
+  spdlog::info("event=ready socket={} image_socket={} root={} state={} stream={} version={}",
+               config.socket, config.image_socket.empty() ? "off" : config.image_socket,
+               config.root, config.state, domain.stream->base_url(), runtime_info.version);
+  std::thread prober(ProbeHandlers, std::cref(config), FindHelper("berth-pause"),
+                     std::ref(handlers));
+  ScopeGuard join_prober([&] { prober.join(); });
 
   spdlog::info("event=shutdown signal={}", WaitForShutdownSignal());
   stop_server.Cancel();
@@ -349,12 +331,16 @@ Status RunDaemon(const config::Config& config) {
     spdlog::warn("event=shutdown_cancels detail=\"calls still running after 5 s are cancelled\"");
   }
   domain.events->Close();  // ends GetContainerEvents streams
+  if (image_socket) image_socket->Stop();
   server->Shutdown(std::chrono::system_clock::now());
   server->Wait();
   ::unlink(config.socket.c_str());
   // Sessions still streaming end here (exec'd processes are killed), before
   // the managers they use go away.
   domain.stream->Stop();
+  // A probe still running (a stop right after a start) finishes and cleans up.
+  join_prober.Cancel();
+  prober.join();
   spdlog::info("event=stopped");
   return OkStatus();
 }

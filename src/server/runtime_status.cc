@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "doctor/doctor.h"
@@ -14,11 +15,15 @@ namespace {
 doctor::Report DoctorReport(const config::Config& config, const RuntimeInfo& info) {
   doctor::DoctorOptions opts;
   std::vector<doctor::HandlerFinding> handlers;
+  const std::vector<oci::HandlerState> states = info.handlers->Handlers();
   for (const auto& [name, configured] : config.handlers) {
     doctor::HandlerFinding h;
     h.name = name;
     h.configured_binary = configured;
-    if (const HandlerInfo* found = info.Find(name)) {
+    auto found = std::find_if(states.begin(), states.end(),
+                              [&](const oci::HandlerState& s) { return s.name == name; });
+    // A handler whose probe still runs is reported as not probed yet.
+    if (found != states.end() && found->probed) {
       h.binary = found->binary;
       h.probed = true;
       h.probe = found->probe;
@@ -26,7 +31,7 @@ doctor::Report DoctorReport(const config::Config& config, const RuntimeInfo& inf
     handlers.push_back(std::move(h));
   }
   opts.handlers = std::move(handlers);
-  opts.default_handler = info.oci_runtime_name;
+  opts.default_handler = info.handlers->DefaultName();
   opts.monitor_binary = doctor::FindHelperBinary("berth-monitor");
   opts.pause_binary = doctor::FindHelperBinary("berth-pause");
   return doctor::RunDoctor(config, std::move(opts));
@@ -39,12 +44,30 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const runtime::v1:
   return rpc_.Run("Status", [&]() -> berth::Status {
     auto* runtime_ready = resp->mutable_status()->add_conditions();
     runtime_ready->set_type("RuntimeReady");
-    const HandlerInfo* def = info_.Find(info_.oci_runtime_name);
-    runtime_ready->set_status(def != nullptr && def->probe.works);
-    if (def == nullptr) {
+    // One snapshot: the probes finish in the background while berthd serves.
+    const std::vector<oci::HandlerState> handlers = info_.handlers->Handlers();
+    const std::string default_name = info_.handlers->DefaultName();
+    const oci::HandlerState* def = nullptr;
+    for (const auto& h : handlers) {
+      if (h.name == default_name) def = &h;
+    }
+    const bool all_probed = std::all_of(handlers.begin(), handlers.end(),
+                                        [](const oci::HandlerState& h) { return h.probed; });
+    runtime_ready->set_status(def != nullptr && def->probed && def->probe.works);
+    if (def == nullptr && !all_probed) {
+      runtime_ready->set_reason("RuntimeHandlersProbing");
+      runtime_ready->set_message(
+          "berthd is probing its runtime handlers (one test container each) to choose the "
+          "default; RuntimeReady turns true when one works");
+    } else if (def == nullptr) {
       runtime_ready->set_reason("OCIRuntimeNotFound");
       runtime_ready->set_message(
           "no OCI runtime of runtime.handlers was found (install crun or runc)");
+    } else if (!def->probed) {
+      runtime_ready->set_reason("RuntimeHandlersProbing");
+      runtime_ready->set_message(StrCat("berthd is probing the default runtime handler \"",
+                                        def->name, "\" (", def->binary,
+                                        ") with a test container; RuntimeReady follows"));
     } else if (!def->probe.works) {
       runtime_ready->set_reason("OCIRuntimeNotWorking");
       runtime_ready->set_message(StrCat("default runtime handler \"", def->name, "\" (",
@@ -64,17 +87,20 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const runtime::v1:
     }
     // Handlers that can run containers, and "" for the default, as the
     // kubelet reads them for RuntimeClass features.
-    auto add_handler = [&](const std::string& name, const HandlerInfo& h) {
+    auto add_handler = [&](const std::string& name, const oci::HandlerState& h) {
       auto* out = resp->add_runtime_handlers();
       out->set_name(name);
       out->mutable_features()->set_recursive_read_only_mounts(
           h.probe.features.recursive_read_only_mounts);
       out->mutable_features()->set_user_namespaces(h.probe.features.user_namespaces);
     };
-    for (const auto& h : info_.handlers) {
-      if (h.probe.works) add_handler(h.name, h);
+    for (const auto& h : handlers) {
+      if (h.probed && h.probe.works) add_handler(h.name, h);
     }
-    if (def != nullptr && def->probe.works) add_handler("", *def);
+    if (def != nullptr && def->probed && def->probe.works) add_handler("", *def);
+    // Merge and Strict are both applied by berthd itself (spec_builder), on
+    // every handler.
+    resp->mutable_features()->set_supplemental_groups_policy(true);
     if (req->verbose()) {
       nlohmann::json cfg{{"socket", config_.socket},
                          {"root", config_.root},
@@ -85,18 +111,20 @@ grpc::Status RuntimeServiceImpl::Status(grpc::ServerContext*, const runtime::v1:
                          {"streamAddress", config_.stream_address},
                          {"streamUrl", domain_.stream ? domain_.stream->base_url() : ""},
                          {"cgroupDriver", config_.cgroup_driver},
-                         {"defaultRuntime", info_.oci_runtime_name},
-                         {"defaultRuntimePath", info_.oci_runtime}};
-      nlohmann::json handlers = nlohmann::json::object();
-      for (const auto& h : info_.handlers) {
-        handlers[h.name] = {
+                         {"defaultRuntime", default_name},
+                         {"defaultRuntimePath", def != nullptr ? def->binary : ""}};
+      nlohmann::json handler_info = nlohmann::json::object();
+      for (const auto& h : handlers) {
+        handler_info[h.name] = {
             {"binary", h.binary},
+            {"probing", !h.probed},
             {"works", h.probe.works},
             {"error", h.probe.error},
             {"recursiveReadOnlyMounts", h.probe.features.recursive_read_only_mounts},
-            {"userNamespaces", h.probe.features.user_namespaces}};
+            {"userNamespaces", h.probe.features.user_namespaces},
+            {"userNamespacesError", h.probe.user_namespaces_error}};
       }
-      (*resp->mutable_info())["runtimeHandlers"] = handlers.dump();
+      (*resp->mutable_info())["runtimeHandlers"] = handler_info.dump();
       (*resp->mutable_info())["config"] = cfg.dump();
       // crictl parses every info value as JSON.
       (*resp->mutable_info())["configToml"] = nlohmann::json(config_.ToToml()).dump();

@@ -11,23 +11,28 @@ grpc::Status RuntimeServiceImpl::RunPodSandbox(grpc::ServerContext*,
                                                runtime::v1::RunPodSandboxResponse* resp) {
   return rpc_.Run("RunPodSandbox", [&]() -> berth::Status {
     ASSIGN_OR_RETURN(sandbox::SandboxConfig cfg, ToSandboxConfig(req->config()));
+    RETURN_IF_ERROR(sandbox::ValidateUserNamespace(cfg));
     RETURN_IF_ERROR(oci::ValidateCgroupParent(req->config().linux().cgroup_parent(),
                                               config_.cgroup_driver == "systemd"
                                                   ? oci::CgroupDriver::kSystemd
                                                   : oci::CgroupDriver::kCgroupfs));
-    std::string handler = req->runtime_handler();
-    if (handler.empty()) handler = info_.oci_runtime_name;
-    const HandlerInfo* h = info_.Find(handler);
-    if (h == nullptr || !domain_.runtimes.contains(handler)) {
-      std::string known;
-      for (const auto& k : info_.handlers) known = StrCat(known, known.empty() ? "" : ", ", k.name);
-      return InvalidArgumentError(StrCat("unknown runtime handler \"", req->runtime_handler(),
-                                         "\"; configured: ", known.empty() ? "none" : known));
+    // Right after a start the handler's probe may still run: wait for it
+    // (a probe gives up within half a minute, so this is bounded).
+    ASSIGN_OR_RETURN(oci::HandlerState h,
+                     info_.handlers->WaitFor(req->runtime_handler(), kHandlerProbeWait));
+    const std::string& handler = h.name;
+    if (!domain_.runtimes.contains(handler)) {
+      return InvalidArgumentError(StrCat("unknown runtime handler \"", handler, "\""));
     }
-    if (!h->probe.works) {
+    if (!h.probe.works) {
       return FailedPreconditionError(
-          StrCat("runtime handler \"", handler, "\" (", h->binary,
-                 ") cannot run containers on this host: ", h->probe.error));
+          StrCat("runtime handler \"", handler, "\" (", h.binary,
+                 ") cannot run containers on this host: ", h.probe.error));
+    }
+    if (cfg.userns && !h.probe.features.user_namespaces) {
+      return FailedPreconditionError(
+          StrCat("runtime handler \"", handler,
+                 "\" cannot run pods in a user namespace here: ", h.probe.user_namespaces_error));
     }
     ASSIGN_OR_RETURN(sandbox::SandboxRecord r, domain_.sandboxes->Run(cfg, handler));
     resp->set_pod_sandbox_id(r.id);
@@ -99,18 +104,23 @@ grpc::Status RuntimeServiceImpl::ListPodSandbox(grpc::ServerContext*,
                                                 const runtime::v1::ListPodSandboxRequest* req,
                                                 runtime::v1::ListPodSandboxResponse* resp) {
   return rpc_.Run("ListPodSandbox", [&]() -> berth::Status {
-    const auto& f = req->filter();
-    for (const auto& r : domain_.sandboxes->List()) {
-      if (!f.id().empty() && !r.id.starts_with(f.id())) continue;
-      if (f.has_state()) {
-        bool ready = r.state == sandbox::SandboxState::kReady;
-        if ((f.state().state() == runtime::v1::SANDBOX_READY) != ready) continue;
-      }
-      if (!LabelsMatch(f.label_selector(), r.config.labels)) continue;
-      ToCriSandbox(r, resp->add_items());
-    }
+    FillPodSandboxes(req->filter(), resp->mutable_items());
     return OkStatus();
   });
+}
+
+void RuntimeServiceImpl::FillPodSandboxes(
+    const runtime::v1::PodSandboxFilter& f,
+    google::protobuf::RepeatedPtrField<runtime::v1::PodSandbox>* out) {
+  for (const auto& r : domain_.sandboxes->List()) {
+    if (!f.id().empty() && !r.id.starts_with(f.id())) continue;
+    if (f.has_state()) {
+      bool ready = r.state == sandbox::SandboxState::kReady;
+      if ((f.state().state() == runtime::v1::SANDBOX_READY) != ready) continue;
+    }
+    if (!LabelsMatch(f.label_selector(), r.config.labels)) continue;
+    ToCriSandbox(r, out->Add());
+  }
 }
 
 }  // namespace berth::server

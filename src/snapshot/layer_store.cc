@@ -73,9 +73,9 @@ StatusOr<std::vector<Digest>> LayerStore::List() const {
 
 std::string LayerStore::LowerDirOption(const std::vector<Digest>& bottom_first) const {
   std::string out;
-  for (auto it = bottom_first.rbegin(); it != bottom_first.rend(); ++it) {
+  for (size_t i = bottom_first.size(); i-- > 0;) {  // top first
     if (!out.empty()) out += ':';
-    out += LayerDir(*it).string();
+    out += LayerDir(bottom_first[i]).string();
   }
   return out;
 }

@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 
 namespace berth::testing {
@@ -133,7 +134,15 @@ TEST_F(CrashRecoveryIT, SigkillInsideAChurnLoopLeavesNothing) {
 
   constexpr int kRounds = 6;
   constexpr int kClients = 2;
-  std::mt19937 rng(std::random_device{}());
+  // The kill moments come from this seed: BERTH_CHURN_SEED=<seed> replays a run's schedule
+  // (the clients' progress between the kills still depends on timing).
+  const char* seed_env = std::getenv("BERTH_CHURN_SEED");
+  const uint32_t seed = seed_env != nullptr && *seed_env != '\0'
+                            ? static_cast<uint32_t>(std::strtoul(seed_env, nullptr, 10))
+                            : std::random_device{}();
+  std::cerr << "churn seed " << seed << " (replay with BERTH_CHURN_SEED=" << seed << ")\n";
+  RecordProperty("churn_seed", std::to_string(seed));
+  std::mt19937 rng(seed);
   for (int round = 1; round <= kRounds; ++round) {
     std::atomic<bool> stop{false};
     std::vector<std::thread> clients;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -63,19 +64,19 @@ using Clock = std::chrono::steady_clock;
 
 #define IT_ASSERT_OK(expr)                                                         \
   do {                                                                             \
-    const ::berth::Status it_status_ = (expr);                                     \
+    const ::berth::Status& it_status_ = (expr);                                    \
     ASSERT_TRUE(it_status_.ok()) << #expr << " failed: " << it_status_.ToString(); \
   } while (0)
 
 #define IT_ASSERT_GRPC_OK(expr)                                               \
   do {                                                                        \
-    const ::grpc::Status it_grpc_ = (expr);                                   \
+    const ::grpc::Status& it_grpc_ = (expr);                                  \
     ASSERT_TRUE(it_grpc_.ok()) << #expr << " failed: " << Describe(it_grpc_); \
   } while (0)
 
 #define IT_EXPECT_GRPC_OK(expr)                                               \
   do {                                                                        \
-    const ::grpc::Status it_grpc_ = (expr);                                   \
+    const ::grpc::Status& it_grpc_ = (expr);                                  \
     EXPECT_TRUE(it_grpc_.ok()) << #expr << " failed: " << Describe(it_grpc_); \
   } while (0)
 
@@ -112,7 +113,7 @@ bool Exists(const fs::path& p) {
   return ::lstat(p.c_str(), &st) == 0;
 }
 
-std::string ReadOr(const fs::path& p, std::string fallback = "") {
+std::string ReadOr(const fs::path& p, const std::string& fallback = "") {
   StatusOr<std::string> s = ReadFile(p);
   return s.ok() ? *s : fallback;
 }
@@ -389,6 +390,7 @@ class RuntimeServiceIT : public ::testing::Test {
       Status s = berthd_->Stop();
       EXPECT_TRUE(s.ok()) << s.ToString();
     }
+    EXPECT_EQ(berthd_->SanitizerReports(), "") << "sanitizer reports of berthd or its monitors";
     if (HasFailure()) {
       std::cerr << "--- berthd log (tail) ---\n" << berthd_->LogTail(16000) << "\n";
       for (const std::string& c : DirEntries(berthd_->state() / "containers")) {
@@ -396,8 +398,11 @@ class RuntimeServiceIT : public ::testing::Test {
         if (!log.empty()) std::cerr << "--- monitor.log of " << c << " ---\n" << log << "\n";
       }
     }
-    for (auto it = cleanups_.rbegin(); it != cleanups_.rend(); ++it) (*it)();
-    cleanups_.clear();
+    while (!cleanups_.empty()) {  // last registered, first run
+      std::function<void()> cleanup = std::move(cleanups_.back());
+      cleanups_.pop_back();
+      cleanup();
+    }
     // berthd keeps <state>/netns bound onto itself (as iproute2 does with /run/netns) and
     // never unmounts it; undo that so the temp dir can be removed.
     const fs::path netns = berthd_->state() / "netns";
@@ -884,9 +889,9 @@ cri::PodSandboxFilter PodFilterState(cri::PodSandboxState s) {
   f.mutable_state()->set_state(s);
   return f;
 }
-cri::PodSandboxFilter PodFilterLabels(std::map<std::string, std::string> labels) {
+cri::PodSandboxFilter PodFilterLabels(const std::map<std::string, std::string>& labels) {
   cri::PodSandboxFilter f;
-  for (auto& [k, v] : labels) (*f.mutable_label_selector())[k] = v;
+  for (const auto& [k, v] : labels) (*f.mutable_label_selector())[k] = v;
   return f;
 }
 cri::ContainerFilter CtrFilterState(cri::ContainerState s) {

@@ -807,5 +807,119 @@ TEST_F(RuntimeServiceIT, RecursiveReadOnlyMountCoversSubmounts) {
   ExpectNoLeaks("after removing the pod");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Serve first, probe later: berthd answers as soon as its state is recovered, while its
+// runtime handlers are still being probed (each probe runs a container). The default handler
+// here is "gated", a wrapper of runc whose probe run blocks while the file `gate` exists, so
+// the test sees the probing state for as long as it wants, without timing.
+class ServeBeforeProbeIT : public RuntimeServiceIT {
+ protected:
+  void BeforeDaemonStart() override {
+    gate_ = berthd_->dir() / "gate";
+    wrapper_ = berthd_->dir() / "gated-runc";
+    std::string runc;
+    for (const char* p : {"/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc"}) {
+      if (runc.empty() && ::access(p, X_OK) == 0) runc = p;
+    }
+    ASSERT_FALSE(runc.empty()) << "runc not found";
+    IT_ASSERT_OK(WriteFileAtomic(gate_, ""));
+    IT_ASSERT_OK(WriteFileAtomic(
+        wrapper_,
+        StrCat(R"(#!/bin/sh
+# Holds the start-up probe (its bundle is under <state>/probe/) while the gate exists.
+case "$*" in
+  */probe/*)
+    i=0
+    while [ -e ")",
+               gate_.string(), R"(" ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done ;;
+esac
+exec )",
+               runc, R"( "$@"
+)"),
+        0755));
+    berthd_->set_wait_for_handler_probes(false);
+  }
+
+  std::vector<std::string> DaemonArgs() override {
+    std::vector<std::string> args = DefaultArgs();
+    args.insert(args.end(), {"--runtime-handler", StrCat("gated=", wrapper_.string()),
+                             "--default-runtime-handler", "gated"});
+    return args;
+  }
+
+  std::map<std::string, cri::RuntimeCondition> Conditions(cri::StatusResponse* resp) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    cri::StatusRequest req;
+    req.set_verbose(true);
+    grpc::Status g = berthd_->runtime().Status(&ctx, req, resp);
+    EXPECT_TRUE(g.ok()) << Describe(g);
+    std::map<std::string, cri::RuntimeCondition> out;
+    for (const auto& c : resp->status().conditions()) out[c.type()] = c;
+    return out;
+  }
+
+  fs::path gate_;
+  fs::path wrapper_;
+};
+
+TEST_F(ServeBeforeProbeIT, AnswersWhileProbingAndRuntimeReadyFollowsTheDefaultHandler) {
+  // berthd answered Version (BerthdProcess::Start) and a pull (the fixture) while the probe
+  // of its default handler cannot have finished: the gate still exists.
+  ASSERT_TRUE(Exists(gate_));
+  cri::StatusResponse st;
+  auto cond = Conditions(&st);
+  ASSERT_TRUE(cond.contains("RuntimeReady"));
+  EXPECT_FALSE(cond["RuntimeReady"].status());
+  EXPECT_EQ(cond["RuntimeReady"].reason(), "RuntimeHandlersProbing");
+  EXPECT_THAT(cond["RuntimeReady"].message(), HasSubstr("gated"));
+  nlohmann::json handlers = nlohmann::json::parse(st.info().at("runtimeHandlers"));
+  EXPECT_TRUE(handlers["gated"]["probing"].get<bool>()) << handlers.dump();
+  for (const auto& h : st.runtime_handlers()) {
+    EXPECT_NE(h.name(), "gated") << "a handler is listed before its probe finished";
+    EXPECT_NE(h.name(), "") << "a default handler is listed before its probe finished";
+  }
+  // Calls that need no handler answer at once.
+  EXPECT_THAT(PodIds(), IsEmpty());
+  // A handler that is not configured is refused at once, probing or not.
+  std::string unused;
+  grpc::Status unknown = RunPod(PodConfig("no-such", cri::NODE, cri::CONTAINER), &unused, "nope");
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(unknown);
+  EXPECT_THAT(unknown.error_message(), HasSubstr("unknown runtime handler"));
+
+  // A pod for the default handler waits for its probe...
+  std::string pod_id;
+  grpc::Status run_status;
+  std::atomic<bool> returned{false};
+  std::thread run([&] {
+    run_status = RunPod(PodConfig("waits-for-probe", cri::NODE, cri::CONTAINER), &pod_id);
+    returned = true;
+  });
+  // However long this is, the call cannot return before the gate goes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const bool finished_early = returned.load();
+  std::map<std::string, cri::RuntimeCondition> still = Conditions(&st);
+  EXPECT_FALSE(still["RuntimeReady"].status()) << "RuntimeReady while the probe is held";
+  // ...and is created once the probe is let through.
+  fs::remove(gate_);
+  run.join();
+  EXPECT_FALSE(finished_early) << "RunPodSandbox returned while the probe of its handler ran";
+  IT_ASSERT_GRPC_OK(run_status);
+  ASSERT_FALSE(pod_id.empty());
+  EXPECT_EQ(PodStatusOf(pod_id)->runtime_handler(), "gated");
+
+  cond = Conditions(&st);
+  EXPECT_TRUE(cond["RuntimeReady"].status())
+      << cond["RuntimeReady"].reason() << ": " << cond["RuntimeReady"].message();
+  EXPECT_TRUE(cond["RuntimeReady"].reason().empty());
+  std::set<std::string> listed;
+  for (const auto& h : st.runtime_handlers()) listed.insert(h.name());
+  EXPECT_TRUE(listed.contains("gated"));
+  EXPECT_TRUE(listed.contains("")) << "the default handler is listed once its probe worked";
+
+  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
+  ExpectNoLeaks("after removing the pod");
+}
+
 }  // namespace
 }  // namespace berth::testing

@@ -2,7 +2,9 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/fs.h"
@@ -16,10 +18,36 @@ namespace {
 
 constexpr std::chrono::seconds kStopTimeout{20};
 
-// A clean environment: no proxy variables for libcurl, nothing from the test's shell.
-std::vector<std::string> DaemonEnv(const fs::path& home) {
-  return {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-          StrCat("HOME=", home.string()), "LANG=C"};
+constexpr const char* kSanitizerOptionVars[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+                                                "TSAN_OPTIONS"};
+
+// The value of `key` in a sanitizer option string ("a=1:log_path=/x:b=2"); "" if absent.
+std::string SanitizerOption(std::string_view options, std::string_view key) {
+  std::string found;
+  for (std::string_view rest = options; !rest.empty();) {
+    size_t colon = rest.find(':');
+    std::string_view item = rest.substr(0, colon);
+    if (item.starts_with(key) && item.size() > key.size() && item[key.size()] == '=') {
+      found = std::string(item.substr(key.size() + 1));
+    }
+    rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+  }
+  return found;
+}
+
+// A clean environment: no proxy variables for libcurl, nothing from the test's shell but the
+// sanitizers' options, with reports going to `sanitizer_dir`.
+std::vector<std::string> DaemonEnv(const fs::path& home, const fs::path& sanitizer_dir) {
+  std::vector<std::string> env = {
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      StrCat("HOME=", home.string()), "LANG=C"};
+  for (const char* var : kSanitizerOptionVars) {
+    const char* value = ::getenv(var);
+    if (value == nullptr) continue;
+    // A later log_path wins over an earlier one.
+    env.push_back(StrCat(var, "=", value, ":log_path=", (sanitizer_dir / "report").string()));
+  }
+  return env;
 }
 
 }  // namespace
@@ -92,7 +120,19 @@ Status BerthdProcess::Start(std::vector<std::string> extra_args,
     log << "### test: starting " << cmdline << "\n";
     if (!log.flush()) return InternalError(StrCat("cannot write ", log_path().string()));
   }
-  ASSIGN_OR_RETURN(pid_, internal::SpawnLogged(argv, DaemonEnv(dir_), log_path()));
+  if (sanitizer_dir_.empty()) {
+    std::string test_log_path;
+    for (const char* var : kSanitizerOptionVars) {
+      if (const char* value = ::getenv(var); value != nullptr && test_log_path.empty()) {
+        test_log_path = SanitizerOption(value, "log_path");
+      }
+    }
+    sanitizer_dir_ = test_log_path.empty()
+                         ? dir_ / "sanitizer"
+                         : fs::path(test_log_path).parent_path() / dir_.filename();
+  }
+  RETURN_IF_ERROR(MakeDirs(sanitizer_dir_, 0755));
+  ASSIGN_OR_RETURN(pid_, internal::SpawnLogged(argv, DaemonEnv(dir_, sanitizer_dir_), log_path()));
   Status s = WaitReady(ready_timeout);
   if (!s.ok()) {
     if (running()) Kill();
@@ -134,7 +174,7 @@ Status BerthdProcess::WaitReady(std::chrono::seconds timeout) {
     runtime::v1::VersionRequest req;
     runtime::v1::VersionResponse resp;
     grpc::Status g = runtime_->Version(&ctx, req, &resp);
-    if (g.ok()) return OkStatus();
+    if (g.ok()) return wait_for_probes_ ? WaitForHandlerProbes(deadline) : OkStatus();
     last = Status(static_cast<StatusCode>(g.error_code()), g.error_message());
     if (g.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -143,6 +183,30 @@ Status BerthdProcess::WaitReady(std::chrono::seconds timeout) {
   return DeadlineExceededError(StrCat("berthd did not answer Version on ", socket_path().string(),
                                       " within ", timeout.count(),
                                       "s; last error: ", last.ToString()));
+}
+
+Status BerthdProcess::WaitForHandlerProbes(std::chrono::steady_clock::time_point deadline) {
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    runtime::v1::StatusRequest req;
+    req.set_verbose(true);
+    runtime::v1::StatusResponse resp;
+    grpc::Status g = runtime_->Status(&ctx, req, &resp);
+    if (!g.ok()) return Status(static_cast<StatusCode>(g.error_code()), g.error_message());
+    auto it = resp.info().find("runtimeHandlers");
+    if (it == resp.info().end()) return InternalError("verbose Status lacks runtimeHandlers");
+    nlohmann::json handlers = nlohmann::json::parse(it->second, nullptr, false);
+    bool probing = false;
+    for (const auto& [name, h] : handlers.items()) {
+      if (h.value("probing", false)) probing = true;
+    }
+    if (!probing) return OkStatus();
+    last = it->second;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return DeadlineExceededError(StrCat("berthd still probes its runtime handlers: ", last));
 }
 
 Status BerthdProcess::Stop() {
@@ -188,6 +252,20 @@ std::string BerthdProcess::Log() const {
   if (dir_.empty()) return "";
   StatusOr<std::string> log = ReadFile(log_path());
   return log.ok() ? *log : "";
+}
+
+std::string BerthdProcess::SanitizerReports() const {
+  std::string out;
+  std::error_code ec;
+  if (sanitizer_dir_.empty()) return out;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(sanitizer_dir_, ec)) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const fs::path& f : files) {
+    StatusOr<std::string> text = ReadFile(f);
+    out += StrCat("=== ", f.string(), " ===\n", text.ok() ? *text : text.status().ToString(), "\n");
+  }
+  return out;
 }
 
 std::string BerthdProcess::LogTail(size_t max_bytes) const {

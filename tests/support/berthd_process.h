@@ -58,14 +58,18 @@ class BerthdProcess {
 
   // Spawns berthd with --socket, --root, --state, --registry-config-dir, --cni-conf-dir,
   // --log-level debug, --config and --config-dropin-dir, then `extra_args` (remembered for
-  // Restart), and waits at most `ready_timeout` until Version answers OK. On failure the
-  // daemon is killed and the message carries the tail of its log.
+  // Restart), and waits at most `ready_timeout` until Version answers OK and, unless
+  // set_wait_for_handler_probes(false), until the verbose Status shows no runtime handler
+  // still being probed (berthd serves before its probes finish; most tests want the settled
+  // state). On failure the daemon is killed and the message carries the tail of its log.
   Status Start(std::vector<std::string> extra_args = {},
                std::chrono::seconds ready_timeout = std::chrono::seconds(20));
   // Closes the stubs' channel, sends SIGTERM and waits up to 20s; OK only if berthd exited
   // with code 0. Idempotent. (The channel goes first so that no call of the test races the
   // shutdown; berthd itself stops at once even while clients keep connections open.)
   Status Stop();
+  // Whether Start and Restart wait for the runtime handler probes (default true).
+  void set_wait_for_handler_probes(bool wait) { wait_for_probes_ = wait; }
   // SIGKILL, reaped. No-op when not running.
   void Kill();
   // Stop() (or, if `kill`, Kill()), then Start() with the same dirs and arguments.
@@ -93,13 +97,27 @@ class BerthdProcess {
   // The last `max_bytes` of Log(), for failure messages.
   std::string LogTail(size_t max_bytes = 4000) const;
 
+  // Sanitizer builds (docs/testing.md): berthd gets the test's ASAN_OPTIONS, UBSAN_OPTIONS,
+  // LSAN_OPTIONS and TSAN_OPTIONS with log_path moved to a directory of its own, which its
+  // monitors inherit (their stderr is /dev/null, and berthd's is only a log). That directory
+  // is <dir of the test's log_path>/<name of dir()>, kept after this object is gone so that
+  // scripts/test.sh still sees reports written late, or <dir()>/sanitizer without a log_path.
+  // Without sanitizer options in the environment nothing ever writes there.
+  const std::filesystem::path& sanitizer_dir() const { return sanitizer_dir_; }
+  // Every report written there so far, concatenated; "" when there is none. Fixtures check
+  // it after stopping the daemon, so that a report fails the test that caused it.
+  std::string SanitizerReports() const;
+
  private:
   Status WaitReady(std::chrono::seconds timeout);
+  Status WaitForHandlerProbes(std::chrono::steady_clock::time_point deadline);
   void ResetStubs();
 
   std::string binary_;
   std::filesystem::path dir_;
   std::vector<std::string> extra_args_;
+  std::filesystem::path sanitizer_dir_;
+  bool wait_for_probes_ = true;
   pid_t pid_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<runtime::v1::RuntimeService::Stub> runtime_;

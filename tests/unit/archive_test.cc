@@ -175,7 +175,7 @@ ReadFn StringSource(std::string data, size_t chunk = 64 * 1024) {
   auto bytes = std::make_shared<std::string>(std::move(data));
   return [pos, bytes, chunk](char* buf, size_t n) -> StatusOr<size_t> {
     size_t take = std::min({n, chunk, bytes->size() - *pos});
-    std::memcpy(buf, bytes->data() + *pos, take);
+    std::memcpy(buf, bytes->data() + *pos, take);  // NOLINT(bugprone-not-null-terminated-result)
     *pos += take;
     return take;
   };

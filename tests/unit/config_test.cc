@@ -31,6 +31,40 @@ TEST(ConfigTest, TomlRoundTrip) {
   EXPECT_EQ(again.ToToml(), cfg.ToToml());
 }
 
+TEST(ConfigTest, ImageSocketIsOffByDefaultAndChecked) {
+  Config cfg;
+  EXPECT_EQ(cfg.image_socket, "");
+  ASSERT_TRUE(MergeToml("[grpc]\nimage_socket = \"/run/berth/image.sock\"\n", "f.toml", cfg).ok());
+  EXPECT_EQ(cfg.image_socket, "/run/berth/image.sock");
+  EXPECT_TRUE(cfg.Validate().ok());
+  Config again;
+  ASSERT_TRUE(MergeToml(cfg.ToToml(), "roundtrip", again).ok());
+  EXPECT_EQ(again.image_socket, "/run/berth/image.sock");
+
+  cfg.image_socket = "relative.sock";
+  Status s = cfg.Validate();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("grpc.image_socket"), std::string::npos) << s.message();
+  cfg.image_socket = cfg.socket;
+  s = cfg.Validate();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("must differ"), std::string::npos) << s.message();
+  cfg.image_socket = "/" + std::string(120, 'x');
+  EXPECT_EQ(cfg.Validate().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ConfigTest, PinnedImagesRoundTrip) {
+  Config cfg;
+  EXPECT_TRUE(cfg.pinned_images.empty());
+  ASSERT_TRUE(
+      MergeToml("[images]\npinned_images = [\"registry.k8s.io/*\", \"busybox:1.36\"]\n", "f", cfg)
+          .ok());
+  EXPECT_EQ(cfg.pinned_images, (std::vector<std::string>{"registry.k8s.io/*", "busybox:1.36"}));
+  Config again;
+  ASSERT_TRUE(MergeToml(cfg.ToToml(), "roundtrip", again).ok());
+  EXPECT_EQ(again.pinned_images, cfg.pinned_images);
+}
+
 TEST(ConfigTest, UnknownKeyAndBadTypeRejected) {
   Config cfg;
   Status s = MergeToml("[grpc]\nsokcet = \"/x\"\n", "f.toml", cfg);

@@ -695,6 +695,11 @@ TEST(GoTimeTest, TimeTextsLikeGo) {
   EXPECT_FALSE(ParseRfc3339Nano("2023-11-14 22:13:20Z").ok());
   EXPECT_FALSE(ParseRfc3339Nano("2023-02-30T22:13:20Z").ok());
   EXPECT_FALSE(ParseRfc3339Nano("2023-11-14T22:13:20").ok());
+  // Beyond int64 nanoseconds (found by tests/fuzz/cri_log_reader: it overflowed).
+  EXPECT_TRUE(ParseRfc3339Nano("2262-04-11T23:47:16.854775807Z").ok());
+  EXPECT_FALSE(ParseRfc3339Nano("2262-04-11T23:47:16.854775808Z").ok());
+  EXPECT_FALSE(ParseRfc3339Nano("9999-12-31T23:59:59Z").ok());
+  EXPECT_FALSE(ParseRfc3339Nano("0001-01-01T00:00:00Z").ok());
 }
 
 TEST(GoTimeTest, SinceValuesLikeDocker) {
@@ -712,6 +717,9 @@ TEST(GoTimeTest, SinceValuesLikeDocker) {
   EXPECT_EQ(ParseSinceTime("bogus", now).status().message(),
             "failed to parse value as time or duration: \"bogus\"");
   EXPECT_FALSE(ParseSinceTime("2013-13-02", now).ok());
+  EXPECT_EQ(ParseSinceTime("99999999999", now).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseSinceTime("1.99999999999999999999", now).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 // ----------------------------------------------------------- pods / ps -----

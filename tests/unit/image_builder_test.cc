@@ -21,10 +21,13 @@ namespace {
 
 using nlohmann::json;
 
+// `lhs` is a declaration ("auto x"): it cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define ASSERT_OK_AND_ASSIGN(lhs, expr)                                                      \
   auto BERTH_CONCAT_(sor_, __LINE__) = (expr);                                               \
   ASSERT_TRUE(BERTH_CONCAT_(sor_, __LINE__).ok()) << BERTH_CONCAT_(sor_, __LINE__).status(); \
   lhs = std::move(BERTH_CONCAT_(sor_, __LINE__)).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 std::string Gunzip(const std::string& in) {
   z_stream zs{};

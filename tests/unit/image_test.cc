@@ -408,8 +408,9 @@ TEST(DetectKindTest, FallsBackToBody) {
 TEST(DetectKindTest, SchemaOneIsUnimplemented) {
   const std::string schema1 = R"({"schemaVersion": 1, "name": "library/busybox", "tag": "latest",
                                   "fsLayers": [], "history": []})";
-  for (std::string header : {std::string(kMediaTypeDockerSchema1SignedManifest),
-                             std::string(kMediaTypeDockerSchema1Manifest), std::string("")}) {
+  for (const std::string& header :
+       {std::string(kMediaTypeDockerSchema1SignedManifest),
+        std::string(kMediaTypeDockerSchema1Manifest), std::string("")}) {
     StatusOr<ManifestKind> k = DetectKind(header, schema1);
     ASSERT_FALSE(k.ok()) << header;
     EXPECT_EQ(k.status().code(), StatusCode::kUnimplemented) << header;

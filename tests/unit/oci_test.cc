@@ -10,9 +10,11 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/fs.h"
+#include "oci/handler_registry.h"
 #include "oci/spec_builder.h"
 
 namespace berth::oci {
@@ -1370,6 +1372,82 @@ TEST_F(RuncEndToEndTest, RuntimeDefaultSeccompIsActive) {
 TEST_F(RuncEndToEndTest, NonZeroExitIsReported) {
   auto [code, out] = Run({"/bin/busybox", "sh", "-c", "exit 3"});
   EXPECT_EQ(code, 3) << out;
+}
+
+}  // namespace
+}  // namespace berth::oci
+
+// ------------------------------------------------------------ handler registry -----
+
+namespace berth::oci {
+namespace {
+
+RuntimeProbe Works(bool works, bool rro = false) {
+  RuntimeProbe p;
+  p.works = works;
+  if (!works) p.error = "cgroups in hybrid mode not supported";
+  p.features.recursive_read_only_mounts = rro;
+  return p;
+}
+
+std::vector<HandlerState> CrunAndRunc() {
+  return {{"crun", "/usr/bin/crun", false, {}}, {"runc", "/usr/sbin/runc", false, {}}};
+}
+
+TEST(HandlerRegistryTest, DefaultIsChosenOnceEveryProbeFinished) {
+  HandlerRegistry r(CrunAndRunc(), "");
+  EXPECT_EQ(r.DefaultName(), "");
+  EXPECT_FALSE(r.AllProbed());
+  r.SetProbeResult("runc", Works(true));
+  EXPECT_EQ(r.DefaultName(), "") << "crun, preferred, is still being probed";
+  r.SetProbeResult("crun", Works(false));
+  EXPECT_TRUE(r.AllProbed());
+  EXPECT_EQ(r.DefaultName(), "runc");
+
+  HandlerRegistry both(CrunAndRunc(), "");
+  both.SetProbeResult("crun", Works(true));
+  both.SetProbeResult("runc", Works(true));
+  EXPECT_EQ(both.DefaultName(), "crun");
+
+  HandlerRegistry none(CrunAndRunc(), "");
+  none.SetProbeResult("crun", Works(false));
+  none.SetProbeResult("runc", Works(false));
+  EXPECT_EQ(none.DefaultName(), "runc") << "kept so that Status can say why it does not work";
+
+  HandlerRegistry configured(CrunAndRunc(), "crun");
+  EXPECT_EQ(configured.DefaultName(), "crun") << "known before any probe";
+}
+
+TEST(HandlerRegistryTest, WaitForBlocksUntilTheHandlersProbeFinished) {
+  HandlerRegistry r(CrunAndRunc(), "");
+  auto timed_out = r.WaitFor("runc", std::chrono::milliseconds(20));
+  EXPECT_EQ(timed_out.status().code(), StatusCode::kUnavailable) << timed_out.status();
+  EXPECT_THAT(timed_out.status().message(), ::testing::HasSubstr("still being probed"));
+
+  std::thread prober([&] {
+    r.SetProbeResult("runc", Works(true, /*rro=*/true));
+    r.SetProbeResult("crun", Works(false));
+  });
+  auto def = r.WaitFor("", std::chrono::seconds(30));
+  prober.join();
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_EQ(def->name, "runc");
+  EXPECT_TRUE(def->probed);
+  EXPECT_TRUE(def->probe.features.recursive_read_only_mounts);
+  auto crun = r.WaitFor("crun", std::chrono::milliseconds(0));
+  ASSERT_TRUE(crun.ok()) << crun.status();
+  EXPECT_FALSE(crun->probe.works) << "a failed probe is returned; callers check works";
+}
+
+TEST(HandlerRegistryTest, UnknownHandlersAreRefusedWithoutWaiting) {
+  HandlerRegistry r(CrunAndRunc(), "");
+  auto unknown = r.WaitFor("kata", std::chrono::seconds(30));
+  EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(unknown.status().message(), ::testing::HasSubstr("configured: crun, runc"));
+
+  HandlerRegistry empty({}, "");
+  auto none = empty.WaitFor("", std::chrono::seconds(30));
+  EXPECT_EQ(none.status().code(), StatusCode::kFailedPrecondition) << none.status();
 }
 
 }  // namespace

@@ -476,8 +476,7 @@ TEST(CgroupV1ReaderTest, LiveCgroupAgreesWithItsFilesAndTheWork) {
   EXPECT_EQ(reader->Read(cg.name(), Detail::kMetrics, &files).status().code(),
             StatusCode::kNotFound);
   // (StatsService drops the cache of a cgroup that is NOT_FOUND, closing what is left open.)
-  EXPECT_EQ(reader->Read(cg.name(), Detail::kStats, &files).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(reader->Read(cg.name(), Detail::kStats, &files).status().code(), StatusCode::kNotFound);
 }
 
 // --- metrics --------------------------------------------------------------------
