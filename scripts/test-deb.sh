@@ -16,8 +16,16 @@ root=$(mktemp -d /tmp/berth-debroot.XXXXXX)
 berthd_pid=""
 registry_pid=""
 
+ctl=()
+
 cleanup() {
   if [[ -n $registry_pid ]]; then kill "$registry_pid" 2>/dev/null || true; fi
+  # Pods and containers outlive berthd by design: after a failure half-way,
+  # remove them through the daemon first, or their processes, monitors and
+  # cgroups would be left behind.
+  if [[ -n $berthd_pid ]] && ((${#ctl[@]})) && kill -0 "$berthd_pid" 2>/dev/null; then
+    "${ctl[@]}" rmp -a -f >/dev/null 2>&1 || true
+  fi
   if [[ -n $berthd_pid ]] && kill -0 "$berthd_pid" 2>/dev/null; then
     kill "$berthd_pid" && wait "$berthd_pid" 2>/dev/null || true
   fi
