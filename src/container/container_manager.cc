@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -174,7 +175,8 @@ std::string ContainerRecord::ToJson() const {
               {"username", username},
               {"gid", gid},
               {"supplemental_groups", supplemental_groups},
-              {"oom_kills", oom_kills}}
+              {"oom_kills", oom_kills},
+              {"runtime_deleted", runtime_deleted}}
       .dump();
 }
 
@@ -221,7 +223,8 @@ StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
     // Absent in records of berth 0.1.0.
     r.gid = j.value("gid", 0u);
     r.supplemental_groups = j.value("supplemental_groups", std::vector<uint32_t>{});
-    r.oom_kills = j.value("oom_kills", int64_t{0});  // absent in records of berth 0.1.0
+    r.oom_kills = j.value("oom_kills", int64_t{0});         // absent in records of berth 0.1.0
+    r.runtime_deleted = j.value("runtime_deleted", false);  // absent in older records
     return r;
   } catch (const json::exception& e) {
     return DataLossError(StrCat("corrupt container record: ", e.what()));
@@ -326,13 +329,17 @@ void ContainerManager::WatchBundle(const ContainerRecord& r) {
     spdlog::warn("event=bundle_watch_failed id={} error=\"{}\"", r.id, s.message());
     return;
   }
+  {
+    std::lock_guard lock(mu_);
+    if (containers_.contains(r.id)) exit_watched_.insert(r.id);
+  }
   // What the monitor wrote before the watch began.
   OnBundleFile(r.id, monitor::kDefaultExitFile);
 }
 
 void ContainerManager::OnBundleFile(const std::string& id, const std::string& file) {
   SyncOomKills(id);
-  if (file == monitor::kDefaultExitFile) (void)Get(id);  // records the exit, if any
+  if (file == monitor::kDefaultExitFile) (void)GetImpl(id, true);  // records the exit, if any
 }
 
 void ContainerManager::SyncOomKills(const std::string& id) {
@@ -387,7 +394,10 @@ Status ContainerManager::CommitLocked(const std::string& id, std::optional<Conta
   } else if (before) {
     containers_.erase(it);
   }
-  if (gone && watcher_) watcher_->Unwatch(id);
+  if (gone) {
+    exit_watched_.erase(id);
+    if (watcher_) watcher_->Unwatch(id);
+  }
   if (!events.empty() && options_.events != nullptr) {
     std::optional<sandbox::SandboxRecord> sb;
     if (auto got = sandboxes_->Get(sandbox_id); got.ok()) sb = std::move(*got);
@@ -750,6 +760,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   ms.stdin_open = r.stdin_open;
   ms.stdin_once = r.stdin_once;
   ms.monitor_log = fs::path(r.bundle) / "monitor.log";
+  ms.delete_on_exit = true;  // RemoveContainer then runs no runtime
   ScopeGuard delete_runtime([&] { (void)runtime->Delete(r.id, true); });
   mark("spec");
   auto handle = monitor::SpawnMonitor(ms);
@@ -806,6 +817,7 @@ void ContainerManager::RefreshLocked(ContainerRecord& r) {
   r.state = ContainerState::kExited;
   r.exit_code = exit->exit_code;
   r.finished_at_ns = exit->exit_time_ns;
+  r.runtime_deleted = exit->runtime_deleted;
   if (exit->oom_killed) {
     // Monitors older than the OOM file only say so at exit.
     r.oom_kills = std::max<int64_t>(r.oom_kills, 1);
@@ -830,7 +842,16 @@ Status ContainerManager::Start(const std::string& id) {
   // Persisted first, so that recovery can tell an interrupted start.
   r.started_at_ns = started_at;
   RETURN_IF_ERROR(Save(r));
+  // A container that exits at once has its runtime state deleted by its
+  // monitor, which takes this lock first: not while `start` still reads it.
+  UniqueFd start_lock(::open((fs::path(r.bundle) / monitor::kRuntimeLockFile).c_str(),
+                             O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (start_lock.get() >= 0) {
+    while (::flock(start_lock.get(), LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
   Status s = runtime->Start(r.id);
+  start_lock.Reset();
   if (!s.ok()) {
     // The init still waits in the runtime's create, or (when `start` failed
     // late) already runs: either way it must not outlive the failed start.
@@ -939,8 +960,20 @@ Status ContainerManager::Remove(const std::string& id) {
     RETURN_IF_ERROR(Stop(r.id, std::chrono::seconds(0)));
   }
   auto held = locks_.Acquire(r.id);
-  ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
-  RETURN_IF_ERROR(runtime->Delete(r.id, true));
+  auto now = GetImpl(r.id, true);
+  if (!now.ok()) {
+    // Removed by a concurrent call while this one waited for the lock.
+    if (now.status().code() == StatusCode::kNotFound) return OkStatus();
+    return now.status();
+  }
+  r = std::move(*now);
+  // The monitor deleted the runtime's state when the container exited;
+  // only containers it could not do that for (its delete failed, it was
+  // killed, the create failed half way) need the runtime here.
+  if (r.state != ContainerState::kExited || !r.runtime_deleted) {
+    ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
+    RETURN_IF_ERROR(runtime->Delete(r.id, true));
+  }
   if (::umount2(r.rootfs.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
     return ErrnoStatus(errno, StrCat("unmount rootfs of container ", r.id));
   }
@@ -961,6 +994,15 @@ Status ContainerManager::Remove(const std::string& id) {
 }
 
 StatusOr<ContainerRecord> ContainerManager::Get(const std::string& id) {
+  return GetImpl(id, false);
+}
+
+bool ContainerManager::NeedsExitFileReadLocked(const ContainerRecord& r) const {
+  return (r.state == ContainerState::kCreated || r.state == ContainerState::kRunning) &&
+         !exit_watched_.contains(r.id);
+}
+
+StatusOr<ContainerRecord> ContainerManager::GetImpl(const std::string& id, bool read_exit_file) {
   std::lock_guard lock(mu_);
   ContainerRecord* found = nullptr;
   if (auto it = containers_.find(id); it != containers_.end()) {
@@ -974,6 +1016,7 @@ StatusOr<ContainerRecord> ContainerManager::Get(const std::string& id) {
     }
   }
   if (!found) return NotFoundError(StrCat("container ", id, " not found"));
+  if (!read_exit_file && !NeedsExitFileReadLocked(*found)) return *found;
   ContainerRecord now = *found;
   RefreshLocked(now);
   if (now.state == found->state) return now;
@@ -983,18 +1026,36 @@ StatusOr<ContainerRecord> ContainerManager::Get(const std::string& id) {
   return containers_.at(full_id);
 }
 
-std::vector<ContainerRecord> ContainerManager::List() {
-  std::vector<std::string> ids;
+std::vector<ContainerRecord> ContainerManager::List(
+    const std::function<bool(const ContainerRecord&)>& keep) {
+  std::vector<ContainerRecord> out;
+  std::vector<size_t> unwatched;  // positions in `out` whose exit file must be read
   {
     std::lock_guard lock(mu_);
-    for (const auto& [k, r] : containers_) ids.push_back(k);
+    out.reserve(containers_.size());
+    for (const auto& [k, r] : containers_) {
+      if (keep && !keep(r)) continue;
+      if (NeedsExitFileReadLocked(r)) unwatched.push_back(out.size());
+      out.push_back(r);
+    }
   }
-  std::vector<ContainerRecord> out;
-  for (const auto& id : ids) {
-    auto r = Get(id);
-    if (r.ok()) out.push_back(*r);
+  if (unwatched.empty()) return out;
+  std::vector<bool> drop(out.size(), false);
+  for (size_t i : unwatched) {
+    auto r = GetImpl(out[i].id, true);
+    if (!r.ok()) {
+      drop[i] = true;  // removed meanwhile
+      continue;
+    }
+    out[i] = std::move(*r);
+    drop[i] = keep && !keep(out[i]);  // its state changed: ask again
   }
-  return out;
+  std::vector<ContainerRecord> kept;
+  kept.reserve(out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!drop[i]) kept.push_back(std::move(out[i]));
+  }
+  return kept;
 }
 
 StatusOr<ContainerRecord> ContainerManager::GetRunning(const std::string& id) {
@@ -1103,19 +1164,7 @@ Status ContainerManager::ReopenLog(const std::string& id) {
 }
 
 std::vector<ContainerRecord> ContainerManager::ListInSandbox(const std::string& sandbox_id) {
-  std::vector<std::string> ids;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [k, r] : containers_) {
-      if (r.sandbox_id == sandbox_id) ids.push_back(k);
-    }
-  }
-  std::vector<ContainerRecord> out;
-  for (const auto& id : ids) {
-    auto r = Get(id);
-    if (r.ok()) out.push_back(*r);
-  }
-  return out;
+  return List([&](const ContainerRecord& r) { return r.sandbox_id == sandbox_id; });
 }
 
 std::map<ContainerState, int> ContainerManager::CountByState() {

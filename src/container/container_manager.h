@@ -8,10 +8,12 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -77,6 +79,10 @@ struct ContainerRecord {
   // OOM kills in the container's memory cgroup so far, as berthd last read
   // them from the monitor's OOM file.
   int64_t oom_kills = 0;
+  // berth-monitor had the runtime delete its state (cgroups, state dir) when
+  // the container exited, so RemoveContainer runs no runtime (the exit file's
+  // runtime_deleted).
+  bool runtime_deleted = false;
 
   std::string ToJson() const;
   static StatusOr<ContainerRecord> FromJson(std::string_view text);
@@ -154,8 +160,14 @@ class ContainerManager {
   Status Stop(const std::string& id, std::chrono::seconds timeout, std::string signal_name = "");
   // Idempotent; a running container is killed first.
   Status Remove(const std::string& id);
+  // From memory: the exit of a container whose bundle is watched arrives by
+  // itself (BundleWatcher), so only containers without a watch have their
+  // exit file read here.
   StatusOr<ContainerRecord> Get(const std::string& id_or_prefix);
-  std::vector<ContainerRecord> List();
+  // All containers, or those `keep` accepts (called with the manager's lock
+  // held: it must not call back into the manager). From memory, as Get.
+  std::vector<ContainerRecord> List(
+      const std::function<bool(const ContainerRecord&)>& keep = nullptr);
   // The container, FAILED_PRECONDITION unless it is running.
   StatusOr<ContainerRecord> GetRunning(const std::string& id_or_prefix);
   // Starts spec.cmd in the running container, with the container's user,
@@ -205,6 +217,12 @@ class ContainerManager {
                                          const sandbox::SandboxRecord& sb);
   // Reads the exit file of a CREATED/RUNNING container and records the exit.
   void RefreshLocked(ContainerRecord& r);
+  // Get; with `read_exit_file` the exit file is read even when the bundle
+  // is watched (the watcher's own callbacks).
+  StatusOr<ContainerRecord> GetImpl(const std::string& id_or_prefix, bool read_exit_file);
+  // With mu_ held: whether Get must read the exit file of `r` (a live
+  // container whose bundle has no watch).
+  bool NeedsExitFileReadLocked(const ContainerRecord& r) const;
   // Writes `next` to the database and the map and publishes what changed.
   Status Save(const ContainerRecord& r);
   // With mu_ held: stores `next` as the record of `id` in the database and
@@ -242,8 +260,11 @@ class ContainerManager {
   std::mutex mu_;
   std::map<std::string, ContainerRecord> containers_;
   std::map<std::string, std::string> names_;  // reserved name -> id
-  KeyedMutex locks_;                          // per id: one operation on an object at a time
-  KeyedMutex name_locks_;                     // per reserved name: creates of one name in turn
+  // Live containers whose bundle the watcher watches: their exits arrive by
+  // themselves, so Get and List read no exit file for them.
+  std::set<std::string> exit_watched_;
+  KeyedMutex locks_;       // per id: one operation on an object at a time
+  KeyedMutex name_locks_;  // per reserved name: creates of one name in turn
   std::atomic<uint64_t> oom_kills_noticed_{0};
   // Last: stopped first on destruction, before anything its callbacks use.
   std::unique_ptr<BundleWatcher> watcher_;

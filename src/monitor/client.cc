@@ -75,6 +75,7 @@ std::vector<std::string> MonitorArgv(const MonitorSpec& spec, int sync_fd) {
   if (spec.terminal) argv.push_back("--terminal");
   if (spec.stdin_open) argv.push_back("--stdin");
   if (spec.stdin_once) argv.push_back("--stdin-once");
+  if (spec.delete_on_exit) argv.push_back("--delete-on-exit");
   if (spec.log_line_max > 0) {
     argv.insert(argv.end(), {"--log-line-max", std::to_string(spec.log_line_max)});
   }
@@ -295,6 +296,9 @@ StatusOr<ExitRecord> ParseExitFile(std::string_view text) {
       rec.oom_killed = value == "true";
     } else if (key == kExitKeyPid) {
       ok = ParseInt(value, &rec.pid);
+    } else if (key == kExitKeyRuntimeDeleted) {
+      ok = value == "true" || value == "false";
+      rec.runtime_deleted = value == "true";
     }
     if (!ok) return DataLossError(StrCat("exit file: bad value in line \"", line, "\""));
   }

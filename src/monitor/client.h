@@ -36,6 +36,7 @@ struct MonitorSpec {
   bool terminal = false;                   // pty instead of pipes (process.terminal in config.json)
   bool stdin_open = false;                 // CRI ContainerConfig.stdin
   bool stdin_once = false;                 // CRI ContainerConfig.stdin_once (needs stdin_open)
+  bool delete_on_exit = false;             // the monitor deletes the runtime's state at the exit
   size_t log_line_max = 0;                 // 0: kDefaultLogLineMax
   // How long SpawnMonitor waits for the runtime's create to finish.
   std::chrono::milliseconds timeout = std::chrono::seconds(60);
@@ -80,6 +81,9 @@ struct ExitRecord {
   int64_t exit_time_ns = 0;  // the same as nanoseconds since the Unix epoch
   bool oom_killed = false;   // the container's memory cgroup saw an OOM kill (best effort)
   pid_t pid = 0;             // host pid of the container's init
+  // The monitor had the runtime delete its state of the container (cgroups,
+  // state dir) before writing the file: nothing is left to run the runtime for.
+  bool runtime_deleted = false;
 };
 
 StatusOr<ExitRecord> ParseExitFile(std::string_view text);

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -259,6 +260,7 @@ class Monitor {
   void SyncWrite(const std::string& line);
   void Loop();
   void Finish();
+  bool DeleteRuntimeState();
   void CleanupFailed();
 
   bool ReopenLog(std::string* err);
@@ -606,6 +608,80 @@ bool Monitor::ReceiveConsole(std::string* err) {
   unlink(console_path_.c_str());
   console_socket_bound_ = false;
   return true;
+}
+
+// `<runtime> delete --force <id>` once the init is reaped, so that berthd's
+// RemoveContainer has no runtime to run (docs/monitor.md). Bounded: a runtime
+// that hangs is killed after 10 s and the exit file says the state is left.
+bool Monitor::DeleteRuntimeState() {
+  // Waits for a `<runtime> start` berthd may still be running (protocol.h).
+  const std::string lock_path = cfg_.bundle + "/" + kRuntimeLockFile;
+  Fd lock(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock.valid()) {
+    Diag(ErrnoText("open", lock_path, errno));
+  } else {
+    while (flock(lock.get(), LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  std::vector<std::string> args = {cfg_.runtime, "--root", cfg_.runtime_root};
+  args.insert(args.end(), cfg_.runtime_args.begin(), cfg_.runtime_args.end());
+  args.insert(args.end(), {"delete", "--force", cfg_.id});
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    Diag(ErrnoText("pipe for runtime delete of", cfg_.id, errno));
+    return false;
+  }
+  Fd out_r(p[0]), out_w(p[1]);
+  pid_t pid = fork();
+  if (pid < 0) {
+    Diag(ErrnoText("fork runtime delete of", cfg_.id, errno));
+    return false;
+  }
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    dup2(out_w.get(), 1);
+    dup2(out_w.get(), 2);
+    execvp(argv[0], argv.data());
+    std::string msg = ErrnoText("exec", argv[0], errno) + "\n";
+    WriteAll(2, msg.data(), msg.size());
+    _exit(127);
+  }
+  out_w.Reset();
+  std::string text;
+  const int64_t deadline = MonotonicMs() + 10000;
+  for (;;) {
+    const int64_t left = deadline - MonotonicMs();
+    if (left <= 0) {
+      kill(pid, SIGKILL);
+      break;
+    }
+    struct pollfd pfd = {out_r.get(), POLLIN, 0};
+    int n = poll(&pfd, 1, static_cast<int>(left));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;
+    char buf[4096];
+    ssize_t got = read(out_r.get(), buf, sizeof(buf));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    if (text.size() < 16384) text.append(buf, static_cast<size_t>(got));
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  std::string how = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                      : "signal " + std::to_string(WTERMSIG(status));
+  Diag("runtime " + cfg_.runtime + " delete " + cfg_.id + " failed with " + how +
+       (text.empty() ? "" : ": " + OneLine(text)));
+  return false;
 }
 
 void Monitor::CleanupFailed() {
@@ -1055,11 +1131,15 @@ void Monitor::Finish() {
   oom_recheck_at_ms_ = 0;
   oom_notify_.Reset();
   bool oom = oom_kills_reported_ > 0;
+  const bool deleted = cfg_.delete_on_exit && DeleteRuntimeState();
   std::string text = std::string(kExitKeyCode) + "=" + std::to_string(code) + "\n" +
                      kExitKeySignal + "=" + std::to_string(sig) + "\n" + kExitKeyTime + "=" +
                      FormatRfc3339Nano(exit_time_) + "\n" + kExitKeyOom + "=" +
                      (oom ? "true" : "false") + "\n" + kExitKeyPid + "=" +
                      std::to_string(container_pid_) + "\n";
+  if (cfg_.delete_on_exit) {
+    text += std::string(kExitKeyRuntimeDeleted) + "=" + (deleted ? "true" : "false") + "\n";
+  }
   std::string err;
   if (!WriteFileAtomic(cfg_.exit_file, text, &err)) Diag(err);
   Diag("container " + cfg_.id + " exited with code " + std::to_string(code));
@@ -1126,6 +1206,8 @@ std::string ParseMonitorArgs(int argc, char** argv, MonitorConfig* cfg, bool* in
           "  --terminal             container gets a pty (--console-socket)\n"
           "  --stdin                keep the container's stdin open for attach\n"
           "  --stdin-once           close stdin when the first attach session ends\n"
+          "  --delete-on-exit       run `<runtime> delete --force` after the exit, before\n"
+          "                         the exit file is written\n"
           "  --log-line-max BYTES   longest log record content (default 16384)\n";
       WriteAll(1, kUsage, sizeof(kUsage) - 1);
       *info_only = true;
@@ -1180,6 +1262,8 @@ std::string ParseMonitorArgs(int argc, char** argv, MonitorConfig* cfg, bool* in
       err = boolean(&cfg->stdin_open);
     } else if (arg == "--stdin-once") {
       err = boolean(&cfg->stdin_once);
+    } else if (arg == "--delete-on-exit") {
+      err = boolean(&cfg->delete_on_exit);
     } else {
       err = "unknown argument \"" + arg + "\" (see --help)";
     }

@@ -32,6 +32,9 @@ struct MonitorConfig {
   bool terminal = false;
   bool stdin_open = false;
   bool stdin_once = false;
+  // Run `<runtime> delete --force <id>` once the init has been reaped, before
+  // the exit file is written, and record the outcome in it (runtime_deleted).
+  bool delete_on_exit = false;
   size_t log_line_max = kDefaultLogLineMax;
 };
 

@@ -53,6 +53,10 @@ inline constexpr char kExitKeySignal[] = "signal";   // 0 unless killed by a sig
 inline constexpr char kExitKeyTime[] = "exit_time";  // RFC 3339, UTC, nanoseconds
 inline constexpr char kExitKeyOom[] = "oom_killed";  // "true" / "false"
 inline constexpr char kExitKeyPid[] = "pid";         // host pid of the container init
+// "true" when the monitor (--delete-on-exit) had the runtime delete its state
+// of the container (cgroups, state directory) before writing the file; absent
+// or "false" otherwise, so the reader must delete it.
+inline constexpr char kExitKeyRuntimeDeleted[] = "runtime_deleted";
 
 // --- OOM file -------------------------------------------------------------------
 // Rewritten atomically (like the exit file) whenever the container's memory
@@ -71,5 +75,9 @@ inline constexpr char kDefaultOomFile[] = "oom";
 inline constexpr char kDefaultAttachSocket[] = "attach";
 inline constexpr char kDefaultPidFile[] = "pid";
 inline constexpr char kConsoleSocketName[] = "console.sock";
+// flock(2)ed by berthd around `<runtime> start` and by the monitor around its
+// `<runtime> delete` at the exit (--delete-on-exit): a container that exits at
+// once must not lose its runtime state while the runtime's start still reads it.
+inline constexpr char kRuntimeLockFile[] = "runtime.lock";
 
 }  // namespace berth::monitor

@@ -65,13 +65,16 @@ grpc::Status RuntimeServiceImpl::ListContainers(grpc::ServerContext*,
 void RuntimeServiceImpl::FillContainers(
     const runtime::v1::ContainerFilter& f,
     google::protobuf::RepeatedPtrField<runtime::v1::Container>* out) {
-  for (const auto& r : domain_.containers->List()) {
-    if (!f.id().empty() && !r.id.starts_with(f.id())) continue;
-    if (!f.pod_sandbox_id().empty() && !r.sandbox_id.starts_with(f.pod_sandbox_id())) continue;
-    if (f.has_state() && f.state().state() != ToCriState(r.state)) continue;
-    if (!LabelsMatch(f.label_selector(), r.labels)) continue;
-    ToCriContainer(r, out->Add());
-  }
+  // Filtered by the manager, so that only the records answered are copied.
+  auto keep = [&f](const container::ContainerRecord& r) {
+    if (!f.id().empty() && !r.id.starts_with(f.id())) return false;
+    if (!f.pod_sandbox_id().empty() && !r.sandbox_id.starts_with(f.pod_sandbox_id())) return false;
+    if (f.has_state() && f.state().state() != ToCriState(r.state)) return false;
+    return LabelsMatch(f.label_selector(), r.labels);
+  };
+  const std::vector<container::ContainerRecord> records = domain_.containers->List(keep);
+  out->Reserve(static_cast<int>(records.size()));
+  for (const auto& r : records) ToCriContainer(r, out->Add());
 }
 
 grpc::Status RuntimeServiceImpl::ContainerStatus(grpc::ServerContext*,

@@ -50,8 +50,7 @@ grpc::Status RuntimeServiceImpl::StopPodSandbox(grpc::ServerContext*,
     if (!sb.ok()) {
       return sb.status().code() == StatusCode::kNotFound ? OkStatus() : sb.status();
     }
-    for (const auto& c : domain_.containers->List()) {
-      if (c.sandbox_id != sb->id) continue;
+    for (const auto& c : domain_.containers->ListInSandbox(sb->id)) {
       RETURN_IF_ERROR(domain_.containers->Stop(c.id, std::chrono::seconds(0)));
     }
     return domain_.sandboxes->Stop(sb->id);
@@ -69,8 +68,7 @@ grpc::Status RuntimeServiceImpl::RemovePodSandbox(grpc::ServerContext*,
     if (!sb.ok()) {
       return sb.status().code() == StatusCode::kNotFound ? OkStatus() : sb.status();
     }
-    for (const auto& c : domain_.containers->List()) {
-      if (c.sandbox_id != sb->id) continue;
+    for (const auto& c : domain_.containers->ListInSandbox(sb->id)) {
       RETURN_IF_ERROR(domain_.containers->Remove(c.id));
     }
     return domain_.sandboxes->Remove(sb->id);

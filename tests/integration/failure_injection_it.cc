@@ -302,6 +302,55 @@ TEST_F(FailureInjectionIT, FailedRollbackKeepsTheContainerAsUnknownUntilRemoved)
   ExpectNoLeaks("after removing the pod");
 }
 
+// The monitor deletes the runtime's state when the container exits, so removing an exited
+// container runs no runtime: it works while every runtime delete fails.
+TEST_F(FailureInjectionIT, RemoveOfAnExitedContainerRunsNoRuntime) {
+  cri::PodSandboxConfig pod = FlakyPod("rm-no-runtime", cri::NODE, cri::CONTAINER);
+  std::string pod_id;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id, "flaky"));
+  std::string id;
+  IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, CtrConfig("quick", {"sh", "-c", "exit 2"}), &id));
+  ctr_ids_.insert(id);
+  IT_ASSERT_GRPC_OK(StartCtr(id));
+  EXPECT_EQ(WaitForState(id, cri::CONTAINER_EXITED, std::chrono::seconds(10)).exit_code(), 2);
+  EXPECT_THAT(DirEntries(berthd_->state() / "runtimes" / "flaky"), IsEmpty())
+      << "runtime state of an exited container kept";
+  Fault("runtime-delete");
+  IT_EXPECT_GRPC_OK(RemoveCtr(id));
+  ClearFaults();
+  ExpectNoContainerLeft("after removing the exited container");
+  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
+  ExpectNoLeaks("after removing the pod");
+}
+
+// When the monitor's delete fails at the exit, the container is reported EXITED all the same,
+// and RemoveContainer deletes the runtime's state itself (and fails while it cannot).
+TEST_F(FailureInjectionIT, FailedDeleteAtExitIsFinishedByRemove) {
+  cri::PodSandboxConfig pod = FlakyPod("rm-late-delete", cri::NODE, cri::CONTAINER);
+  std::string pod_id;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id, "flaky"));
+  std::string id;
+  IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, CtrConfig("sleeper", {"sleep", "60"}), &id));
+  ctr_ids_.insert(id);
+  IT_ASSERT_GRPC_OK(StartCtr(id));
+  Fault("runtime-delete");
+  IT_ASSERT_GRPC_OK(StopCtr(id, 0));
+  std::optional<cri::ContainerStatus> st = CtrStatusOf(id);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->state(), cri::CONTAINER_EXITED);
+  EXPECT_EQ(st->exit_code(), 137);
+  EXPECT_THAT(DirEntries(berthd_->state() / "runtimes" / "flaky"), UnorderedElementsAre(id))
+      << "the failed delete should have left the runtime's state";
+  grpc::Status s = RemoveCtr(id);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.error_message(), HasSubstr("injected failure of runtime delete")) << Describe(s);
+  ClearFaults();
+  IT_EXPECT_GRPC_OK(RemoveCtr(id));
+  ExpectNoContainerLeft("after the remove finished the delete");
+  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
+  ExpectNoLeaks("after removing the pod");
+}
+
 TEST_F(FailureInjectionIT, CniAddFailuresLeaveNothing) {
   BridgeNetwork net;
   ASSERT_NO_FATAL_FAILURE(net = SetUpBridgeNetwork("flaky-bridge"));

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -164,6 +165,11 @@ TEST(ExitFileTest, Parse) {
   EXPECT_EQ(r->exit_time_ns, 1700000000LL * 1000000000 + 5);
   EXPECT_TRUE(r->oom_killed);
   EXPECT_EQ(r->pid, 77);
+  EXPECT_FALSE(r->runtime_deleted);  // absent: the reader deletes the runtime's state
+  auto deleted = ParseExitFile("exit_code=0\nruntime_deleted=true\n");
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_TRUE(deleted->runtime_deleted);
+  EXPECT_FALSE(ParseExitFile("exit_code=0\nruntime_deleted=yes\n").ok());
   EXPECT_FALSE(ParseExitFile("signal=0\n").ok());
   EXPECT_FALSE(ParseExitFile("exit_code=abc\n").ok());
   // Times beyond int64 nanoseconds are refused (tests/fuzz/monitor_protocol found the overflow).
@@ -457,7 +463,13 @@ class MonitorRuncTest : public ::testing::Test {
     Start(c);
   }
 
+  // Under the runtime lock, as berthd starts containers: a monitor with
+  // --delete-on-exit waits for it before it deletes the runtime's state.
   void Start(const Container& c) {
+    UniqueFd lock(
+        ::open((c.spec.bundle / kRuntimeLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    ASSERT_GE(lock.get(), 0);
+    ASSERT_EQ(::flock(lock.get(), LOCK_EX), 0);
     ASSERT_EQ(RunArgv({runc_, "--root", runtime_root_.string(), "start", c.id}), 0);
   }
 
@@ -529,6 +541,44 @@ TEST_F(MonitorRuncTest, LogsBothStreamsAndRecordsExitCode) {
   EXPECT_EQ(err[0].content, "err1");
   EXPECT_EQ(err[1].content, "err2");
   EXPECT_FALSE(fs::exists(c.spec.AttachSocket()));
+}
+
+TEST_F(MonitorRuncTest, DeleteOnExitRemovesTheRuntimeStateBeforeTheExitFile) {
+  auto& c = Make({"sh", "-c", "exit 4"});
+  c.spec.delete_on_exit = true;
+  CreateAndStart(c);
+  ASSERT_TRUE(fs::exists(runtime_root_ / c.id)) << "runc keeps no state of " << c.id;
+  ExitRecord rec = WaitExit(c);
+  EXPECT_EQ(rec.exit_code, 4);
+  EXPECT_TRUE(rec.runtime_deleted) << ReadOr(c.spec.monitor_log);
+  // Already gone when the exit file appears: runc's state dir and the cgroups.
+  EXPECT_FALSE(fs::exists(runtime_root_ / c.id));
+  EXPECT_FALSE(fs::exists("/sys/fs/cgroup/pids/berth-test-" + c.id));
+  EXPECT_NE(RunArgv({runc_, "--root", runtime_root_.string(), "state", c.id}), 0);
+}
+
+TEST_F(MonitorRuncTest, FailedDeleteOnExitIsRecordedInTheExitFile) {
+  auto& c = Make({"sleep", "100"});
+  c.spec.delete_on_exit = true;
+  // runc for everything but delete, which fails.
+  c.spec.runtime = c.spec.bundle / "runc-no-delete";
+  ASSERT_TRUE(WriteFileAtomic(c.spec.runtime,
+                              "#!/bin/sh\nfor a; do [ \"$a\" = delete ] && "
+                              "{ echo 'injected failure' >&2; exit 1; }; done\nexec " +
+                                  runc_ + " \"$@\"\n",
+                              0755)
+                  .ok());
+  CreateAndStart(c);
+  Kill(c, "KILL");
+  ExitRecord rec = WaitExit(c);
+  EXPECT_EQ(rec.exit_code, 137);
+  EXPECT_FALSE(rec.runtime_deleted);
+  // The state is still there for berthd to delete (TearDown does).
+  EXPECT_TRUE(fs::exists(runtime_root_ / c.id));
+  const std::string log = ReadOr(c.spec.monitor_log);
+  EXPECT_NE(log.find("delete " + c.id + " failed with exit status 1: injected failure"),
+            std::string::npos)
+      << log;
 }
 
 TEST_F(MonitorRuncTest, LongLineIsSplitIntoPartialRecords) {
