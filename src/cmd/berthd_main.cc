@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   std::optional<std::string> image_socket;
   std::vector<std::string> pinned_images;
   std::optional<std::string> socket, root, state, registry_dir, cni_conf, cni_bin, stream_addr,
-      stream_cert, stream_key, metrics_addr, log_level, cgroup_driver, default_handler;
+      stream_cert, stream_key, metrics_addr, log_level, cgroup_driver, default_handler, exec_mode;
   std::vector<std::string> handler_flags;
   std::optional<int> max_downloads, pull_timeout;
   std::optional<int> stats_period, stats_min_interval;
@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
                  "dropped (default 1024)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error (default info)");
   app.add_option("--cgroup-driver", cgroup_driver, "cgroupfs or systemd (default cgroupfs)");
+  app.add_option("--exec-mode", exec_mode,
+                 "native (exec without a runtime process) or runc (default native)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--runtime-handler", handler_flags,
                  "NAME=BINARY: an OCI runtime for RuntimeClass handler NAME (repeatable; adds to "
                  "or replaces the defaults crun=crun and runc=runc; NAME= removes one)");
@@ -128,6 +131,7 @@ int main(int argc, char** argv) {
   if (events_queue) cfg.events_queue_length = *events_queue;
   if (log_level) cfg.log_level = *log_level;
   if (cgroup_driver) cfg.cgroup_driver = *cgroup_driver;
+  if (exec_mode) cfg.exec_mode = *exec_mode;
   if (default_handler) cfg.default_handler = *default_handler;
   for (const auto& h : handler_flags) {
     auto eq = h.find('=');

@@ -153,6 +153,8 @@ Status MergeToml(std::string_view toml_text, std::string_view source_name, Confi
         s = SetString(node, key, next.default_handler);
       else if (key == "runtime.handlers")
         s = MergeStringMap(node, key, next.handlers);
+      else if (key == "runtime.exec_mode")
+        s = SetString(node, key, next.exec_mode);
       // metrics endpoint and lifecycle events
       else if (key == "metrics.allow_non_loopback")
         s = SetBool(node, key, next.metrics_allow_non_loopback);
@@ -255,6 +257,10 @@ Status Config::Validate() const {
     if (binary.empty()) {
       return InvalidArgumentError(StrCat("runtime.handlers.", name, " names no binary"));
     }
+  }
+  if (exec_mode != "native" && exec_mode != "runc") {
+    return InvalidArgumentError(
+        StrCat("runtime.exec_mode \"", exec_mode, "\" is not native or runc"));
   }
   if (!default_handler.empty() && !handlers.contains(default_handler)) {
     return InvalidArgumentError(
@@ -367,6 +373,7 @@ std::string Config::ToToml() const {
       {"log", toml::table{{"level", log_level}}},
       {"runtime", toml::table{{"cgroup_driver", cgroup_driver},
                               {"default_handler", default_handler},
+                              {"exec_mode", exec_mode},
                               {"handlers", handler_table}}},
   };
   // Metrics endpoint and lifecycle events.

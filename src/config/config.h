@@ -59,6 +59,9 @@ struct Config {
   // runtime binary, a path or a name looked up in PATH. A handler whose
   // binary is missing is left out; an empty value removes a handler.
   std::map<std::string, std::string> handlers = {{"crun", "crun"}, {"runc", "runc"}};
+  // "native": exec (ExecSync, streaming exec) joins the container from berthd
+  // without a runtime process (oci/native_exec.h); "runc": `<runtime> exec`.
+  std::string exec_mode = "native";
 
   // --- metrics endpoint and lifecycle events ---
   // [metrics] allow_non_loopback: metrics.address ("host:port") has no

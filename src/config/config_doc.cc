@@ -125,6 +125,12 @@ constexpr SettingDoc kSettings[] = {
      "Handler of pods that name no RuntimeClass handler; empty: crun where a test\n"
      "container runs with it on this host (not on hybrid cgroup v1/v2 hosts), else runc.\n"
      "Flag: --default-runtime-handler."},
+    {"runtime.exec_mode",
+     "native: ExecSync and streaming exec start the process from berthd (join the\n"
+     "container's namespaces and cgroups, apply its user, capabilities, seccomp...)\n"
+     "without a runtime process per exec; what it cannot apply (an AppArmor or SELinux\n"
+     "label on a host that enforces them) falls back to runc exec, with a log line.\n"
+     "runc: always `<runtime> exec`. Flag: --exec-mode."},
     {"runtime.handlers",
      "RuntimeClass handler name = OCI runtime binary (a path, or a name looked up in\n"
      "PATH). A handler whose binary is missing is left out; each is probed with a test\n"

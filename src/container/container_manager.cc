@@ -397,6 +397,7 @@ Status ContainerManager::CommitLocked(const std::string& id, std::optional<Conta
   if (gone) {
     exit_watched_.erase(id);
     if (watcher_) watcher_->Unwatch(id);
+    if (options_.native_exec) options_.native_exec->Forget(id);
   }
   if (!events.empty() && options_.events != nullptr) {
     std::optional<sandbox::SandboxRecord> sb;
@@ -1090,6 +1091,13 @@ StatusOr<std::unique_ptr<oci::ExecProcess>> ContainerManager::Exec(const std::st
     if (exec.io.rows != 0 && exec.io.cols != 0) {
       process["consoleSize"] = {{"height", exec.io.rows}, {"width", exec.io.cols}};
     }
+  }
+  if (options_.native_exec) {
+    auto native =
+        options_.native_exec->Exec({r.id, r.pid, r.monitor_pid}, spec_text, process, exec.io);
+    if (native.ok() || native.status().code() != StatusCode::kUnimplemented) return native;
+    spdlog::info("event=exec_native_fallback id={} reason=\"{} needs runc exec\"", r.id,
+                 native.status().message());
   }
   return runtime->Exec(r.id, process.dump(), exec.io);
 }

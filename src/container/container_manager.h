@@ -26,6 +26,7 @@
 #include "oci/container_config.h"
 #include "oci/exec_process.h"
 #include "oci/handler_registry.h"
+#include "oci/native_exec.h"
 #include "oci/oci_runtime.h"
 #include "oci/runtime_probe.h"
 #include "oci/spec_builder.h"
@@ -135,6 +136,9 @@ struct ContainerManagerOptions {
   // Where container and pod lifecycle events go; may be null. Must outlive
   // the manager.
   LifecycleEventBus* events = nullptr;
+  // runtime.exec_mode "native": exec without a runtime process (falls back
+  // to `runc exec` for what it cannot apply); null: always the runtime's exec.
+  std::shared_ptr<oci::NativeExecutor> native_exec;
 };
 
 // Thread-safe; operations on one container are serialised.

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -62,6 +63,21 @@ ExecProcess::ExecProcess(std::string description, Subprocess runtime, pid_t pid,
   }
 }
 
+ExecProcess::ExecProcess(std::string description, UniqueFd pidfd, pid_t pid, ExecIo io,
+                         UniqueFd stdin_w, UniqueFd stdout_r, UniqueFd stderr_r, UniqueFd terminal)
+    : description_(std::move(description)),
+      direct_(true),
+      pid_(pid),
+      io_(io),
+      pidfd_(std::move(pidfd)),
+      stdin_(std::move(stdin_w)),
+      stdout_(std::move(stdout_r)),
+      stderr_(std::move(stderr_r)),
+      terminal_(std::move(terminal)) {
+  // Our unreaped child: its pid, and so its process group, stay ours.
+  leads_group_ = ProcessGroupOf(pid_) == pid_;
+}
+
 ExecProcess::~ExecProcess() {
   if (!ExitCode()) {
     Kill(SIGKILL);
@@ -100,8 +116,27 @@ void ExecProcess::Kill(int sig) {
   if (leads_group_) ::kill(-pid_, sig);
 }
 
+// The exit code of a child that exited, reaping it; nullopt while it runs.
+// `block`: wait for the exit.
+static std::optional<int> ReapChild(int pidfd, bool block) {
+  constexpr int kPidfdIdType = 3;  // P_PIDFD (Linux 5.4), missing from glibc 2.36's idtype_t
+  siginfo_t info{};
+  int rc;
+  do {
+    rc = ::waitid(static_cast<idtype_t>(kPidfdIdType), static_cast<id_t>(pidfd), &info,
+                  WEXITED | (block ? 0 : WNOHANG));
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0 || info.si_pid == 0) return std::nullopt;
+  if (info.si_code == CLD_EXITED) return info.si_status;
+  return 128 + info.si_status;
+}
+
 std::optional<int> ExecProcess::ExitCode() {
   if (exit_code_) return exit_code_;
+  if (direct_) {
+    exit_code_ = ReapChild(pidfd_.get(), false);
+    return exit_code_;
+  }
   (void)runtime_.PollExits();
   exit_code_ = runtime_.ExitOf(pid_);
   return exit_code_;
@@ -109,6 +144,18 @@ std::optional<int> ExecProcess::ExitCode() {
 
 StatusOr<int> ExecProcess::Wait(std::optional<Clock::time_point> deadline) {
   if (exit_code_) return *exit_code_;
+  if (direct_) {
+    for (;;) {
+      pollfd pfd{pidfd_.get(), POLLIN, 0};
+      int rc = ::poll(&pfd, 1, RemainingMs(deadline));
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc < 0) return ErrnoStatus(errno, StrCat("wait for ", description_));
+      if (rc == 0) return DeadlineExceededError(StrCat("wait for ", description_));
+      exit_code_ = ReapChild(pidfd_.get(), true);
+      if (!exit_code_) return InternalError(StrCat("wait for ", description_, ": not reaped"));
+      return *exit_code_;
+    }
+  }
   auto code = runtime_.WaitAdopted(pid_, deadline);
   if (!code.ok()) return Annotate(code.status(), description_);
   exit_code_ = *code;

@@ -1,5 +1,6 @@
-// A process that the OCI runtime started inside a running container (`runc
-// exec --detach`): its stdio, its exit, signals and terminal size. One
+// A process started inside a running container, by the OCI runtime (`runc
+// exec --detach`) or by the native exec path (oci/native_exec.h, a direct
+// child of berthd): its stdio, its exit, signals and terminal size. One
 // implementation serves ExecSync (collect the output, with a timeout) and the
 // streaming exec (kubectl exec): see OciRuntime::Exec and RunToCompletion.
 #pragma once
@@ -38,6 +39,10 @@ class ExecProcess {
   // process); `pid` the process, as the runtime's --pid-file says.
   ExecProcess(std::string description, Subprocess runtime, pid_t pid, ExecIo io, UniqueFd stdin_w,
               UniqueFd stdout_r, UniqueFd stderr_r, UniqueFd terminal);
+  // `pid` is a child of this process, not reaped yet, and `pidfd` its pidfd:
+  // its exit is read with waitid(P_PIDFD).
+  ExecProcess(std::string description, UniqueFd pidfd, pid_t pid, ExecIo io, UniqueFd stdin_w,
+              UniqueFd stdout_r, UniqueFd stderr_r, UniqueFd terminal);
   ExecProcess(const ExecProcess&) = delete;
   ExecProcess& operator=(const ExecProcess&) = delete;
   ~ExecProcess();
@@ -58,7 +63,10 @@ class ExecProcess {
   // Readable when the exit of the process may have been reported; then call
   // ExitCode(). -1 once every report was read (the process and everything
   // it left behind are reaped).
-  int exit_fd() const { return runtime_.reports_ended() ? -1 : runtime_.exits_fd(); }
+  int exit_fd() const {
+    if (direct_) return exit_code_ ? -1 : pidfd_.get();
+    return runtime_.reports_ended() ? -1 : runtime_.exits_fd();
+  }
 
   // The end of stdin: a pipe is closed (the process reads EOF). A terminal
   // cannot be closed without hanging the process up, so input just stops.
@@ -81,6 +89,7 @@ class ExecProcess {
  private:
   std::string description_;
   Subprocess runtime_;
+  bool direct_ = false;  // a child of ours, reaped through pidfd_
   pid_t pid_;
   ExecIo io_;
   UniqueFd pidfd_;

@@ -275,6 +275,7 @@ Status RunDaemon(const config::Config& config) {
   ct_opts.handlers = &handlers;
   ct_opts.events = domain.events.get();
   ct_opts.cdi_spec_dirs = config.cdi_spec_dirs;
+  if (config.exec_mode == "native") ct_opts.native_exec = std::make_shared<oci::NativeExecutor>();
   if (ct_opts.monitor_binary.empty()) {
     spdlog::warn(
         "event=monitor_missing detail=\"berth-monitor not found beside berthd or in "

@@ -111,6 +111,11 @@ Status BerthdProcess::Start(std::vector<std::string> extra_args,
                                    (dir_ / "config.toml").string(),
                                    "--config-dropin-dir",
                                    (dir_ / "berth.d").string()};
+  // BERTH_TEST_EXEC_MODE=runc|native runs a suite under either exec path
+  // (runtime.exec_mode); a test's own --exec-mode, later, wins.
+  if (const char* mode = ::getenv("BERTH_TEST_EXEC_MODE"); mode != nullptr && *mode != 0) {
+    argv.push_back(StrCat("--exec-mode=", mode));
+  }
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   {
     // Marks each start in the log, which is shared by restarts.
