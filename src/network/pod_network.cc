@@ -49,6 +49,8 @@ StatusOr<PodCidr> ParseOneCidr(std::string_view text) {
   size_t slash = text.find('/');
   if (slash == std::string_view::npos) return bad("has no prefix length (e.g. 10.244.0.0/24)");
   std::string addr(text.substr(0, slash));
+  // inet_pton stops at a NUL: "10.0.0.0\0junk/24" must not pass as 10.0.0.0/24.
+  if (addr.find('\0') != std::string::npos) return bad("is not an IPv4 or IPv6 network");
   std::string_view len = text.substr(slash + 1);
   if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string::npos) {
     return bad("has a bad prefix length");

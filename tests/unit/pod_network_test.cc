@@ -35,6 +35,9 @@ TEST(PodCidrTest, RejectsWhatHostLocalCannotUse) {
     StatusOr<std::vector<PodCidr>> r = ParsePodCidrs(bad);
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
   }
+  // inet_pton stops at a NUL; the bytes after it must not be ignored.
+  using namespace std::string_view_literals;
+  EXPECT_EQ(ParsePodCidrs("10.0.0.0\0junk/24"sv).status().code(), StatusCode::kInvalidArgument);
   StatusOr<std::vector<PodCidr>> r = ParsePodCidrs("10.244.0.1/24");
   EXPECT_NE(r.status().message().find("host bits"), std::string::npos) << r.status().message();
 }
