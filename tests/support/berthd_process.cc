@@ -131,10 +131,6 @@ Status BerthdProcess::Start(std::vector<std::string> extra_args,
   }
   if (sanitizer_dir_.empty()) {
     std::string test_log_path;
-    // The native exec path's test hook (oci/native_exec.h).
-    if (const char* stop = ::getenv("BERTH_TEST_EXEC_STOP"); stop != nullptr) {
-      env.push_back(StrCat("BERTH_TEST_EXEC_STOP=", stop));
-    }
     for (const char* var : kSanitizerOptionVars) {
       if (const char* value = ::getenv(var); value != nullptr && test_log_path.empty()) {
         test_log_path = SanitizerOption(value, "log_path");
