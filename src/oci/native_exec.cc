@@ -441,7 +441,9 @@ pid_t ParentOf(pid_t pid) {
 
 }  // namespace
 
-StatusOr<CompiledSeccomp> CompileSeccomp(const json& seccomp) {
+namespace {
+
+StatusOr<CompiledSeccomp> CompileSeccompOrThrow(const json& seccomp) {
   auto action_of = [](const std::string& name, const json& errno_ret) -> StatusOr<uint32_t> {
     uint16_t err = errno_ret.is_number_unsigned() ? errno_ret.get<uint16_t>() : EPERM;
     if (name == "SCMP_ACT_KILL" || name == "SCMP_ACT_KILL_THREAD") return SCMP_ACT_KILL_THREAD;
@@ -541,6 +543,19 @@ StatusOr<CompiledSeccomp> CompileSeccomp(const json& seccomp) {
     return ErrnoStatus(errno, "read the seccomp filter");
   }
   return out;
+}
+
+}  // namespace
+
+StatusOr<CompiledSeccomp> CompileSeccomp(const json& seccomp) {
+  // A Localhost profile is the node's file: a field of the wrong type is an
+  // error, never an exception out of berthd.
+  try {
+    if (!seccomp.is_object()) return InvalidArgumentError("seccomp profile is not an object");
+    return CompileSeccompOrThrow(seccomp);
+  } catch (const json::exception& e) {
+    return InvalidArgumentError(StrCat("seccomp profile: ", e.what()));
+  }
 }
 
 struct NativeExecutor::Container {
