@@ -6,6 +6,7 @@
 #include <iostream>
 #include <vector>
 
+#include "bench/exec_bench.h"
 #include "bench/lifecycle_bench.h"
 #include "bench/pull_bench.h"
 #include "bench/startup_bench.h"
@@ -105,6 +106,23 @@ int RunStream(const berth::bench::StreamBenchOptions& options, const std::string
       "all_s=[{}]\n",
       label, r->transfer_bytes, r->transfer_seconds.size(), median_s,
       median_s > 0 ? mb / median_s : 0.0, list(r->transfer_seconds, "{}{:.3f}"));
+  return 0;
+}
+
+int RunExec(const berth::bench::ExecBenchOptions& options, const std::string& label) {
+  auto r = berth::bench::RunExecBench(options);
+  if (!r.ok()) {
+    std::cerr << "berth-bench: exec: " << r.status() << "\n";
+    return 1;
+  }
+  std::string all;
+  for (double x : r->ms) all += fmt::format("{}{:.2f}", all.empty() ? "" : ",", x);
+  const double n = r->ms.empty() ? 1 : static_cast<double>(r->ms.size());
+  std::cout << fmt::format(
+      "{} exec phase=exec_sync runs={} median_ms={:.2f} cpu_ms_per_call={:.2f} "
+      "daemon_cpu_ms_per_call={:.2f} helpers_cpu_ms_per_call={:.2f} all_ms=[{}]\n",
+      label, r->ms.size(), berth::bench::Median(r->ms), (r->daemon_cpu_ms + r->helpers_cpu_ms) / n,
+      r->daemon_cpu_ms / n, r->helpers_cpu_ms / n, all);
   return 0;
 }
 
@@ -231,10 +249,22 @@ int main(int argc, char** argv) {
                      "duration of the kubelet polling pattern, 0 to skip (default 60)");
   sa_cmd->add_option("--name-prefix", sa.name_prefix, "prefix of pod names (default bstats)");
   st_cmd->add_option("--label", label, "name printed with the results");
+  berth::bench::ExecBenchOptions ex;
+  auto* ex_cmd =
+      app.add_subcommand("exec", "ExecSync `echo hi`: latency and the runtime's CPU time per call");
+  ex_cmd->add_option("-r,--endpoint", ex.endpoint, "CRI endpoint, unix:///path")->required();
+  ex_cmd->add_option("--image", ex.image, "busybox image (already pulled)")->required();
+  ex_cmd->add_option("-n,--iterations", ex.iterations, "execs timed (default 100)");
+  ex_cmd->add_option("--daemon-pid", ex.daemon_pid, "pid of the runtime daemon")->required();
+  ex_cmd->add_option("--helper-name", ex.helper_name,
+                     "program name of the per-pod helper (shim) whose CPU also counts");
+  ex_cmd->add_option("--name-prefix", ex.name_prefix, "prefix of the pod name (default bexec)");
+  ex_cmd->add_option("--label", label, "name printed with the results");
   sa_cmd->add_option("--label", label, "name printed with the results");
   CLI11_PARSE(app, argc, argv);
 
   if (pull_cmd->parsed()) return RunPull(pull, label);
+  if (ex_cmd->parsed()) return RunExec(ex, label);
   if (su_cmd->parsed()) {
     su.kill = after == "kill";
     su.pods.host_network = keep_network == "host";

@@ -126,7 +126,6 @@ enum Stage : int32_t {
   kStageUser,
   kStageCwd,
   kStageCaps,
-  kStageAmbient,
   kStageExecNotFound,
   kStageExec,
 };
@@ -163,8 +162,6 @@ const char* StageName(int32_t stage) {
       return "chdir to cwd set in config.json";
     case kStageCaps:
       return "set capabilities";
-    case kStageAmbient:
-      return "raise ambient capabilities";
     default:
       return "exec";
   }
@@ -202,6 +199,7 @@ struct Plan {
   std::vector<std::string> strings;  // owns what the pointers below point to
   std::vector<char*> argv, envp;
   std::vector<std::string> exec_paths;  // candidates, in PATH order
+  bool stop_for_test = false;           // see NativeExecutor::test_stop_marker_
 };
 
 [[noreturn]] void Fail(const Plan& p, int32_t stage, int err) {
@@ -316,10 +314,10 @@ bool SendFd(int sock, int fd) {
     data[i].inheritable = static_cast<uint32_t>(p.inheritable >> (32 * i));
   }
   if (::syscall(SYS_capset, &header, data) != 0) Fail(p, kStageCaps, errno);
+  // Best effort, as runc 1.1 does: a capability not also inheritable and
+  // permitted cannot be ambient, and runc execs without it.
   for (int c = 0; c <= p.last_cap; ++c) {
-    if (((p.ambient >> c) & 1) && ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) != 0) {
-      Fail(p, kStageAmbient, errno);
-    }
+    if ((p.ambient >> c) & 1) ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
   }
   if (p.umask) ::umask(*p.umask);
   if (p.no_new_privs) load_seccomp();
@@ -333,6 +331,7 @@ bool SendFd(int sock, int fd) {
     dfl.sa_handler = SIG_DFL;
     ::sigaction(sig, &dfl, nullptr);
   }
+  if (p.stop_for_test) ::kill(::getpid(), SIGSTOP);
   int err = ENOENT;
   bool only_missing = true;
   for (const auto& path : p.exec_paths) {
@@ -366,6 +365,7 @@ bool SendFd(int sock, int fd) {
   }
   if (p.ns_flags != 0 && ::setns(p.pidfd, p.ns_flags) != 0) Fail(p, kStageSetns, errno);
   ::close(p.pidfd);
+  if (p.stop_for_test) ::kill(::getpid(), SIGSTOP);
   // A child in the container's PID namespace whose parent is berthd (as
   // runc's nsexec does): the helper exits right away.
   long pid = ::syscall(SYS_clone, CLONE_PARENT, nullptr, nullptr, nullptr, 0);
@@ -441,7 +441,9 @@ pid_t ParentOf(pid_t pid) {
 
 }  // namespace
 
-StatusOr<CompiledSeccomp> CompileSeccomp(const json& seccomp) {
+namespace {
+
+StatusOr<CompiledSeccomp> CompileSeccompOrThrow(const json& seccomp) {
   auto action_of = [](const std::string& name, const json& errno_ret) -> StatusOr<uint32_t> {
     uint16_t err = errno_ret.is_number_unsigned() ? errno_ret.get<uint16_t>() : EPERM;
     if (name == "SCMP_ACT_KILL" || name == "SCMP_ACT_KILL_THREAD") return SCMP_ACT_KILL_THREAD;
@@ -543,6 +545,19 @@ StatusOr<CompiledSeccomp> CompileSeccomp(const json& seccomp) {
   return out;
 }
 
+}  // namespace
+
+StatusOr<CompiledSeccomp> CompileSeccomp(const json& seccomp) {
+  // A Localhost profile is the node's file: a field of the wrong type is an
+  // error, never an exception out of berthd.
+  try {
+    if (!seccomp.is_object()) return InvalidArgumentError("seccomp profile is not an object");
+    return CompileSeccompOrThrow(seccomp);
+  } catch (const json::exception& e) {
+    return InvalidArgumentError(StrCat("seccomp profile: ", e.what()));
+  }
+}
+
 struct NativeExecutor::Container {
   size_t spec_hash = 0;
   pid_t init_pid = 0;
@@ -554,6 +569,9 @@ struct NativeExecutor::Container {
 };
 
 NativeExecutor::NativeExecutor() {
+  if (const char* marker = ::getenv("BERTH_TEST_EXEC_STOP"); marker != nullptr) {
+    test_stop_marker_ = marker;
+  }
   if (auto last = ReadFile("/proc/sys/kernel/cap_last_cap"); last.ok()) {
     cap_last_cap_ = std::min(63, std::atoi(last->c_str()));
   }
@@ -773,6 +791,8 @@ StatusOr<std::unique_ptr<ExecProcess>> NativeExecutor::Exec(const NativeExecTarg
       if (!dir.empty()) p.exec_paths.push_back(StrCat(dir, "/", args[0]));
     }
   }
+  p.stop_for_test = !test_stop_marker_.empty() &&
+                    std::find(args.begin(), args.end(), test_stop_marker_) != args.end();
   p.strings.reserve(args.size() + env.size());
   for (auto& a : args) p.strings.push_back(std::move(a));
   size_t argc = p.strings.size();

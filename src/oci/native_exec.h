@@ -85,6 +85,11 @@ class NativeExecutor {
     std::string mount_point, root;
   };
   std::vector<CgroupMount> cgroup_mounts_;
+  // Tests only (tests/integration/native_exec_it.cc), from the environment
+  // variable BERTH_TEST_EXEC_STOP: an exec with this word among its args
+  // stops (SIGSTOP) in the helper once it joined the namespaces and in the
+  // process right before execve, so that a test can attack both there.
+  std::string test_stop_marker_;
 };
 
 }  // namespace berth::oci

@@ -41,6 +41,10 @@ std::vector<std::string> DaemonEnv(const fs::path& home, const fs::path& sanitiz
   std::vector<std::string> env = {
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       StrCat("HOME=", home.string()), "LANG=C"};
+  // The native exec path's test hook (oci/native_exec.h).
+  if (const char* stop = ::getenv("BERTH_TEST_EXEC_STOP"); stop != nullptr) {
+    env.push_back(StrCat("BERTH_TEST_EXEC_STOP=", stop));
+  }
   for (const char* var : kSanitizerOptionVars) {
     const char* value = ::getenv(var);
     if (value == nullptr) continue;

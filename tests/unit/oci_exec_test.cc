@@ -1,6 +1,7 @@
-// OciRuntime::Exec and RunToCompletion against the host's runc, in a busybox
-// container started with `runc run --detach`. Needs root, runc and
-// /bin/busybox (busybox-static), like the integration tests.
+// OciRuntime::Exec (runc exec) and NativeExecutor::Exec (the native exec
+// path), each with RunToCompletion, against a busybox container started with
+// the host's `runc run --detach`. Needs root, runc and /bin/busybox
+// (busybox-static), like the integration tests.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -17,6 +18,7 @@
 #include "common/fs.h"
 #include "common/process.h"
 #include "oci/exec_process.h"
+#include "oci/native_exec.h"
 #include "oci/oci_runtime.h"
 
 namespace berth::oci {
@@ -64,7 +66,8 @@ std::string ProcessJson(const std::vector<std::string>& args, bool terminal) {
   return p.dump();
 }
 
-class OciExecTest : public ::testing::Test {
+// The parameter: the native exec path (true) or runc exec.
+class OciExecTest : public ::testing::TestWithParam<bool> {
  protected:
   static void SetUpTestSuite() {
     auto which = RunProcess({"/bin/sh", "-c", "command -v runc"});
@@ -104,6 +107,15 @@ class OciExecTest : public ::testing::Test {
   void SetUp() override {
     if (base_.empty()) GTEST_SKIP() << "needs root, runc and /bin/busybox";
     runtime_ = NewCliRuntime("runc", runc_, root_.string());
+    if (GetParam()) {
+      auto state = runtime_->State(id_);
+      ASSERT_TRUE(state.ok()) << state.status();
+      init_pid_ = state->pid;
+      auto spec = ReadFile(base_ / "bundle/config.json");
+      ASSERT_TRUE(spec.ok()) << spec.status();
+      spec_text_ = *spec;
+      native_ = std::make_unique<NativeExecutor>();
+    }
   }
 
   void TearDown() override {
@@ -115,17 +127,32 @@ class OciExecTest : public ::testing::Test {
     EXPECT_TRUE(left.empty()) << "left in the runtime root: " << left.front();
   }
 
+  StatusOr<std::unique_ptr<ExecProcess>> ExecJson(const std::string& process_json,
+                                                  const ExecIo& io) {
+    if (!GetParam()) return runtime_->Exec(id_, process_json, io);
+    // As ContainerManager::Exec: the container's process settings (its
+    // capabilities, rlimits, no_new_privileges of `runc spec`) with the exec's.
+    auto spec = nlohmann::json::parse(spec_text_);
+    nlohmann::json process = spec["process"];
+    const auto exec = nlohmann::json::parse(process_json);
+    for (const auto& [k, v] : exec.items()) process[k] = v;
+    return native_->Exec({id_, init_pid_, 0}, spec_text_, process, io);
+  }
+
   StatusOr<std::unique_ptr<ExecProcess>> Exec(const std::vector<std::string>& args,
                                               const ExecIo& io = {}) {
-    return runtime_->Exec(id_, ProcessJson(args, io.terminal), io);
+    return ExecJson(ProcessJson(args, io.terminal), io);
   }
 
   static inline std::string runc_, id_;
   static inline fs::path base_, root_;
   std::unique_ptr<OciRuntime> runtime_;
+  std::unique_ptr<NativeExecutor> native_;
+  pid_t init_pid_ = 0;
+  std::string spec_text_;
 };
 
-TEST_F(OciExecTest, PipesKeepStreamsApartAndReportTheExitCode) {
+TEST_P(OciExecTest, PipesKeepStreamsApartAndReportTheExitCode) {
   ExecIo io;
   io.stdin = true;
   auto p = Exec({"sh", "-c", "read x; echo out-$x; echo err-$x >&2; exit 3"}, io);
@@ -142,7 +169,7 @@ TEST_F(OciExecTest, PipesKeepStreamsApartAndReportTheExitCode) {
   EXPECT_EQ((*p)->ExitCode(), std::optional<int>(3));
 }
 
-TEST_F(OciExecTest, StdinEofReachesTheProcess) {
+TEST_P(OciExecTest, StdinEofReachesTheProcess) {
   ExecIo io;
   io.stdin = true;
   auto p = Exec({"head", "-c", "1000000"}, io);
@@ -163,7 +190,7 @@ TEST_F(OciExecTest, StdinEofReachesTheProcess) {
   EXPECT_EQ((*p)->Wait().value(), 0);
 }
 
-TEST_F(OciExecTest, TerminalHasTheRequestedSizeAndResizes) {
+TEST_P(OciExecTest, TerminalHasTheRequestedSizeAndResizes) {
   ExecIo io;
   io.terminal = true;
   io.stdin = true;
@@ -172,7 +199,7 @@ TEST_F(OciExecTest, TerminalHasTheRequestedSizeAndResizes) {
   auto json =
       nlohmann::json::parse(ProcessJson({"sh", "-c", "stty size; read x; stty size"}, true));
   json["consoleSize"] = {{"height", 21}, {"width", 73}};
-  auto p = runtime_->Exec(id_, json.dump(), io);
+  auto p = ExecJson(json.dump(), io);
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_TRUE((*p)->terminal());
   EXPECT_EQ((*p)->stderr_fd(), -1);
@@ -190,7 +217,7 @@ TEST_F(OciExecTest, TerminalHasTheRequestedSizeAndResizes) {
   EXPECT_EQ((*p)->Wait().value(), 0);
 }
 
-TEST_F(OciExecTest, MissingExecutableIsAnErrorWithTheRuntimesMessage) {
+TEST_P(OciExecTest, MissingExecutableIsAnErrorWithTheRuntimesMessage) {
   auto p = Exec({"no-such-program"});
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), StatusCode::kUnknown);
@@ -202,7 +229,7 @@ TEST_F(OciExecTest, MissingExecutableIsAnErrorWithTheRuntimesMessage) {
   EXPECT_EQ(Exec({"no-such-program"}, tty).status().code(), StatusCode::kUnknown);
 }
 
-TEST_F(OciExecTest, DroppingTheProcessKillsIt) {
+TEST_P(OciExecTest, DroppingTheProcessKillsIt) {
   pid_t pid;
   {
     auto p = Exec({"sleep", "60"});
@@ -213,7 +240,7 @@ TEST_F(OciExecTest, DroppingTheProcessKillsIt) {
   EXPECT_TRUE(WaitGone(pid));
 }
 
-TEST_F(OciExecTest, KillEndsTheProcessGroupOfAShell) {
+TEST_P(OciExecTest, KillEndsTheProcessGroupOfAShell) {
   auto p = Exec({"sh", "-c", "sleep 60 & echo $!; wait"});
   ASSERT_TRUE(p.ok()) << p.status();
   char buf[32] = {};
@@ -228,7 +255,7 @@ TEST_F(OciExecTest, KillEndsTheProcessGroupOfAShell) {
   EXPECT_TRUE(WaitGone(sleeper)) << "the shell's background job survived";
 }
 
-TEST_F(OciExecTest, RunToCompletionCollectsCapsAndTimesOut) {
+TEST_P(OciExecTest, RunToCompletionCollectsCapsAndTimesOut) {
   {
     auto p = Exec({"sh", "-c", "echo out; echo err >&2; exit 4"});
     ASSERT_TRUE(p.ok()) << p.status();
@@ -271,6 +298,9 @@ TEST_F(OciExecTest, RunToCompletionCollectsCapsAndTimesOut) {
     EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Paths, OciExecTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "native" : "runc"; });
 
 }  // namespace
 }  // namespace berth::oci
