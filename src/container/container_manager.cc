@@ -247,6 +247,8 @@ StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
       new ContainerManager(std::move(options), db, images, sandboxes, std::move(runtimes)));
   RETURN_IF_ERROR(MakeDirs(m->options_.root_dir, 0711));
   RETURN_IF_ERROR(MakeDirs(m->options_.state_dir, 0711));
+  m->trash_ = std::make_unique<DeferredRemover>(std::vector<fs::path>{
+      m->options_.root_dir.parent_path() / "trash", m->options_.state_dir.parent_path() / "trash"});
   ASSIGN_OR_RETURN(auto rows, db->List(kBucket));
   std::vector<ContainerRecord> changed;
   for (const auto& [key, value] : rows) {
@@ -960,6 +962,14 @@ Status ContainerManager::Remove(const std::string& id) {
     RETURN_IF_ERROR(Stop(r.id, std::chrono::seconds(0)));
   }
   auto held = locks_.Acquire(r.id);
+  auto last = std::chrono::steady_clock::now();
+  std::string timing;
+  auto mark = [&](const char* phase) {
+    auto t = std::chrono::steady_clock::now();
+    timing += fmt::format(" {}_ms={:.2f}", phase,
+                          std::chrono::duration<double, std::milli>(t - last).count());
+    last = t;
+  };
   auto now = GetImpl(r.id, true);
   if (!now.ok()) {
     // Removed by a concurrent call while this one waited for the lock.
@@ -973,15 +983,21 @@ Status ContainerManager::Remove(const std::string& id) {
   if (r.state != ContainerState::kExited || !r.runtime_deleted) {
     ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
     RETURN_IF_ERROR(runtime->Delete(r.id, true));
+    mark("runtime_delete");
   }
   if (::umount2(r.rootfs.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
     return ErrnoStatus(errno, StrCat("unmount rootfs of container ", r.id));
   }
   RETURN_IF_ERROR(UnmountEntriesAndRemove(fs::path(r.bundle) / "volumes"));
   RETURN_IF_ERROR(UnmountEntriesAndRemove(fs::path(r.bundle) / "idmap" / "mounts"));
-  RETURN_IF_ERROR(RemoveAll(r.bundle));
-  RETURN_IF_ERROR(RemoveAll(r.layer_dir));
+  mark("unmount");
+  // Renamed away and deleted in the background: one rename each, whatever
+  // the container wrote.
+  RETURN_IF_ERROR(trash_->Discard(r.bundle));
+  RETURN_IF_ERROR(trash_->Discard(r.layer_dir));
+  mark("remove_dirs");
   RETURN_IF_ERROR(db_->Delete(kBucket, r.id));
+  mark("record");
   {
     std::lock_guard l(mu_);
     (void)CommitLocked(r.id, std::nullopt);  // publishes DELETED
@@ -989,6 +1005,7 @@ Status ContainerManager::Remove(const std::string& id) {
       it = it->second == r.id ? names_.erase(it) : std::next(it);
     }
   }
+  spdlog::debug("event=container_remove_timing id={}{}", r.id, timing);
   spdlog::info("event=container_removed id={}", r.id);
   return OkStatus();
 }

@@ -5,6 +5,7 @@
 // RPCs in container_rpcs.cc.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <string>
@@ -185,6 +186,7 @@ class ImageServiceImpl final : public runtime::v1::ImageService::Service {
   const std::unique_ptr<image::ImageService>& images_slot_;
   const RpcDecorator& rpc_;
   const PullMetrics* pull_metrics_;
+  std::atomic<int> pulls_in_flight_{0};  // memory is trimmed when the last one ends
 };
 
 // Fills a CRI Image from a record (shared by ListImages and ImageStatus).
