@@ -443,6 +443,38 @@ void ContainerManager::OnSandboxChange(const sandbox::SandboxRecord& record,
   }
 }
 
+namespace {
+// A create interrupted inside the runtime's create may leave the container's
+// cgroups without any runtime state, so the runtime's delete cannot remove
+// them: remove them by the cgroupsPath of its config.json (cgroupfs paths;
+// rmdir only removes empty cgroups).
+void RemoveOrphanCgroups(const fs::path& bundle) {
+  auto text = ReadFile(bundle / "config.json");
+  if (!text.ok()) return;
+  json spec = json::parse(*text, nullptr, false);
+  if (spec.is_discarded()) return;
+  const std::string path = spec["linux"].value("cgroupsPath", "");
+  if (path.empty() || path[0] != '/' || path == "/" || path.find("..") != std::string::npos ||
+      path.find(':') != std::string::npos) {
+    return;
+  }
+  std::error_code ec;
+  std::vector<fs::path> dirs = {fs::path("/sys/fs/cgroup") / path.substr(1)};
+  for (const auto& e : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    if (e.is_directory(ec) && !e.is_symlink(ec)) dirs.push_back(e.path() / path.substr(1));
+  }
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    bool left = false;
+    for (const fs::path& d : dirs) {
+      if (::rmdir(d.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) left = true;
+    }
+    if (!left) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  spdlog::warn("event=orphan_cgroup_left bundle={} cgroup={}", bundle.string(), path);
+}
+}  // namespace
+
 void ContainerManager::CollectOrphans() {
   std::error_code ec;
   std::set<std::string> orphans;
@@ -472,6 +504,7 @@ void ContainerManager::CollectOrphans() {
         spdlog::warn("event=orphan_container_delete id={} error=\"{}\"", id, s.message());
     }
     const fs::path bundle = options_.state_dir / id;
+    RemoveOrphanCgroups(bundle);
     ::umount2((bundle / "rootfs").c_str(), MNT_DETACH);
     (void)UnmountEntriesAndRemove(bundle / "volumes");
     (void)UnmountEntriesAndRemove(bundle / "idmap" / "rootfs");
