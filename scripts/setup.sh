@@ -15,6 +15,9 @@ packages=(
   # runtimes, llvm-symbolizer for readable reports), the style checks
   # (clang-format, clang-tidy, run-clang-tidy), and a compiler cache
   clang libclang-rt-14-dev llvm clang-format clang-tidy clang-tools ccache
+  # the Debian package (scripts/build-deb.sh, scripts/test-deb.sh) and the
+  # shells whose completion scripts berthctl generates
+  debhelper dpkg-dev lintian debootstrap zsh
   # what berthd drives at run time
   runc crun containernetworking-plugins iproute2 iptables ca-certificates
   criu  # CheckpointContainer (runc checkpoint drives it)

@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   using berth::config::Config;
   CLI::App app{"berthd: a Kubernetes container runtime (CRI v1 and v1alpha2)"};
   app.set_version_flag("--version", "berthd 0.1.0");
-  std::string config_file = "/etc/berth/berth.toml";
+  std::string config_file = "/etc/berth/config.toml";
   std::string dropin_dir = "/etc/berth/berth.d";
   std::optional<std::string> image_socket;
   std::vector<std::string> pinned_images;
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (config_default_cmd->parsed()) {
     // The built-in defaults only: no file, drop-in or flag changes them, so a
-    // broken /etc/berth/berth.toml can be replaced with this output.
+    // broken /etc/berth/config.toml can be replaced with this output.
     std::cout << Config::Defaults().ToCommentedToml();
     return 0;
   }

@@ -196,7 +196,7 @@ std::string Config::ToCommentedToml() const {
   std::ostringstream out;
   PrintComment(out,
                "berthd configuration. berthd reads, in increasing precedence: its built-in\n"
-               "defaults, /etc/berth/berth.toml (or --config FILE), every *.toml in\n"
+               "defaults, /etc/berth/config.toml (or --config FILE), every *.toml in\n"
                "/etc/berth/berth.d/ (or --config-dropin-dir) in file name order, and its\n"
                "command-line flags. Unknown keys are errors. `berthd config` prints the\n"
                "effective configuration, `berthd config default` this file with the defaults.");

@@ -105,6 +105,7 @@ int Run(const std::vector<std::string>& args, const AppIO& io) {
   AddContainerCommands(app, sink);
   AddStreamCommands(app, sink);
   AddStatsCommands(app, sink);
+  AddCompletionCommands(app, sink);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {

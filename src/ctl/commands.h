@@ -76,6 +76,8 @@ Status RunStreamingExec(CommandEnv& env, const std::string& id, const std::vecto
                         bool tty, bool interactive);
 // stats, statsp, metricdescs, metricsp
 void AddStatsCommands(CLI::App& app, CommandSink& sink);
+// completion bash|zsh: scripts generated from `app`'s subcommands and flags.
+void AddCompletionCommands(CLI::App& app, CommandSink& sink);
 
 // Loads a PodSandboxConfig from a JSON or YAML file (crictl's
 // loadPodSandboxConfig; snake_case and lowerCamelCase keys both work).

@@ -671,11 +671,12 @@ Check CheckIdmappedMounts(const fs::path& dir) {
   c.outcome = Outcome::kWarn;
   c.summary = StrCat("no ID-mapped mount of ", base.string(), ": ", std::strerror(err));
   c.why =
-      "pods with user namespaces (hostUsers: false) need ID-mapped mounts (Linux 5.12+, "
-      "per filesystem); Berth does not offer user namespaces yet, so nothing uses them today";
+      "pods with user namespaces (hostUsers: false) need ID-mapped mounts of their root "
+      "filesystem and volumes (Linux 5.12+, per filesystem); without them berthd refuses such "
+      "pods with a message naming the mount, other pods are not affected";
   c.fix =
-      "none needed now; for user namespaces later use a kernel of 6.3 or newer and ext4, "
-      "xfs, btrfs or tmpfs";
+      "only for pods with hostUsers: false: put paths.root on ext4, xfs, btrfs or tmpfs with "
+      "a kernel of 6.3 or newer, and run berthd in the host's mount namespace (not a chroot)";
   return c;
 }
 

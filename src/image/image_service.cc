@@ -361,6 +361,13 @@ StatusOr<ImageRecord> ImageService::Find(std::string_view image) const {
   return *r;
 }
 
+StatusOr<ImageRecord> ImageService::RecordRuntimeHandler(const std::string& id,
+                                                         const std::string& handler) {
+  ASSIGN_OR_RETURN(ImageRecord r, images_->AddRuntimeHandler(id, handler));
+  r.pinned = r.pinned || pinned_.Matches(r);
+  return r;
+}
+
 std::vector<ImageRecord> ImageService::List() const {
   std::vector<ImageRecord> all = images_->List();
   for (ImageRecord& r : all) r.pinned = r.pinned || pinned_.Matches(r);

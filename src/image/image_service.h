@@ -70,6 +70,10 @@ class ImageService {
   // By ID, ID prefix, tag or digest reference. NOT_FOUND when absent.
   StatusOr<ImageRecord> Find(std::string_view image) const;
   std::vector<ImageRecord> List() const;
+  // Notes that the image `id` was pulled for the runtime handler `handler`
+  // (PullImage with image.runtime_handler). Content is shared by all
+  // handlers; only the record changes. NOT_FOUND if the image is gone.
+  StatusOr<ImageRecord> RecordRuntimeHandler(const std::string& id, const std::string& handler);
   // Removes the image `image` resolves to, with all its names, and the
   // content only it used. An absent image is success (RemoveImage is
   // idempotent per the CRI spec). An image a container uses (see

@@ -44,6 +44,7 @@ std::string ImageRecord::ToJson() const {
                    {"pinned", pinned},
                    {"pulled_at_unix_nanos", pulled_at_unix_nanos}};
   if (uid) j["uid"] = *uid;
+  if (!runtime_handlers.empty()) j["runtime_handlers"] = runtime_handlers;
   return j.dump();
 }
 
@@ -64,6 +65,7 @@ StatusOr<ImageRecord> ImageRecord::FromJson(std::string_view json) {
     r.pinned = j.value("pinned", false);
     r.pulled_at_unix_nanos = j.value("pulled_at_unix_nanos", int64_t{0});
     if (j.contains("uid")) r.uid = j["uid"].get<int64_t>();
+    r.runtime_handlers = j.value("runtime_handlers", std::vector<std::string>{});
     return r;
   } catch (const nlohmann::json::exception& e) {
     return DataLossError(StrCat("corrupt image record: ", e.what()));
@@ -100,6 +102,7 @@ StatusOr<std::vector<std::string>> ImageStore::Put(const ImageRecord& incoming) 
     for (const auto& d : incoming.repo_digests) AddUnique(merged.repo_digests, d);
     for (const auto& [k, v] : incoming.annotations) merged.annotations[k] = v;
     merged.pinned = merged.pinned || incoming.pinned;
+    for (const auto& h : incoming.runtime_handlers) AddUnique(merged.runtime_handlers, h);
     merged.pulled_at_unix_nanos = incoming.pulled_at_unix_nanos;
   }
   // Names this image takes over from other images.
@@ -195,6 +198,23 @@ Status ImageStore::Remove(const std::string& id) {
   UnindexLocked(it->second);
   by_id_.erase(it);
   return OkStatus();
+}
+
+StatusOr<ImageRecord> ImageStore::AddRuntimeHandler(const std::string& id,
+                                                    const std::string& handler) {
+  std::lock_guard lock(mu_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) {
+    return NotFoundError(StrCat("image ", id, " was removed while it was being pulled"));
+  }
+  ImageRecord updated = it->second;
+  std::erase(updated.runtime_handlers, handler);
+  updated.runtime_handlers.push_back(handler);
+  if (updated.runtime_handlers != it->second.runtime_handlers) {
+    RETURN_IF_ERROR(db_->Put(kBucket, id, updated.ToJson()));
+    it->second = updated;
+  }
+  return updated;
 }
 
 }  // namespace berth::image

@@ -30,6 +30,10 @@ struct ImageRecord {
   std::string username;
   bool pinned = false;
   int64_t pulled_at_unix_nanos = 0;
+  // Runtime handlers (RuntimeClasses) the image was pulled for, oldest first.
+  // All handlers share the one copy of the content; the list is what the
+  // kubelet's RuntimeClassInImageCriApi asks about.
+  std::vector<std::string> runtime_handlers;
 
   std::string ToJson() const;
   static StatusOr<ImageRecord> FromJson(std::string_view json);
@@ -56,6 +60,10 @@ class ImageStore {
 
   std::vector<ImageRecord> List() const;
   Status Remove(const std::string& id);  // absent is success
+  // Records that image `id` was pulled for `handler` (moved to the end of the
+  // list: the most recent). NOT_FOUND when the image was removed meanwhile,
+  // so a racing RemoveImage is never undone.
+  StatusOr<ImageRecord> AddRuntimeHandler(const std::string& id, const std::string& handler);
 
  private:
   explicit ImageStore(store::MetadataStore* db) : db_(db) {}

@@ -161,9 +161,12 @@ class ImageServiceImpl final : public runtime::v1::ImageService::Service {
  public:
   // `images` is filled in by start-up recovery; handlers only run after the
   // decorator is ready, by which time it is set. `pull_metrics` may be null.
+  // `handlers` (may be null: no check) names the runtime handlers a pull may
+  // be for (PullImage's image.runtime_handler).
   ImageServiceImpl(const std::unique_ptr<image::ImageService>& images, const RpcDecorator& rpc,
-                   const PullMetrics* pull_metrics = nullptr)
-      : images_slot_(images), rpc_(rpc), pull_metrics_(pull_metrics) {}
+                   const PullMetrics* pull_metrics = nullptr,
+                   const oci::HandlerRegistry* handlers = nullptr)
+      : images_slot_(images), rpc_(rpc), pull_metrics_(pull_metrics), handlers_(handlers) {}
 
   grpc::Status ListImages(grpc::ServerContext*, const runtime::v1::ListImagesRequest*,
                           runtime::v1::ListImagesResponse*) override;
@@ -186,10 +189,14 @@ class ImageServiceImpl final : public runtime::v1::ImageService::Service {
   const std::unique_ptr<image::ImageService>& images_slot_;
   const RpcDecorator& rpc_;
   const PullMetrics* pull_metrics_;
+  const oci::HandlerRegistry* handlers_;
   std::atomic<int> pulls_in_flight_{0};  // memory is trimmed when the last one ends
 };
 
 // Fills a CRI Image from a record (shared by ListImages and ImageStatus).
-void ToCriImage(const image::ImageRecord& record, runtime::v1::Image* out);
+// spec.runtime_handler is `for_handler` when the image was pulled for it,
+// else the handler it was last pulled for ("" when pulled for none).
+void ToCriImage(const image::ImageRecord& record, runtime::v1::Image* out,
+                const std::string& for_handler = "");
 
 }  // namespace berth::server

@@ -186,7 +186,7 @@ Status RunDaemon(const config::Config& config) {
   DaemonMetrics metrics(domain, [&rpc] { return rpc.ready(); });
   rpc.SetMetrics(&metrics.rpc_requests(), &metrics.rpc_latency());
   RuntimeServiceImpl runtime_svc(config, runtime_info, domain, rpc);
-  ImageServiceImpl image_svc(domain.images, rpc, &metrics.pull());
+  ImageServiceImpl image_svc(domain.images, rpc, &metrics.pull(), &handlers);
   // runtime.v1alpha2 for older kubelets and crictl, through the same handlers.
   V1alpha2RuntimeService runtime_v1alpha2_svc(runtime_svc);
   V1alpha2ImageService image_v1alpha2_svc(image_svc);
@@ -214,8 +214,8 @@ Status RunDaemon(const config::Config& config) {
   }
   std::unique_ptr<ImageSocket> image_socket;
   if (!config.image_socket.empty()) {
-    ASSIGN_OR_RETURN(image_socket,
-                     ImageSocket::Start(config.image_socket, domain.images, rpc, &metrics.pull()));
+    ASSIGN_OR_RETURN(image_socket, ImageSocket::Start(config.image_socket, domain.images, rpc,
+                                                      &metrics.pull(), &handlers));
   }
   std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint;
   if (!config.metrics_address.empty()) {

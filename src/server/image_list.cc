@@ -17,7 +17,7 @@ void ImageServiceImpl::FillImages(const runtime::v1::ImageFilter& f,
   if (!name.empty()) {
     // A filter names one image, in any form ImageStatus accepts.
     auto found = images().Find(name);
-    if (found.ok()) ToCriImage(*found, out->Add());
+    if (found.ok()) ToCriImage(*found, out->Add(), f.image().runtime_handler());
     return;
   }
   for (const auto& r : images().List()) ToCriImage(r, out->Add());

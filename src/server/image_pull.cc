@@ -21,6 +21,13 @@ std::optional<registry::AuthConfig> ToAuth(const runtime::v1::PullImageRequest& 
   out.registry_token = a.registry_token();
   return out;
 }
+
+bool KnownHandler(const oci::HandlerRegistry& handlers, const std::string& name) {
+  for (const oci::HandlerState& h : handlers.Handlers()) {
+    if (h.name == name) return true;
+  }
+  return false;
+}
 }  // namespace
 
 grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*,
@@ -29,6 +36,12 @@ grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*,
   return rpc_.Run("PullImage", [&]() -> Status {
     const std::string& name = req->image().image();
     if (name.empty()) return InvalidArgumentError("PullImage: image.image must name an image");
+    const std::string& handler = req->image().runtime_handler();
+    if (!handler.empty() && handlers_ != nullptr && !KnownHandler(*handlers_, handler)) {
+      return InvalidArgumentError(StrCat("PullImage: runtime handler \"", handler,
+                                         "\" is not configured here (runtime.handlers in the "
+                                         "berthd configuration names the handlers)"));
+    }
     image::PullStats stats;
     pulls_in_flight_.fetch_add(1);
     StatusOr<image::ImageRecord> record = images().Pull(name, ToAuth(*req), &stats);
@@ -45,6 +58,10 @@ grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*,
       }
     }
     if (!record.ok()) return record.status();
+    if (!handler.empty()) {
+      // The content is shared by every handler; only the record notes it.
+      RETURN_IF_ERROR(images().RecordRuntimeHandler(record->id, handler).status());
+    }
     resp->set_image_ref(record->id);
     return OkStatus();
   });

@@ -13,9 +13,10 @@ namespace berth::server {
 
 StatusOr<std::unique_ptr<ImageSocket>> ImageSocket::Start(
     const std::string& path, const std::unique_ptr<image::ImageService>& images,
-    const RpcDecorator& rpc, const PullMetrics* pull_metrics) {
+    const RpcDecorator& rpc, const PullMetrics* pull_metrics,
+    const oci::HandlerRegistry* handlers) {
   RETURN_IF_ERROR(PrepareSocket(path, "--image-socket"));
-  std::unique_ptr<ImageSocket> socket(new ImageSocket(path, images, rpc, pull_metrics));
+  std::unique_ptr<ImageSocket> socket(new ImageSocket(path, images, rpc, pull_metrics, handlers));
   grpc::ServerBuilder builder;
   builder.AddListeningPort(StrCat("unix://", path), grpc::InsecureServerCredentials());
   builder.RegisterService(&socket->v1_);

@@ -23,7 +23,8 @@ class ImageSocket {
   // Listens on `path` (replacing a stale socket file, mode 0660).
   static StatusOr<std::unique_ptr<ImageSocket>> Start(
       const std::string& path, const std::unique_ptr<image::ImageService>& images,
-      const RpcDecorator& rpc, const PullMetrics* pull_metrics);
+      const RpcDecorator& rpc, const PullMetrics* pull_metrics,
+      const oci::HandlerRegistry* handlers);
   ~ImageSocket() { Stop(); }
   ImageSocket(const ImageSocket&) = delete;
   ImageSocket& operator=(const ImageSocket&) = delete;
@@ -34,8 +35,9 @@ class ImageSocket {
 
  private:
   ImageSocket(std::string path, const std::unique_ptr<image::ImageService>& images,
-              const RpcDecorator& rpc, const PullMetrics* pull_metrics)
-      : path_(std::move(path)), v1_(images, rpc, pull_metrics), v1alpha2_(v1_) {}
+              const RpcDecorator& rpc, const PullMetrics* pull_metrics,
+              const oci::HandlerRegistry* handlers)
+      : path_(std::move(path)), v1_(images, rpc, pull_metrics, handlers), v1alpha2_(v1_) {}
 
   std::string path_;
   ImageServiceImpl v1_;

@@ -17,7 +17,7 @@ grpc::Status ImageServiceImpl::ImageStatus(grpc::ServerContext*,
       if (found.status().code() == StatusCode::kNotFound) return OkStatus();
       return found.status();
     }
-    ToCriImage(*found, resp->mutable_image());
+    ToCriImage(*found, resp->mutable_image(), req->image().runtime_handler());
     if (req->verbose()) {
       ASSIGN_OR_RETURN(std::string config, images().ConfigJson(*found));
       std::vector<std::string> diff_ids;
@@ -26,7 +26,8 @@ grpc::Status ImageServiceImpl::ImageStatus(grpc::ServerContext*,
                           {"manifestDigest", found->manifest_digest},
                           {"mediaType", found->target_media_type},
                           {"diffIDs", diff_ids},
-                          {"pulledAtUnixNanos", found->pulled_at_unix_nanos}};
+                          {"pulledAtUnixNanos", found->pulled_at_unix_nanos},
+                          {"runtimeHandlers", found->runtime_handlers}};
       (*resp->mutable_info())["info"] = info.dump();
     }
     return OkStatus();

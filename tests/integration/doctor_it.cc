@@ -31,7 +31,7 @@ class DoctorIT : public RuntimeServiceIT {
                                      "--cni-bin-dir",
                                      kCniBinDir,
                                      "--config",
-                                     (berthd_->dir() / "berth.toml").string()};
+                                     (berthd_->dir() / "config.toml").string()};
     RunOptions opts;
     opts.timeout = std::chrono::seconds(60);
     StatusOr<ProcessResult> r = RunProcess(argv, opts);

@@ -562,7 +562,7 @@ TEST_F(EventsIT, MetricsFollowRealCalls) {
 TEST_F(EventsIT, MetricsAddressBeyondLoopbackNeedsConsent) {
   auto config = [&](std::vector<std::string> extra) {
     std::vector<std::string> argv = {BERTHD_PATH, "--config",
-                                     (berthd_->dir() / "berth.toml").string(),
+                                     (berthd_->dir() / "config.toml").string(),
                                      "--config-dropin-dir", (berthd_->dir() / "berth.d").string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back("config");

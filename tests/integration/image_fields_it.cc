@@ -1,6 +1,7 @@
 // Image fields the kubelet reads, over berthd's real socket: `pinned` from the configured
 // pinned images (in ListImages, ImageStatus, StreamImages and v1alpha2), `image_id` of
-// containers next to `image_ref`, and ImageFsInfo's container filesystems. Needs root like the
+// containers next to `image_ref`, ImageFsInfo's container filesystems, and the runtime
+// handler an image was pulled for. Needs root like the
 // other integration tests; traffic only to 127.0.0.1.
 //
 // clang-format off
@@ -137,6 +138,67 @@ TEST(PinnedImageConfigIT, BadPatternIsRefusedAtStart) {
   Status s = berthd.Start({"--pinned-image", "reg*istry/x"}, std::chrono::seconds(5));
   EXPECT_FALSE(s.ok());
   EXPECT_THAT(berthd.LogTail(4000), HasSubstr("pinned image pattern \"reg*istry/x\""));
+}
+
+// The kubelet's RuntimeClassInImageCriApi pulls an image for a RuntimeClass's handler and asks
+// ImageStatus about that handler. Content is shared by all handlers; the record notes them.
+TEST_F(RuntimeServiceIT, ImagesPulledForARuntimeHandlerReportIt) {
+  auto pull = [&](const std::string& handler) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    cri::PullImageRequest req;
+    req.mutable_image()->set_image(image_);
+    req.mutable_image()->set_runtime_handler(handler);
+    cri::PullImageResponse resp;
+    grpc::Status s = berthd_->images().PullImage(&ctx, req, &resp);
+    if (s.ok()) {
+      EXPECT_EQ(resp.image_ref(), busybox_->config_digest.str());
+    }
+    return s;
+  };
+  auto status = [&](const std::string& handler) {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    cri::ImageStatusRequest req;
+    req.mutable_image()->set_image(image_);
+    req.mutable_image()->set_runtime_handler(handler);
+    req.set_verbose(true);
+    cri::ImageStatusResponse resp;
+    grpc::Status s = berthd_->images().ImageStatus(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << Describe(s);
+    return resp;
+  };
+  // Pulled by the fixture without a handler: none is reported.
+  EXPECT_EQ(status("").image().spec().runtime_handler(), "");
+
+  grpc::Status unknown = pull("no-such-handler");
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(unknown);
+  EXPECT_THAT(unknown.error_message(), HasSubstr("no-such-handler"));
+  EXPECT_EQ(status("").image().spec().runtime_handler(), "");
+
+  IT_ASSERT_GRPC_OK(pull("runc"));
+  EXPECT_EQ(status("").image().spec().runtime_handler(), "runc");
+  EXPECT_EQ(status("runc").image().spec().runtime_handler(), "runc");
+  // Asked about a handler it was not pulled for, the image (the same content) is still
+  // reported, with the handler it was pulled for.
+  EXPECT_EQ(status("other").image().spec().runtime_handler(), "runc");
+  EXPECT_THAT(status("runc").info().at("info"), HasSubstr("\"runtimeHandlers\":[\"runc\"]"));
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    cri::ListImagesResponse list;
+    IT_ASSERT_GRPC_OK(berthd_->images().ListImages(&ctx, cri::ListImagesRequest(), &list));
+    ASSERT_EQ(list.images_size(), 1);
+    EXPECT_EQ(list.images(0).spec().runtime_handler(), "runc");
+  }
+  // The record survives a restart, and a second handler is added, not substituted.
+  IT_ASSERT_OK(berthd_->Restart());
+  EXPECT_EQ(status("").image().spec().runtime_handler(), "runc");
+  // crun is configured (scripts/setup.sh installs it) even where it cannot run containers.
+  IT_ASSERT_GRPC_OK(pull("crun"));
+  EXPECT_EQ(status("").image().spec().runtime_handler(), "crun");
+  EXPECT_EQ(status("runc").image().spec().runtime_handler(), "runc");
+  EXPECT_THAT(status("").info().at("info"), HasSubstr("\"runtimeHandlers\":[\"runc\",\"crun\"]"));
 }
 
 }  // namespace

@@ -71,9 +71,9 @@ Status BerthdProcess::Prepare() {
   for (const fs::path& d : {root(), state(), certs_dir(), cni_dir(), dir_ / "berth.d"}) {
     RETURN_IF_ERROR(MakeDirs(d, 0755));
   }
-  // An explicit config file: without it berthd would read /etc/berth/berth.toml, and the
+  // An explicit config file: without it berthd would read /etc/berth/config.toml, and the
   // default auth files (/root/.docker/config.json, ...) would apply to the test registry.
-  return WriteFileAtomic(dir_ / "berth.toml", "[registry]\nauth_files = []\n");
+  return WriteFileAtomic(dir_ / "config.toml", "[registry]\nauth_files = []\n");
 }
 
 Status BerthdProcess::AddRegistryHost(std::string_view registry_host,
@@ -108,7 +108,7 @@ Status BerthdProcess::Start(std::vector<std::string> extra_args,
                                    "--log-level",
                                    "debug",
                                    "--config",
-                                   (dir_ / "berth.toml").string(),
+                                   (dir_ / "config.toml").string(),
                                    "--config-dropin-dir",
                                    (dir_ / "berth.d").string()};
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());

@@ -3,7 +3,7 @@
 //
 //   berthd.sock   the CRI socket         root/     --root          state/   --state
 //   certs.d/      --registry-config-dir  cni/      --cni-conf-dir  berthd.log  stdout+stderr
-//   berth.toml, berth.d/   an explicit config with no registry auth files, so nothing on the
+//   config.toml, berth.d/   an explicit config with no registry auth files, so nothing on the
 //                          host (/etc/berth, ~/.docker/config.json) leaks into a test
 //
 // and gRPC stubs for runtime.v1 over the socket.
