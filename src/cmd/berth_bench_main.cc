@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "bench/exec_bench.h"
+#include "bench/calls_bench.h"
 #include "bench/lifecycle_bench.h"
 #include "bench/pull_bench.h"
 #include "bench/startup_bench.h"
@@ -28,6 +29,28 @@ int RunPull(const berth::bench::PullBenchOptions& pull, const std::string& label
       "{} pull image={} bytes={} runs={} median_s={:.3f} median_MBps={:.1f} all_s=[{}]\n", label,
       pull.image, r->image_bytes, r->seconds.size(), r->median_seconds,
       r->median_seconds > 0 ? mb / r->median_seconds : 0.0, runs);
+  return 0;
+}
+
+int RunCalls(const berth::bench::CallsBenchOptions& options, const std::string& label) {
+  auto costs = berth::bench::RunCallsBench(options);
+  if (!costs.ok()) {
+    std::cerr << "berth-bench: calls: " << costs.status() << "\n";
+    return 1;
+  }
+  for (const auto& c : *costs) {
+    std::string all;
+    for (double ms : c.ms) all += fmt::format("{}{:.3f}", all.empty() ? "" : ",", ms);
+    std::vector<double> sorted = c.ms;
+    std::sort(sorted.begin(), sorted.end());
+    const double p90 = sorted.empty() ? 0 : sorted[sorted.size() * 9 / 10];
+    std::cout << fmt::format(
+        "{} calls rpc={} objects={} runs={} median_ms={:.3f} p90_ms={:.3f} cpu_ms_per_call={:.3f} "
+        "items={} all_ms=[{}]\n",
+        label, c.rpc, c.objects, c.ms.size(), berth::bench::Median(c.ms), p90,
+        c.ms.empty() || options.daemon_pid == 0 ? 0.0 : c.daemon_cpu_ms / c.ms.size(), c.items,
+        all);
+  }
   return 0;
 }
 
@@ -261,7 +284,23 @@ int main(int argc, char** argv) {
   ex_cmd->add_option("--name-prefix", ex.name_prefix, "prefix of the pod name (default bexec)");
   ex_cmd->add_option("--label", label, "name printed with the results");
   sa_cmd->add_option("--label", label, "name printed with the results");
+  berth::bench::CallsBenchOptions ca;
+  auto* ca_cmd = app.add_subcommand(
+      "calls",
+      "latency and daemon CPU of single CRI calls: the container lifecycle call by call, and "
+      "status and list calls with many pods and containers present");
+  ca_cmd->add_option("-r,--endpoint", ca.endpoint, "CRI endpoint, unix:///path")->required();
+  ca_cmd->add_option("--image", ca.image, "busybox image (already pulled)")->required();
+  ca_cmd->add_option("-n,--iterations", ca.iterations, "container lifecycles (default 20)");
+  ca_cmd->add_option("--objects", ca.objects,
+                     "pod and container counts for the status and list calls (default 100 1000)");
+  ca_cmd->add_option("--calls", ca.calls, "back-to-back calls per RPC (default 200)");
+  ca_cmd->add_option("--daemon-pid", ca.daemon_pid, "pid of the runtime daemon, for its CPU");
+  ca_cmd->add_option("--name-prefix", ca.name_prefix, "prefix of pod names (default bcalls)");
+  ca_cmd->add_option("--label", label, "name printed with the results");
   CLI11_PARSE(app, argc, argv);
+
+  if (ca_cmd->parsed()) return RunCalls(ca, label);
 
   if (pull_cmd->parsed()) return RunPull(pull, label);
   if (ex_cmd->parsed()) return RunExec(ex, label);

@@ -3,11 +3,15 @@
 #include <iostream>
 #include <optional>
 
+#include "common/memory.h"
 #include "config/config.h"
 #include "doctor/doctor.h"
 #include "server/daemon.h"
 
 int main(int argc, char** argv) {
+  // Before any thread starts: berthd's threads mostly wait, and an arena per
+  // thread (glibc's default, up to 8 per core) keeps each one's free memory.
+  berth::LimitMallocArenas(2);
   using berth::config::Config;
   CLI::App app{"berthd: a Kubernetes container runtime (CRI v1 and v1alpha2)"};
   app.set_version_flag("--version", "berthd 0.1.0");

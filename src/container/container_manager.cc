@@ -247,6 +247,8 @@ StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(
       new ContainerManager(std::move(options), db, images, sandboxes, std::move(runtimes)));
   RETURN_IF_ERROR(MakeDirs(m->options_.root_dir, 0711));
   RETURN_IF_ERROR(MakeDirs(m->options_.state_dir, 0711));
+  m->trash_ = std::make_unique<DeferredRemover>(std::vector<fs::path>{
+      m->options_.root_dir.parent_path() / "trash", m->options_.state_dir.parent_path() / "trash"});
   ASSIGN_OR_RETURN(auto rows, db->List(kBucket));
   std::vector<ContainerRecord> changed;
   for (const auto& [key, value] : rows) {
@@ -442,6 +444,38 @@ void ContainerManager::OnSandboxChange(const sandbox::SandboxRecord& record,
   }
 }
 
+namespace {
+// A create interrupted inside the runtime's create may leave the container's
+// cgroups without any runtime state, so the runtime's delete cannot remove
+// them: remove them by the cgroupsPath of its config.json (cgroupfs paths;
+// rmdir only removes empty cgroups).
+void RemoveOrphanCgroups(const fs::path& bundle) {
+  auto text = ReadFile(bundle / "config.json");
+  if (!text.ok()) return;
+  json spec = json::parse(*text, nullptr, false);
+  if (spec.is_discarded()) return;
+  const std::string path = spec["linux"].value("cgroupsPath", "");
+  if (path.empty() || path[0] != '/' || path == "/" || path.find("..") != std::string::npos ||
+      path.find(':') != std::string::npos) {
+    return;
+  }
+  std::error_code ec;
+  std::vector<fs::path> dirs = {fs::path("/sys/fs/cgroup") / path.substr(1)};
+  for (const auto& e : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    if (e.is_directory(ec) && !e.is_symlink(ec)) dirs.push_back(e.path() / path.substr(1));
+  }
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    bool left = false;
+    for (const fs::path& d : dirs) {
+      if (::rmdir(d.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) left = true;
+    }
+    if (!left) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  spdlog::warn("event=orphan_cgroup_left bundle={} cgroup={}", bundle.string(), path);
+}
+}  // namespace
+
 void ContainerManager::CollectOrphans() {
   std::error_code ec;
   std::set<std::string> orphans;
@@ -471,6 +505,7 @@ void ContainerManager::CollectOrphans() {
         spdlog::warn("event=orphan_container_delete id={} error=\"{}\"", id, s.message());
     }
     const fs::path bundle = options_.state_dir / id;
+    RemoveOrphanCgroups(bundle);
     ::umount2((bundle / "rootfs").c_str(), MNT_DETACH);
     (void)UnmountEntriesAndRemove(bundle / "volumes");
     (void)UnmountEntriesAndRemove(bundle / "idmap" / "rootfs");
@@ -961,6 +996,14 @@ Status ContainerManager::Remove(const std::string& id) {
     RETURN_IF_ERROR(Stop(r.id, std::chrono::seconds(0)));
   }
   auto held = locks_.Acquire(r.id);
+  auto last = std::chrono::steady_clock::now();
+  std::string timing;
+  auto mark = [&](const char* phase) {
+    auto t = std::chrono::steady_clock::now();
+    timing += fmt::format(" {}_ms={:.2f}", phase,
+                          std::chrono::duration<double, std::milli>(t - last).count());
+    last = t;
+  };
   auto now = GetImpl(r.id, true);
   if (!now.ok()) {
     // Removed by a concurrent call while this one waited for the lock.
@@ -974,15 +1017,21 @@ Status ContainerManager::Remove(const std::string& id) {
   if (r.state != ContainerState::kExited || !r.runtime_deleted) {
     ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
     RETURN_IF_ERROR(runtime->Delete(r.id, true));
+    mark("runtime_delete");
   }
   if (::umount2(r.rootfs.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
     return ErrnoStatus(errno, StrCat("unmount rootfs of container ", r.id));
   }
   RETURN_IF_ERROR(UnmountEntriesAndRemove(fs::path(r.bundle) / "volumes"));
   RETURN_IF_ERROR(UnmountEntriesAndRemove(fs::path(r.bundle) / "idmap" / "mounts"));
-  RETURN_IF_ERROR(RemoveAll(r.bundle));
-  RETURN_IF_ERROR(RemoveAll(r.layer_dir));
+  mark("unmount");
+  // Renamed away and deleted in the background: one rename each, whatever
+  // the container wrote.
+  RETURN_IF_ERROR(trash_->Discard(r.bundle));
+  RETURN_IF_ERROR(trash_->Discard(r.layer_dir));
+  mark("remove_dirs");
   RETURN_IF_ERROR(db_->Delete(kBucket, r.id));
+  mark("record");
   {
     std::lock_guard l(mu_);
     (void)CommitLocked(r.id, std::nullopt);  // publishes DELETED
@@ -990,6 +1039,7 @@ Status ContainerManager::Remove(const std::string& id) {
       it = it->second == r.id ? names_.erase(it) : std::next(it);
     }
   }
+  spdlog::debug("event=container_remove_timing id={}{}", r.id, timing);
   spdlog::info("event=container_removed id={}", r.id);
   return OkStatus();
 }

@@ -20,6 +20,7 @@
 #include "common/keyed_mutex.h"
 #include "common/status.h"
 #include "container/bundle_watcher.h"
+#include "container/deferred_remover.h"
 #include "events/event_bus.h"
 #include "image/image_service.h"
 #include "monitor/client.h"
@@ -270,6 +271,9 @@ class ContainerManager {
   KeyedMutex locks_;       // per id: one operation on an object at a time
   KeyedMutex name_locks_;  // per reserved name: creates of one name in turn
   std::atomic<uint64_t> oom_kills_noticed_{0};
+  // Bundles and writable layers of removed containers, deleted off the RPC's
+  // path in <root>/trash and <state>/trash.
+  std::unique_ptr<DeferredRemover> trash_;
   // Last: stopped first on destruction, before anything its callbacks use.
   std::unique_ptr<BundleWatcher> watcher_;
 };

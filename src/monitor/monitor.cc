@@ -213,6 +213,43 @@ OomCounterLocation OomCounterOf(pid_t pid) {
                           access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0);
 }
 
+// The cgroup directories of `pid` in every hierarchy, from /proc/<pid>/cgroup
+// ("id:controllers:path"): a v1 hierarchy is mounted at
+// /sys/fs/cgroup/<controllers> (or <name> for "name=<name>"), the v2 one at
+// /sys/fs/cgroup/unified on hybrid hosts, else /sys/fs/cgroup. Only
+// directories that exist are returned, never a hierarchy's root.
+std::vector<std::string> CgroupDirsOf(pid_t pid) {
+  std::string text;
+  std::vector<std::string> out;
+  if (!ReadSmallFile("/proc/" + std::to_string(pid) + "/cgroup", &text)) return out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    std::string line = text.substr(start, nl - start);
+    start = nl + 1;
+    size_t a = line.find(':');
+    size_t b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    std::string controllers = line.substr(a + 1, b - a - 1);
+    std::string path = line.substr(b + 1);
+    if (path.empty() || path == "/" || path.find("..") != std::string::npos) continue;
+    std::string mount;
+    if (controllers.empty()) {
+      mount = access("/sys/fs/cgroup/unified/cgroup.controllers", F_OK) == 0
+                  ? "/sys/fs/cgroup/unified"
+                  : "/sys/fs/cgroup";
+    } else if (controllers.rfind("name=", 0) == 0) {
+      mount = "/sys/fs/cgroup/" + controllers.substr(5);
+    } else {
+      mount = "/sys/fs/cgroup/" + controllers;
+    }
+    std::string dir = mount + path;
+    if (access(dir.c_str(), F_OK) == 0) out.push_back(dir);
+  }
+  return out;
+}
+
 long ReadOomKills(const std::string& file) {
   std::string text;
   if (file.empty() || !ReadSmallFile(file, &text)) return -1;
@@ -306,6 +343,9 @@ class Monitor {
 
   pid_t container_pid_ = -1;
   OomCounterLocation oom_;
+  // The container's cgroup directories, read at create: checked after the
+  // runtime's delete at the exit (--delete-on-exit).
+  std::vector<std::string> cgroup_dirs_;
   long oom_kills_at_start_ = -1;
   long oom_kills_reported_ = 0;    // in the OOM file, since create
   Fd oom_notify_;                  // v1 eventfd or v2 inotify fd; invalid: none
@@ -565,6 +605,7 @@ bool Monitor::CreateContainer(std::string* err) {
   if (stdin_fd_.valid()) fcntl(stdin_fd_.get(), F_SETFL, O_NONBLOCK);
 
   oom_ = OomCounterOf(container_pid_);
+  if (cfg_.delete_on_exit) cgroup_dirs_ = CgroupDirsOf(container_pid_);
   oom_kills_at_start_ = ReadOomKills(oom_.counter_file);
   WatchOom();
   return true;
@@ -676,7 +717,23 @@ bool Monitor::DeleteRuntimeState() {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    // runc's delete logs, and still exits 0, when a cgroup cannot be removed
+    // because processes of the container are still dying (a loaded host):
+    // remove what is left once they are gone, so nothing leaks.
+    int delay_ms = 5;
+    for (int waited = 0;; waited += delay_ms, delay_ms = std::min(delay_ms * 2, 200)) {
+      bool left = false;
+      for (const std::string& dir : cgroup_dirs_) {
+        if (rmdir(dir.c_str()) != 0 && errno != ENOENT) left = true;
+      }
+      if (!left) return true;
+      if (waited >= 10000) break;
+      usleep(static_cast<useconds_t>(delay_ms) * 1000);
+    }
+    Diag("runtime " + cfg_.runtime + " delete " + cfg_.id + " left cgroups of the container");
+    return false;
+  }
   std::string how = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
                                       : "signal " + std::to_string(WTERMSIG(status));
   Diag("runtime " + cfg_.runtime + " delete " + cfg_.id + " failed with " + how +

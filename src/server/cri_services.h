@@ -5,6 +5,7 @@
 // RPCs in container_rpcs.cc.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <string>
@@ -189,6 +190,7 @@ class ImageServiceImpl final : public runtime::v1::ImageService::Service {
   const RpcDecorator& rpc_;
   const PullMetrics* pull_metrics_;
   const oci::HandlerRegistry* handlers_;
+  std::atomic<int> pulls_in_flight_{0};  // memory is trimmed when the last one ends
 };
 
 // Fills a CRI Image from a record (shared by ListImages and ImageStatus).

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/memory.h"
 #include "common/userns.h"
 #include "image/image_service.h"
 #include "metrics/http_endpoint.h"
@@ -102,6 +103,10 @@ void ProbeHandlers(const config::Config& config, const std::string& probe_binary
   fs::remove(fs::path(config.state) / "probe", ec);
   const std::string def = registry.DefaultName();
   spdlog::info("event=runtime_ready runtime={}", def.empty() ? "none" : def);
+  // Start-up (recovery, the probes) is over: what it alone used need not
+  // stay resident (common/memory.h).
+  ReleaseFreeHeap();
+  spdlog::debug("event=memory_trimmed after=startup file_kb_dropped={}", DropCleanFilePages());
 }
 
 // The directory of berthd's own executable: helper binaries (berth-monitor)

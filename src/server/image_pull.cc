@@ -1,3 +1,6 @@
+#include <spdlog/spdlog.h>
+
+#include "common/memory.h"
 #include "server/cri_services.h"
 
 namespace berth::server {
@@ -40,7 +43,14 @@ grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*,
                                          "berthd configuration names the handlers)"));
     }
     image::PullStats stats;
+    pulls_in_flight_.fetch_add(1);
     StatusOr<image::ImageRecord> record = images().Pull(name, ToAuth(*req), &stats);
+    if (pulls_in_flight_.fetch_sub(1) == 1) {
+      // The last pull in flight: give back the buffers the pulls freed and
+      // the decompression and TLS code pages they touched (common/memory.h).
+      ReleaseFreeHeap();
+      spdlog::debug("event=memory_trimmed after=pull file_kb_dropped={}", DropCleanFilePages());
+    }
     if (pull_metrics_ != nullptr && stats.bytes > 0) {
       if (pull_metrics_->bytes) pull_metrics_->bytes->Add({}, static_cast<double>(stats.bytes));
       if (record.ok() && pull_metrics_->throughput && stats.seconds > 0) {

@@ -17,11 +17,15 @@ int main(int argc, char** argv) {
   std::string tag = "100m";
   int layers = 5;
   uint64_t layer_bytes = 20'000'000;
+  int files_per_layer = 50;
+  uint64_t seed = 1000;
   app.add_option("--registry", registry, "registry host:port (plain HTTP)");
   app.add_option("--repository", repository);
   app.add_option("--tag", tag);
   app.add_option("--layers", layers, "number of data layers");
   app.add_option("--layer-bytes", layer_bytes, "bytes of data per layer");
+  app.add_option("--files-per-layer", files_per_layer, "files the data of a layer is split into");
+  app.add_option("--seed", seed, "first layer's random seed (another seed: other content)");
   CLI11_PARSE(app, argc, argv);
 
   auto base = BusyboxImageSpec(MediaTypes::kDocker);
@@ -31,7 +35,8 @@ int main(int argc, char** argv) {
   }
   ImageSpec spec = *base;
   for (int i = 0; i < layers; ++i) {
-    spec.layers.push_back(RandomDataLayer(layer_bytes, 50, 1000 + i, Compression::kGzip));
+    spec.layers.push_back(RandomDataLayer(layer_bytes, files_per_layer,
+                                          seed + static_cast<uint64_t>(i), Compression::kGzip));
   }
   auto image = BuildImage(spec);
   if (!image.ok()) {

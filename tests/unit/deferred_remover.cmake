@@ -1,0 +1,1 @@
+berth_add_test(deferred_remover_test SOURCES deferred_remover_test.cc LIBS berth_container LABELS unit)
