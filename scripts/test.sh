@@ -48,6 +48,8 @@ else
   build="$top/build-tsan"
   extra=(-DBERTH_SANITIZE=thread)
 fi
+# No test runs berth-bench or its image tools: not built here.
+extra+=(-DBERTH_BENCH=OFF)
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ "${extra[@]}" "${launcher[@]}" >/dev/null
 make -C "$build" -j"$jobs"

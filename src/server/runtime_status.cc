@@ -16,10 +16,13 @@ doctor::Report DoctorReport(const config::Config& config, const RuntimeInfo& inf
   doctor::DoctorOptions opts;
   std::vector<doctor::HandlerFinding> handlers;
   const std::vector<oci::HandlerState> states = info.handlers->Handlers();
-  for (const auto& [name, configured] : config.handlers) {
+  for (const auto& handler : config.handlers) {
+    // Not a structured binding: the lambda below captures the name, which
+    // clang 14 (the sanitizer build) cannot do with a binding.
+    const std::string& name = handler.first;
     doctor::HandlerFinding h;
     h.name = name;
-    h.configured_binary = configured;
+    h.configured_binary = handler.second;
     auto found = std::find_if(states.begin(), states.end(),
                               [&](const oci::HandlerState& s) { return s.name == name; });
     // A handler whose probe still runs is reported as not probed yet.

@@ -962,7 +962,10 @@ TEST(SpdySessionTest, HalfCloseBothWaysAndWindowsAcrossManyStreams) {
   std::vector<std::thread> threads;
   std::atomic<int> good{0};
   for (int i = 0; i < kStreams; ++i) {
-    for (auto [from, to] : {std::pair(mine[i], theirs[i]), std::pair(theirs[i], mine[i])}) {
+    for (const auto& ends : {std::pair(mine[i], theirs[i]), std::pair(theirs[i], mine[i])}) {
+      // Plain variables: clang 14 cannot capture structured bindings.
+      auto from = ends.first;
+      auto to = ends.second;
       threads.emplace_back([&, from] {
         if (from->Write(payload).ok() && from->CloseWrite().ok()) ++good;
       });
