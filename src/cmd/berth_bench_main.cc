@@ -6,8 +6,8 @@
 #include <iostream>
 #include <vector>
 
-#include "bench/exec_bench.h"
 #include "bench/calls_bench.h"
+#include "bench/exec_bench.h"
 #include "bench/lifecycle_bench.h"
 #include "bench/pull_bench.h"
 #include "bench/startup_bench.h"
