@@ -154,6 +154,12 @@ class ContainerManager {
   Status Stop(const std::string& id, std::chrono::seconds timeout, std::string signal_name = "");
   // Idempotent; a running container is killed first.
   Status Remove(const std::string& id);
+  // The pod sandbox `sandbox_id` (id or unique prefix) with its containers:
+  // StopPod stops every container of the pod without a grace period, then
+  // the pod; RemovePod removes them (running ones are killed), then the pod.
+  // Both idempotent (CRI spec), also for an unknown pod. (pod_cascade.cc)
+  Status StopPod(const std::string& sandbox_id);
+  Status RemovePod(const std::string& sandbox_id);
   StatusOr<ContainerRecord> Get(const std::string& id_or_prefix);
   std::vector<ContainerRecord> List();
   // The container, FAILED_PRECONDITION unless it is running.
