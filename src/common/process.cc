@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <spawn.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -12,6 +14,8 @@
 #include <charconv>
 #include <csignal>
 #include <cstring>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "common/fs.h"
@@ -127,11 +131,115 @@ void SetStdio(int fd, int target) {
   ::_exit(0);
 }
 
+Status WriteAll(int fd, std::string_view data, const std::string& what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, what);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return OkStatus();
+}
+
+// posix_spawn's C resources, released on every return path.
+struct SpawnAttributes {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  SpawnAttributes() {
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+  }
+  ~SpawnAttributes() {
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+  }
+  SpawnAttributes(const SpawnAttributes&) = delete;
+  SpawnAttributes& operator=(const SpawnAttributes&) = delete;
+};
+
+// Starts argv[0] (looked up in PATH unless it has a '/') with posix_spawn:
+// own process group, empty signal mask, default dispositions, in `cwd`
+// (empty: ours), environment `env` (empty: ours). `fds` maps the program's
+// descriptors to ours (-1: /dev/null); every other descriptor is closed in
+// the program. glibc's posix_spawn runs the child with CLONE_VFORK and
+// reports an exec failure as its return value.
+StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                      const std::string& cwd, const std::vector<std::pair<int, int>>& fds) {
+  const std::string& name = argv[0];
+  // Our descriptors move above every target number first, so that no
+  // dup2 of the file actions overwrites a source another one still needs.
+  int highest = 2;
+  for (const auto& [target, source] : fds) highest = std::max(highest, target);
+  std::vector<UniqueFd> lifted;
+  SpawnAttributes sa;
+  for (const auto& [target, source] : fds) {
+    if (source < 0) {
+      posix_spawn_file_actions_addopen(&sa.actions, target, "/dev/null", O_RDWR, 0);
+      continue;
+    }
+    UniqueFd copy(::fcntl(source, F_DUPFD_CLOEXEC, highest + 1));
+    if (!copy.valid()) return ErrnoStatus(errno, StrCat("dup descriptor for ", name));
+    posix_spawn_file_actions_adddup2(&sa.actions, copy.get(), target);
+    lifted.push_back(std::move(copy));
+  }
+  // Nothing of ours but what `fds` names, whatever lacks close-on-exec.
+  posix_spawn_file_actions_addclosefrom_np(&sa.actions, highest + 1);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&sa.actions, cwd.c_str());
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&sa.attr, &none);
+  posix_spawnattr_setsigdefault(&sa.attr, &all);
+  posix_spawnattr_setpgroup(&sa.attr, 0);
+  posix_spawnattr_setflags(&sa.attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, name.c_str(), &sa.actions, &sa.attr, args.data(),
+                          env.empty() ? environ : envp.data());
+  if (rc == 0) return pid;
+  std::string where = cwd.empty() ? "" : StrCat(" in ", cwd);
+  if (rc == ENOENT || rc == EACCES || rc == ENOEXEC || rc == ENOTDIR || rc == ELOOP ||
+      rc == ENAMETOOLONG) {
+    return NotFoundError(StrCat("cannot execute ", name, where, ": ", std::strerror(rc)));
+  }
+  return ErrnoStatus(rc, StrCat("spawn ", name, where));
+}
+
 }  // namespace
 
 StatusOr<Subprocess> SpawnProcess(const std::vector<std::string>& argv,
                                   const SpawnOptions& options) {
   if (argv.empty()) return InvalidArgumentError("SpawnProcess: empty argv");
+  if (!options.adopt_orphans) {
+    std::vector<std::pair<int, int>> fds = {
+        {0, options.stdin_fd}, {1, options.stdout_fd}, {2, options.stderr_fd}};
+    for (const auto& [target, source] : options.extra_fds) {
+      if (target < 3 || source < 0) {
+        return InvalidArgumentError(
+            StrCat("SpawnProcess ", argv[0], ": bad extra descriptor ", target, " <- ", source));
+      }
+      fds.emplace_back(target, source);
+    }
+    ASSIGN_OR_RETURN(pid_t pid, Spawn(argv, options.env, options.cwd, fds));
+    Subprocess p;
+    p.name_ = argv[0];
+    p.reaper_ = pid;
+    p.pid_ = pid;
+    return p;
+  }
+  if (!options.extra_fds.empty()) {
+    return InvalidArgumentError(
+        StrCat("SpawnProcess ", argv[0], ": extra descriptors need !adopt_orphans"));
+  }
   UniqueFd errno_r, errno_w, report_r, report_w;
   RETURN_IF_ERROR(MakePipe(errno_r, errno_w));
   if (options.adopt_orphans) RETURN_IF_ERROR(MakePipe(report_r, report_w));
@@ -348,124 +456,127 @@ std::string DescribeFailure(const std::vector<std::string>& argv, const ProcessR
 StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                    const RunOptions& options) {
   if (argv.empty()) return InvalidArgumentError("RunProcess: empty argv");
-  UniqueFd in_r, in_w, out_r, out_w, err_r, err_w;
-  RETURN_IF_ERROR(MakePipe(in_r, in_w));
+  const std::string& name = argv[0];
+  UniqueFd in;
+  if (!options.stdin_data.empty()) {
+    in.Reset(::memfd_create("berth-stdin", MFD_CLOEXEC));
+    if (!in.valid()) return ErrnoStatus(errno, StrCat("memfd_create for stdin of ", name));
+    RETURN_IF_ERROR(WriteAll(in.get(), options.stdin_data, StrCat("write stdin of ", name)));
+    if (::lseek(in.get(), 0, SEEK_SET) != 0) {
+      return ErrnoStatus(errno, StrCat("lseek stdin of ", name));
+    }
+  }
+  UniqueFd out_r, out_w, err_r, err_w;
   RETURN_IF_ERROR(MakePipe(out_r, out_w));
   RETURN_IF_ERROR(MakePipe(err_r, err_w));
-
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::vector<char*> envp;
-  for (const auto& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-
-  pid_t pid = ::fork();
-  if (pid < 0) return ErrnoStatus(errno, StrCat("fork for ", argv[0]));
-  if (pid == 0) {
-    // Child: only async-signal-safe calls from here on.
-    ::dup2(in_r.get(), 0);
-    ::dup2(out_w.get(), 1);
-    ::dup2(err_w.get(), 2);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    // Own process group, so a timeout kills the program's children too.
-    ::setpgid(0, 0);
-    if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) ::_exit(127);
-    if (options.env.empty()) {
-      ::execvp(args[0], args.data());
-    } else {
-      ::execvpe(args[0], args.data(), envp.data());
-    }
-    const char msg[] = "exec failed\n";
-    (void)!::write(2, msg, sizeof msg - 1);
-    ::_exit(127);
-  }
-  in_r.Reset();
+  ASSIGN_OR_RETURN(pid_t pid, Spawn(argv, options.env, options.cwd,
+                                    {{0, in.get()}, {1, out_w.get()}, {2, err_w.get()}}));
+  in.Reset();
   out_w.Reset();
   err_w.Reset();
+  // Our unreaped child: its pidfd cannot name another process. It wakes
+  // poll() at the exit; without one (old kernels) poll in short steps.
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
 
+  using Clock = std::chrono::steady_clock;
   ProcessResult result;
-  auto deadline = options.timeout ? std::chrono::steady_clock::now() + *options.timeout
-                                  : std::chrono::steady_clock::time_point::max();
-  size_t stdin_off = 0;
-  if (options.stdin_data.empty()) in_w.Reset();
-  ::fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
+  const size_t max_err = options.max_stderr != 0 ? options.max_stderr : options.max_output;
+  std::optional<Clock::time_point> deadline;
+  if (options.timeout) deadline = Clock::now() + *options.timeout;
+  std::optional<Clock::time_point> drain_deadline;
+  int wstatus = 0;
+  bool exited = false;
   char buf[65536];
-  while (out_r.valid() || err_r.valid()) {
+  auto reap = [&](int flags) -> StatusOr<bool> {
+    for (;;) {
+      pid_t w = ::waitpid(pid, &wstatus, flags);
+      if (w == pid) return true;
+      if (w == 0) return false;
+      if (errno != EINTR) return ErrnoStatus(errno, StrCat("wait for ", name));
+    }
+  };
+  auto kill_group = [&] {
+    ::kill(-pid, SIGKILL);
+    ::kill(pid, SIGKILL);
+  };
+  while (!(exited && !out_r.valid() && !err_r.valid())) {
+    auto now = Clock::now();
+    if (deadline && now >= *deadline && !exited) {
+      if (options.on_timeout && !result.timed_out) {
+        result.timed_out = true;
+        options.on_timeout();
+        deadline = Clock::now() + options.timeout_grace;
+        continue;
+      }
+      result.timed_out = true;
+      kill_group();
+      ASSIGN_OR_RETURN(exited, reap(0));
+      drain_deadline =
+          Clock::now() + std::min(options.drain_after_exit, std::chrono::milliseconds(100));
+      continue;
+    }
+    // A process the program left behind may hold its stdout after it
+    // exited; give it drain_after_exit, then stop waiting for EOF.
+    if (drain_deadline && now >= *drain_deadline) break;
+    std::optional<Clock::time_point> until = drain_deadline ? drain_deadline : deadline;
+    if (deadline && drain_deadline) until = std::min(*deadline, *drain_deadline);
+    long long wait_ms = -1;
+    if (until) {
+      wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(*until - now).count() + 1;
+    }
+    if (!exited && !pidfd.valid()) wait_ms = wait_ms < 0 ? 20 : std::min<long long>(wait_ms, 20);
+
     pollfd fds[3];
-    int n = 0;
-    int out_i = -1, err_i = -1, in_i = -1;
+    int nfds = 0;
+    int out_i = -1, err_i = -1;
     if (out_r.valid()) {
-      fds[n] = {out_r.get(), POLLIN, 0};
-      out_i = n++;
+      out_i = nfds;
+      fds[nfds++] = {out_r.get(), POLLIN, 0};
     }
     if (err_r.valid()) {
-      fds[n] = {err_r.get(), POLLIN, 0};
-      err_i = n++;
+      err_i = nfds;
+      fds[nfds++] = {err_r.get(), POLLIN, 0};
     }
-    if (in_w.valid()) {
-      fds[n] = {in_w.get(), POLLOUT, 0};
-      in_i = n++;
+    if (!exited && pidfd.valid()) fds[nfds++] = {pidfd.get(), POLLIN, 0};
+    int n = ::poll(fds, static_cast<nfds_t>(nfds),
+                   static_cast<int>(std::min<long long>(wait_ms, 1 << 30)));
+    if (n < 0 && errno != EINTR) {
+      int err = errno;
+      kill_group();
+      (void)reap(0);
+      return ErrnoStatus(err, StrCat("poll output of ", name));
     }
-    int wait_ms = -1;
-    if (options.timeout) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        if (options.on_timeout && !result.timed_out) {
-          result.timed_out = true;
-          options.on_timeout();
-          deadline = std::chrono::steady_clock::now() + options.timeout_grace;
+    if (n > 0) {
+      for (int idx : {out_i, err_i}) {
+        if (idx < 0 || fds[idx].revents == 0) continue;
+        const bool is_out = idx == out_i;
+        UniqueFd& fd = is_out ? out_r : err_r;
+        ssize_t got = ::read(fd.get(), buf, sizeof buf);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (got <= 0) {
+          fd.Reset();
           continue;
         }
-        result.timed_out = true;
-        ::kill(-pid, SIGKILL);
-        ::kill(pid, SIGKILL);
-        break;
+        std::string& sink = is_out ? result.out : result.err;
+        const size_t cap = is_out ? options.max_output : max_err;
+        sink.append(buf, static_cast<size_t>(got));
+        if (sink.size() > cap) {
+          (is_out ? result.out_truncated : result.err_truncated) = true;
+          if (!is_out && options.keep_stderr_tail) {
+            sink.erase(0, sink.size() - cap);
+          } else {
+            sink.resize(cap);
+          }
+        }
       }
-      wait_ms = static_cast<int>(left.count());
     }
-    int rc = ::poll(fds, n, wait_ms);
-    if (rc < 0) {
-      if (errno == EINTR) continue;
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-      return ErrnoStatus(errno, StrCat("poll output of ", argv[0]));
-    }
-    auto drain = [&](int idx, UniqueFd& fd, std::string& sink) {
-      if (idx < 0 || !(fds[idx].revents & (POLLIN | POLLHUP | POLLERR))) return;
-      ssize_t got = ::read(fd.get(), buf, sizeof buf);
-      if (got <= 0) {
-        if (got < 0 && errno == EINTR) return;
-        fd.Reset();
-        return;
-      }
-      size_t room = options.max_output > sink.size() ? options.max_output - sink.size() : 0;
-      sink.append(buf, std::min(room, static_cast<size_t>(got)));
-    };
-    drain(out_i, out_r, result.out);
-    drain(err_i, err_r, result.err);
-    if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t w = ::write(in_w.get(), options.stdin_data.data() + stdin_off,
-                          options.stdin_data.size() - stdin_off);
-      if (w > 0) stdin_off += static_cast<size_t>(w);
-      if (w < 0 && errno != EAGAIN && errno != EINTR) in_w.Reset();
-      if (stdin_off >= options.stdin_data.size()) in_w.Reset();
+    if (!exited) {
+      ASSIGN_OR_RETURN(exited, reap(WNOHANG));
+      if (exited) drain_deadline = Clock::now() + options.drain_after_exit;
     }
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return ErrnoStatus(errno, StrCat("wait for ", argv[0]));
-  }
-  if (WIFEXITED(status))
-    result.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status))
-    result.exit_code = 128 + WTERMSIG(status);
-  if (result.exit_code == 127 && result.err == "exec failed\n") {
-    return NotFoundError(StrCat("cannot execute ", argv[0]));
-  }
+  result.exit_code = ExitCodeOf(wstatus);
+  if (WIFSIGNALED(wstatus)) result.signal = WTERMSIG(wstatus);
   return result;
 }
 

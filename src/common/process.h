@@ -1,5 +1,10 @@
-// Running a helper program (runc, crun, CNI plugins) and collecting its
-// output, with a deadline. Every error names the program.
+// The one way Berth runs other programs (runc, crun, CNI plugins, criu,
+// berth-monitor): posix_spawn (no fork of a big multi-threaded daemon), a
+// pidfd to wait for the exit, stdin from a memfd, a deadline, bounded output.
+// Every error names the program. The only other spawn sites are the ones
+// that must run code of ours in the child: the adopt_orphans subreaper here,
+// berth-pause's double fork (sandbox/) and the user-namespace helpers
+// (common/userns.cc).
 #pragma once
 
 #include <sys/types.h>
@@ -9,6 +14,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/fs.h"
@@ -17,14 +23,19 @@
 namespace berth {
 
 struct ProcessResult {
-  int exit_code = -1;  // 128 + signal when killed by a signal
-  std::string out;     // stdout, truncated at RunOptions::max_output
-  std::string err;     // stderr, likewise
+  int exit_code = -1;          // 128 + signal when killed by a signal
+  int signal = 0;              // the signal that killed it; 0 when it exited
+  std::string out;             // stdout: its first RunOptions::max_output bytes
+  std::string err;             // stderr: bounded likewise (see RunOptions::max_stderr)
+  bool out_truncated = false;  // the program wrote more than was kept
+  bool err_truncated = false;
   bool timed_out = false;
 };
 
 struct RunOptions {
   std::vector<std::string> env;  // "K=V"; empty means inherit
+  // The program's stdin, as a memfd holding all of it (empty: /dev/null):
+  // no writer loop, and no SIGPIPE when the program exits without reading.
   std::string stdin_data;
   std::optional<std::chrono::milliseconds> timeout;  // SIGKILL when exceeded
   // Called once at the timeout before anything is killed; the program then
@@ -33,11 +44,24 @@ struct RunOptions {
   std::function<void()> on_timeout;
   std::chrono::milliseconds timeout_grace{2000};
   size_t max_output = 16 << 20;
+  // stderr: at most this many bytes (0: max_output), its last ones when
+  // keep_stderr_tail (where the error message of a long log usually is).
+  size_t max_stderr = 0;
+  bool keep_stderr_tail = false;
+  // After the program exits, how long to keep reading output that a process
+  // it left behind (and that inherited its stdout) may still write; then the
+  // result is returned without waiting for EOF.
+  std::chrono::milliseconds drain_after_exit{1000};
   std::string cwd;
 };
 
-// Runs argv[0] (a path, or a name looked up in PATH) and waits for it.
-// A non-zero exit is not an error here: the caller reads exit_code.
+// Runs argv[0] (a path, or a name looked up in PATH) in its own process
+// group, with default signal dispositions, an empty signal mask and no
+// descriptor but stdio, and waits for it. A non-zero exit is not an error
+// here: the caller reads exit_code. At the timeout the process group is
+// SIGKILLed (after on_timeout and its grace) and timed_out is set.
+// NOT_FOUND when the program cannot be executed. Thread-safe: it reaps only
+// its own child.
 StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                    const RunOptions& options = {});
 
@@ -49,6 +73,11 @@ struct SpawnOptions {
   int stdin_fd = -1;
   int stdout_fd = -1;
   int stderr_fd = -1;
+  // More descriptors for the program, as {number in the program, the
+  // caller's descriptor} (dup'ed; numbers >= 3). Every other descriptor of
+  // the caller is closed in the program (not so with adopt_orphans, which
+  // keeps its historical fork-based child).
+  std::vector<std::pair<int, int>> extra_fds;
   // Run the program below a subreaper: a small fork of this process (it
   // never execs) that is the program's parent, adopts whatever the program
   // leaves running when it exits (as `runc exec --detach` leaves the exec'd

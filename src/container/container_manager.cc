@@ -1185,21 +1185,7 @@ Status ContainerManager::UpdateResources(const std::string& id, const oci::Resou
   ASSIGN_OR_RETURN(ContainerRecord r, Get(id));
   auto held = locks_.Acquire(r.id);
   ASSIGN_OR_RETURN(std::string spec_text, ReadFile(fs::path(r.bundle) / "config.json"));
-  // The resources section is built by the same pure function as at create.
-  oci::SpecInputs in;
-  in.container_id = r.id;
-  in.rootfs_path = r.rootfs;
-  in.container.name = r.name;
-  in.container.command = {"/bin/true"};
-  in.container.resources = resources;
-  in.container.security_context.namespace_options.network = oci::NamespaceMode::kNode;
-  in.container.security_context.namespace_options.ipc = oci::NamespaceMode::kNode;
-  in.container.security_context.namespace_options.pid = oci::NamespaceMode::kNode;
-  in.host = options_.host;
-  in.cgroup_driver = options_.cgroup_driver;
-  ASSIGN_OR_RETURN(json built, oci::BuildSpec(in));
-  json res = built["linux"].value("resources", json::object());
-  res.erase("devices");
+  ASSIGN_OR_RETURN(json res, oci::BuildResourcesUpdate(resources, r.name, options_.host));
   if (r.state == ContainerState::kRunning || r.state == ContainerState::kCreated) {
     ASSIGN_OR_RETURN(oci::OciRuntime * runtime, RuntimeFor(r.runtime_handler));
     RETURN_IF_ERROR(runtime->Update(r.id, res.dump()));

@@ -10,6 +10,8 @@
 #include <set>
 #include <vector>
 
+#include "common/base64.h"
+
 namespace berth::ctl {
 namespace {
 
@@ -19,34 +21,6 @@ using google::protobuf::Message;
 using google::protobuf::Reflection;
 
 constexpr std::string_view kIndent = "  ";
-
-std::string Base64Impl(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < data.size(); i += 3) {
-    uint32_t v = (uint8_t(data[i]) << 16) | (uint8_t(data[i + 1]) << 8) | uint8_t(data[i + 2]);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-    out.push_back(kAlphabet[v & 63]);
-  }
-  if (i + 1 == data.size()) {
-    uint32_t v = uint8_t(data[i]) << 16;
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out += "==";
-  } else if (i + 2 == data.size()) {
-    uint32_t v = (uint8_t(data[i]) << 16) | (uint8_t(data[i + 1]) << 8);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-    out.push_back('=');
-  }
-  return out;
-}
 
 // Writes a proto message the way jsonpb's jsonWriter does; `indent` is the
 // indentation of the line holding the opening brace.
@@ -261,7 +235,7 @@ class JsonpbWriter {
 
   void WriteString(const FieldDescriptor* fd, const std::string& v) {
     if (fd->type() == FieldDescriptor::TYPE_BYTES) {
-      out_ += '"' + Base64Impl(v) + '"';
+      out_ += '"' + Base64Encode(v) + '"';
     } else {
       out_ += GoJsonQuote(v);
     }
@@ -307,8 +281,6 @@ void ShortestDigits(double v, int bits, std::string& digits, int& exp10) {
 }
 
 }  // namespace
-
-std::string Base64Encode(std::string_view data) { return Base64Impl(data); }
 
 std::pair<char32_t, size_t> DecodeUtf8(std::string_view s, size_t i) {
   constexpr std::pair<char32_t, size_t> kError{0xFFFD, 1};

@@ -25,9 +25,6 @@ namespace berth::ctl {
 // entries sorted by key. No trailing newline.
 std::string MarshalProtoJson(const google::protobuf::Message& msg);
 
-// Standard base64 with padding (Go's base64.StdEncoding).
-std::string Base64Encode(std::string_view data);
-
 // Go's json.Marshal of a string: quoted, with <, >, &, U+2028 and U+2029
 // escaped as \u sequences and invalid UTF-8 replaced by \ufffd.
 std::string GoJsonQuote(std::string_view s);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <system_error>
 
+#include "common/base64.h"
 #include "common/fs.h"
 #include "ctl/commands.h"
 #include "ctl/go_json.h"

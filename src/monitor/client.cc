@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -12,6 +11,7 @@
 #include <cerrno>
 #include <charconv>
 
+#include "common/process.h"
 #include "monitor/frame.h"
 #include "monitor/unix_path.h"
 
@@ -130,53 +130,27 @@ StatusOr<MonitorHandle> SpawnMonitor(const MonitorSpec& spec) {
   close(p[1]);
   if (!sync_w.valid()) return ErrnoStatus(errno, StrCat("dup pipe for monitor of ", id));
 
-  std::vector<std::string> args = MonitorArgv(spec, kChildSyncFd);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
   // A clean environment: nothing of berthd's leaks into the runtime.
-  std::vector<std::string> env = {
-      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  SpawnOptions opts;
+  opts.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
 #ifdef BERTH_SANITIZER_BUILD
   // Except, in sanitizer builds, the sanitizers' options: they carry the
   // log_path that keeps the monitor's reports (its stderr is /dev/null).
   for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
-    if (const char* v = getenv(name)) env.push_back(StrCat(name, "=", v));
+    if (const char* v = getenv(name)) opts.env.push_back(StrCat(name, "=", v));
   }
 #endif
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&attr);
-  ScopeGuard destroy([&] {
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-  });
-  posix_spawn_file_actions_adddup2(&fa, sync_w.get(), kChildSyncFd);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-  pid_t first = 0;
-  int rc = posix_spawn(&first, spec.monitor_binary.c_str(), &fa, &attr, argv.data(), envp.data());
-  if (rc != 0) {
-    return ErrnoStatus(rc, StrCat("spawn ", spec.monitor_binary.string(), " for container ", id));
+  // stdio is /dev/null; the sync pipe is the monitor's only channel back.
+  opts.extra_fds = {{kChildSyncFd, sync_w.get()}};
+  std::vector<std::string> argv = MonitorArgv(spec, kChildSyncFd);
+  auto first = SpawnProcess(argv, opts);
+  if (!first.ok()) {
+    return Annotate(first.status(),
+                    StrCat("spawn ", spec.monitor_binary.string(), " for container ", id));
   }
   sync_w.Reset();
   // The first process only forks the real monitor and exits.
-  int status = 0;
-  while (waitpid(first, &status, 0) < 0 && errno == EINTR) {
-  }
+  ASSIGN_OR_RETURN(int first_exit, first->Wait());
 
   std::string text;
   auto deadline = steady_clock::now() + spec.timeout;
@@ -207,9 +181,9 @@ StatusOr<MonitorHandle> SpawnMonitor(const MonitorSpec& spec) {
     text.append(buf, static_cast<size_t>(r));
   }
   auto result = ParseSyncReport(text, id);
-  if (!result.ok() && text.empty() && WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+  if (!result.ok() && text.empty() && first_exit != 0) {
     return InternalError(StrCat(spec.monitor_binary.string(), " for container ", id,
-                                " exited with status ", WEXITSTATUS(status), " without a report"));
+                                " exited with status ", first_exit, " without a report"));
   }
   return result;
 }

@@ -1,6 +1,7 @@
 #include "monitor/monitor.h"
 
 #include <fcntl.h>
+#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -1222,110 +1223,169 @@ void Monitor::Finish() {
 std::string ParseMonitorArgs(int argc, char** argv, MonitorConfig* cfg, bool* info_only) {
   *info_only = false;
   auto is_abs = [](const std::string& p) { return !p.empty() && p[0] == '/'; };
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    bool has_value = false;
-    size_t eq = arg.find('=');
-    if (arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg.resize(eq);
-      has_value = true;
-    }
-    auto need = [&](std::string* out) -> std::string {
-      if (!has_value) {
-        if (i + 1 >= argc) return "flag " + arg + " needs a value";
-        value = argv[++i];
+  enum : int {
+    kId = 256,
+    kBundle,
+    kRuntime,
+    kRuntimeRoot,
+    kRuntimeArg,
+    kLogPath,
+    kExitFile,
+    kOomFile,
+    kAttachSocket,
+    kPidFile,
+    kMonitorPidFile,
+    kMonitorLog,
+    kSyncFd,
+    kLogLineMax,
+    kTerminal,
+    kStdin,
+    kStdinOnce,
+    kDeleteOnExit,
+    kVersion,
+  };
+  static const struct option kOptions[] = {
+      {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, kVersion},
+      {"id", required_argument, nullptr, kId},
+      {"bundle", required_argument, nullptr, kBundle},
+      {"runtime", required_argument, nullptr, kRuntime},
+      {"runtime-root", required_argument, nullptr, kRuntimeRoot},
+      {"runtime-arg", required_argument, nullptr, kRuntimeArg},
+      {"log-path", required_argument, nullptr, kLogPath},
+      {"exit-file", required_argument, nullptr, kExitFile},
+      {"oom-file", required_argument, nullptr, kOomFile},
+      {"attach-socket", required_argument, nullptr, kAttachSocket},
+      {"pid-file", required_argument, nullptr, kPidFile},
+      {"monitor-pid-file", required_argument, nullptr, kMonitorPidFile},
+      {"monitor-log", required_argument, nullptr, kMonitorLog},
+      {"sync-fd", required_argument, nullptr, kSyncFd},
+      {"log-line-max", required_argument, nullptr, kLogLineMax},
+      {"terminal", no_argument, nullptr, kTerminal},
+      {"stdin", no_argument, nullptr, kStdin},
+      {"stdin-once", no_argument, nullptr, kStdinOnce},
+      {"delete-on-exit", no_argument, nullptr, kDeleteOnExit},
+      {nullptr, 0, nullptr, 0},
+  };
+  // getopt keeps its position in globals: start over (the monitor parses
+  // once, single-threaded, before anything else runs). "+": stop at the
+  // first operand rather than permuting; ":": report a missing value as ':'
+  // so that the message below can name the flag. opterr = 0: no messages of
+  // getopt's own; ours name the flag the same way for every error.
+  optind = 1;
+  opterr = 0;
+  int opt = 0;
+  while ((opt = getopt_long(argc, argv, "+:h", kOptions, nullptr)) != -1) {
+    const std::string flag = argv[optind - 1] ? argv[optind - 1] : "";
+    const std::string value = optarg ? optarg : "";
+    std::string err;
+    long number = 0;
+    switch (opt) {
+      case 'h': {
+        static constexpr char kUsage[] =
+            "Usage: berth-monitor --id ID --bundle DIR --runtime PATH --runtime-root DIR\n"
+            "                     --log-path FILE [options]\n"
+            "Parents one OCI container: runs `<runtime> create`, writes its output to a CRI\n"
+            "log file, serves attach, records its exit status. Contract: docs/monitor.md.\n"
+            "  --runtime-arg ARG      extra global runtime flag (repeatable)\n"
+            "  --exit-file FILE       default <bundle>/exit\n"
+            "  --oom-file FILE        OOM kill count, rewritten on each one (default "
+            "<bundle>/oom)\n"
+            "  --attach-socket PATH   default <bundle>/attach\n"
+            "  --pid-file FILE        default <bundle>/pid\n"
+            "  --monitor-pid-file F   write the monitor's pid here\n"
+            "  --monitor-log FILE     diagnostics of the monitor (default: discarded)\n"
+            "  --sync-fd N            report 'monitor'/'created'/'error' lines on fd N\n"
+            "  --terminal             container gets a pty (--console-socket)\n"
+            "  --stdin                keep the container's stdin open for attach\n"
+            "  --stdin-once           close stdin when the first attach session ends\n"
+            "  --delete-on-exit       run `<runtime> delete --force` after the exit, before\n"
+            "                         the exit file is written\n"
+            "  --log-line-max BYTES   longest log record content (default 16384)\n";
+        WriteAll(1, kUsage, sizeof(kUsage) - 1);
+        *info_only = true;
+        return "";
       }
-      *out = value;
-      return "";
-    };
-    auto boolean = [&](bool* out) -> std::string {
-      if (has_value) return "flag " + arg + " takes no value";
-      *out = true;
-      return "";
-    };
-    std::string err, tmp;
-    if (arg == "--help" || arg == "-h") {
-      static constexpr char kUsage[] =
-          "Usage: berth-monitor --id ID --bundle DIR --runtime PATH --runtime-root DIR\n"
-          "                     --log-path FILE [options]\n"
-          "Parents one OCI container: runs `<runtime> create`, writes its output to a CRI\n"
-          "log file, serves attach, records its exit status. Contract: docs/monitor.md.\n"
-          "  --runtime-arg ARG      extra global runtime flag (repeatable)\n"
-          "  --exit-file FILE       default <bundle>/exit\n"
-          "  --oom-file FILE        OOM kill count, rewritten on each one (default <bundle>/oom)\n"
-          "  --attach-socket PATH   default <bundle>/attach\n"
-          "  --pid-file FILE        default <bundle>/pid\n"
-          "  --monitor-pid-file F   write the monitor's pid here\n"
-          "  --monitor-log FILE     diagnostics of the monitor (default: discarded)\n"
-          "  --sync-fd N            report 'monitor'/'created'/'error' lines on fd N\n"
-          "  --terminal             container gets a pty (--console-socket)\n"
-          "  --stdin                keep the container's stdin open for attach\n"
-          "  --stdin-once           close stdin when the first attach session ends\n"
-          "  --delete-on-exit       run `<runtime> delete --force` after the exit, before\n"
-          "                         the exit file is written\n"
-          "  --log-line-max BYTES   longest log record content (default 16384)\n";
-      WriteAll(1, kUsage, sizeof(kUsage) - 1);
-      *info_only = true;
-      return "";
-    } else if (arg == "--version") {
-      static constexpr char kVersion[] = "berth-monitor " BERTH_MONITOR_VERSION "\n";
-      WriteAll(1, kVersion, sizeof(kVersion) - 1);
-      *info_only = true;
-      return "";
-    } else if (arg == "--id") {
-      err = need(&cfg->id);
-    } else if (arg == "--bundle") {
-      err = need(&cfg->bundle);
-    } else if (arg == "--runtime") {
-      err = need(&cfg->runtime);
-    } else if (arg == "--runtime-root") {
-      err = need(&cfg->runtime_root);
-    } else if (arg == "--runtime-arg") {
-      err = need(&tmp);
-      cfg->runtime_args.push_back(tmp);
-    } else if (arg == "--log-path") {
-      err = need(&cfg->log_path);
-    } else if (arg == "--exit-file") {
-      err = need(&cfg->exit_file);
-    } else if (arg == "--oom-file") {
-      err = need(&cfg->oom_file);
-    } else if (arg == "--attach-socket") {
-      err = need(&cfg->attach_socket);
-    } else if (arg == "--pid-file") {
-      err = need(&cfg->pid_file);
-    } else if (arg == "--monitor-pid-file") {
-      err = need(&cfg->monitor_pid_file);
-    } else if (arg == "--monitor-log") {
-      err = need(&cfg->monitor_log);
-    } else if (arg == "--sync-fd") {
-      err = need(&tmp);
-      long fd = 0;
-      if (err.empty() && !ParseLong(tmp, 3, 1 << 20, &fd)) {
-        err = "--sync-fd needs a file descriptor number >= 3, got \"" + tmp + "\"";
+      case kVersion: {
+        static constexpr char kVersionText[] = "berth-monitor " BERTH_MONITOR_VERSION "\n";
+        WriteAll(1, kVersionText, sizeof(kVersionText) - 1);
+        *info_only = true;
+        return "";
       }
-      cfg->sync_fd = static_cast<int>(fd);
-    } else if (arg == "--log-line-max") {
-      err = need(&tmp);
-      long v = 0;
-      if (err.empty() && !ParseLong(tmp, 1, 1 << 24, &v)) {
-        err = "--log-line-max needs a byte count between 1 and 16777216, got \"" + tmp + "\"";
-      }
-      cfg->log_line_max = static_cast<size_t>(v);
-    } else if (arg == "--terminal") {
-      err = boolean(&cfg->terminal);
-    } else if (arg == "--stdin") {
-      err = boolean(&cfg->stdin_open);
-    } else if (arg == "--stdin-once") {
-      err = boolean(&cfg->stdin_once);
-    } else if (arg == "--delete-on-exit") {
-      err = boolean(&cfg->delete_on_exit);
-    } else {
-      err = "unknown argument \"" + arg + "\" (see --help)";
+      case kId:
+        cfg->id = value;
+        break;
+      case kBundle:
+        cfg->bundle = value;
+        break;
+      case kRuntime:
+        cfg->runtime = value;
+        break;
+      case kRuntimeRoot:
+        cfg->runtime_root = value;
+        break;
+      case kRuntimeArg:
+        cfg->runtime_args.push_back(value);
+        break;
+      case kLogPath:
+        cfg->log_path = value;
+        break;
+      case kExitFile:
+        cfg->exit_file = value;
+        break;
+      case kOomFile:
+        cfg->oom_file = value;
+        break;
+      case kAttachSocket:
+        cfg->attach_socket = value;
+        break;
+      case kPidFile:
+        cfg->pid_file = value;
+        break;
+      case kMonitorPidFile:
+        cfg->monitor_pid_file = value;
+        break;
+      case kMonitorLog:
+        cfg->monitor_log = value;
+        break;
+      case kSyncFd:
+        if (!ParseLong(value, 3, 1 << 20, &number)) {
+          err = "--sync-fd needs a file descriptor number >= 3, got \"" + value + "\"";
+        }
+        cfg->sync_fd = static_cast<int>(number);
+        break;
+      case kLogLineMax:
+        if (!ParseLong(value, 1, 1 << 24, &number)) {
+          err = "--log-line-max needs a byte count between 1 and 16777216, got \"" + value + "\"";
+        }
+        cfg->log_line_max = static_cast<size_t>(number);
+        break;
+      case kTerminal:
+        cfg->terminal = true;
+        break;
+      case kStdin:
+        cfg->stdin_open = true;
+        break;
+      case kStdinOnce:
+        cfg->stdin_once = true;
+        break;
+      case kDeleteOnExit:
+        cfg->delete_on_exit = true;
+        break;
+      case ':':
+        err = "flag " + flag + " needs a value";
+        break;
+      default:  // '?': an unknown flag, or a value given to a flag that takes none
+        if (size_t eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
+          err = "flag " + flag.substr(0, eq) + " takes no value (or is unknown; see --help)";
+        } else {
+          err = "unknown argument \"" + flag + "\" (see --help)";
+        }
+        break;
     }
     if (!err.empty()) return err;
   }
+  if (optind < argc) return std::string("unknown argument \"") + argv[optind] + "\" (see --help)";
   if (cfg->sync_fd >= 0 && fcntl(cfg->sync_fd, F_GETFD) < 0) {
     int fd = cfg->sync_fd;
     cfg->sync_fd = -1;

@@ -1,6 +1,6 @@
 // Running one CNI plugin binary: environment, stdin, captured stdout/stderr,
-// a deadline. Internal to berth_network (CniManager uses it); no CNI
-// semantics here.
+// a deadline, on common/process.h's RunProcess. Internal to berth_network
+// (CniManager uses it); no CNI semantics here.
 #pragma once
 
 #include <chrono>

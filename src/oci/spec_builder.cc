@@ -455,9 +455,9 @@ Status BuildDevices(const SpecInputs& in, json& linux_devices, json& rules) {
   return OkStatus();
 }
 
-Status BuildResources(const SpecInputs& in, json& resources) {
-  const Resources& r = in.container.resources;
-  const std::string who = StrCat("container ", in.container.name);
+Status BuildResources(const Resources& r, const std::string& container_name, const HostCaps& host,
+                      json& resources) {
+  const std::string who = StrCat("container ", container_name);
   if (r.cpu_period < 0 || r.cpu_shares < 0 || r.memory_limit_in_bytes < 0) {
     return InvalidArgumentError(
         StrCat(who, ": cpu_period, cpu_shares and memory_limit_in_bytes ", "must not be negative"));
@@ -474,14 +474,14 @@ Status BuildResources(const SpecInputs& in, json& resources) {
   if (r.memory_limit_in_bytes != 0) {
     memory["limit"] = r.memory_limit_in_bytes;
     // Equal swap and memory limits: no swap unless asked for.
-    if (in.host.swap_controller_available) memory["swap"] = r.memory_limit_in_bytes;
+    if (host.swap_controller_available) memory["swap"] = r.memory_limit_in_bytes;
   }
-  if (r.memory_swap_limit_in_bytes != 0 && in.host.swap_controller_available) {
+  if (r.memory_swap_limit_in_bytes != 0 && host.swap_controller_available) {
     memory["swap"] = r.memory_swap_limit_in_bytes;
   }
   if (!memory.empty()) resources["memory"] = std::move(memory);
 
-  if (in.host.hugetlb_available && !r.hugepage_limits.empty()) {
+  if (host.hugetlb_available && !r.hugepage_limits.empty()) {
     json limits = json::array();
     for (const HugepageLimit& h : r.hugepage_limits) {
       if (h.page_size.empty()) {
@@ -493,7 +493,7 @@ Status BuildResources(const SpecInputs& in, json& resources) {
   }
   if (!r.unified.empty()) {
     // runc rejects "unified" outside pure cgroup v2; say so with the container's name.
-    if (!in.host.cgroup_v2) {
+    if (!host.cgroup_v2) {
       return InvalidArgumentError(StrCat(who, ": unified cgroup resources need a cgroup v2 host"));
     }
     resources["unified"] = r.unified;
@@ -1024,7 +1024,7 @@ StatusOr<nlohmann::json> BuildSpec(const SpecInputs& in, SpecNotes* notes) {
   json device_rules;
   RETURN_IF_ERROR(BuildDevices(in, linux_devices, device_rules));
   resources["devices"] = std::move(device_rules);
-  RETURN_IF_ERROR(BuildResources(in, resources));
+  RETURN_IF_ERROR(BuildResources(in.container.resources, in.container.name, in.host, resources));
   linux["resources"] = std::move(resources);
   linux["devices"] = std::move(linux_devices);
   ASSIGN_OR_RETURN(linux["cgroupsPath"], CgroupsPath(in));
@@ -1084,6 +1084,13 @@ StatusOr<nlohmann::json> BuildSpec(const SpecInputs& in, SpecNotes* notes) {
   }
   spec["annotations"] = std::move(annotations);
   return spec;
+}
+
+StatusOr<json> BuildResourcesUpdate(const Resources& resources, const std::string& container_name,
+                                    const HostCaps& host) {
+  json out = json::object();
+  RETURN_IF_ERROR(BuildResources(resources, container_name, host, out));
+  return out;
 }
 
 StatusOr<std::string> BuildSpecJson(const SpecInputs& in, SpecNotes* notes) {

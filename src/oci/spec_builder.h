@@ -109,6 +109,15 @@ StatusOr<std::string> ContainerCgroupDir(const std::string& cgroup_parent, Cgrou
 
 StatusOr<nlohmann::json> BuildSpec(const SpecInputs& in, SpecNotes* notes = nullptr);
 
+// linux.resources of a container's spec without its device rules (cpu,
+// memory, hugepageLimits, unified): what `runc update` takes, and what
+// UpdateContainerResources merges into config.json. The same function
+// BuildSpec uses, so an update and a create agree. `container_name` names
+// the container in errors; INVALID_ARGUMENT as BuildSpec.
+StatusOr<nlohmann::json> BuildResourcesUpdate(const Resources& resources,
+                                              const std::string& container_name,
+                                              const HostCaps& host);
+
 // BuildSpec serialized, ready to be written as <bundle>/config.json.
 StatusOr<std::string> BuildSpecJson(const SpecInputs& in, SpecNotes* notes = nullptr);
 

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/base64.h"  // Base64Encode, Base64Decode
 #include "common/status.h"
 
 namespace berth::registry {
@@ -71,10 +72,5 @@ struct AuthChallenge {
 //   Basic realm="x", Bearer realm="y"
 // Malformed parts are skipped; an empty vector means nothing usable.
 std::vector<AuthChallenge> ParseAuthChallenges(std::string_view header_value);
-
-// Standard base64 (RFC 4648 section 4) with padding; Decode accepts missing padding and
-// returns nullopt on any other malformation.
-std::string Base64Encode(std::string_view data);
-std::optional<std::string> Base64Decode(std::string_view text);
 
 }  // namespace berth::registry

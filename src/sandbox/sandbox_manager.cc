@@ -19,6 +19,7 @@
 
 #include "common/fs.h"
 #include "common/proc.h"
+#include "sandbox/sandbox_plan.h"
 
 namespace berth::sandbox {
 
@@ -206,26 +207,6 @@ void UnpinNamespace(const std::string& path) {
   if (path.empty()) return;
   ::umount2(path.c_str(), MNT_DETACH);
   ::unlink(path.c_str());
-}
-
-std::string ResolvConf(const SandboxConfig& c, const std::string& host_source) {
-  if (c.dns_servers.empty() && c.dns_searches.empty() && c.dns_options.empty()) {
-    auto host = ReadFile(host_source);
-    return host.ok() ? *host : "";
-  }
-  std::string out;
-  if (!c.dns_searches.empty()) {
-    out += "search";
-    for (const auto& s : c.dns_searches) out += " " + s;
-    out += "\n";
-  }
-  for (const auto& s : c.dns_servers) out += "nameserver " + s + "\n";
-  if (!c.dns_options.empty()) {
-    out += "options";
-    for (const auto& s : c.dns_options) out += " " + s;
-    out += "\n";
-  }
-  return out;
 }
 
 }  // namespace
@@ -497,21 +478,16 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
   RETURN_IF_ERROR(MakeDirs(dir, 0711));
   ScopeGuard remove_dir([&] { (void)RemoveAll(dir); });
 
-  const bool host_network = config.network_mode == oci::NamespaceMode::kNode;
-  std::string hostname = config.hostname.empty() || host_network ? NodeHostname() : config.hostname;
+  // Decide (sandbox_plan.h), then do it with a guard per resource.
+  SandboxHostFacts host;
+  host.node_hostname = NodeHostname();
+  if (auto h = ReadFile("/etc/hosts"); h.ok()) host.etc_hosts = std::move(*h);
+  if (auto rc = ReadFile(options_.resolv_conf_source); rc.ok()) host.resolv_conf = std::move(*rc);
+  const SandboxPlan plan = PlanSandbox(config, host);
+  const std::string& hostname = plan.hostname;
   RETURN_IF_ERROR(WriteFileAtomic(dir / "hostname", hostname + "\n"));
-  std::string hosts;
-  if (host_network) {
-    auto h = ReadFile("/etc/hosts");
-    hosts = h.ok() ? *h : "";
-  } else {
-    hosts = StrCat("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-                   "fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\n",
-                   "fe00::2\tip6-allrouters\n");
-  }
-  RETURN_IF_ERROR(WriteFileAtomic(dir / "hosts", hosts));
-  RETURN_IF_ERROR(
-      WriteFileAtomic(dir / "resolv.conf", ResolvConf(config, options_.resolv_conf_source)));
+  RETURN_IF_ERROR(WriteFileAtomic(dir / "hosts", plan.hosts));
+  RETURN_IF_ERROR(WriteFileAtomic(dir / "resolv.conf", plan.resolv_conf));
 
   // The pod's /dev/shm: a tmpfs shared by its containers.
   const fs::path shm = dir / "shm";
@@ -519,7 +495,7 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
   ScopeGuard umount_shm([&] {
     if (shm_mounted) ::umount2(shm.c_str(), MNT_DETACH);
   });
-  if (config.ipc_mode != oci::NamespaceMode::kNode) {
+  if (plan.shm_tmpfs) {
     RETURN_IF_ERROR(MakeDirs(shm, 01777));
     if (::mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                 "mode=1777,size=65536k") != 0) {
@@ -533,7 +509,7 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
     UnpinNamespace(r.uts_ns_path);
     UnpinNamespace(r.userns_path);
   });
-  if (config.userns) {
+  if (plan.user_namespace) {
     // The pod's other namespaces are made inside it (see common/userns.h).
     r.userns_path = (dir / "userns").string();
     Status pinned = PinNewUserNamespace(r.userns_path, config.userns->uids, config.userns->gids);
@@ -542,18 +518,19 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
       return Annotate(pinned, StrCat("user namespace of sandbox ", r.id));
     }
   }
-  if (config.ipc_mode != oci::NamespaceMode::kNode || !host_network) {
+  if (plan.ipc_namespace || plan.uts_namespace) {
+    // Both are made by one helper; the one the pod does not want goes again.
     r.ipc_ns_path = (dir / "ipcns").string();
     r.uts_ns_path = (dir / "utsns").string();
-    Status pinned = config.userns
+    Status pinned = plan.user_namespace
                         ? PinIpcUtsInUserns(r.userns_path, r.ipc_ns_path, r.uts_ns_path, hostname)
                         : PinIpcUts(r.ipc_ns_path, r.uts_ns_path, hostname);
     if (!pinned.ok()) return Annotate(pinned, StrCat("sandbox ", r.id));
-    if (config.ipc_mode == oci::NamespaceMode::kNode) {
+    if (!plan.ipc_namespace) {
       UnpinNamespace(r.ipc_ns_path);
       r.ipc_ns_path.clear();
     }
-    if (host_network) {
+    if (!plan.uts_namespace) {
       UnpinNamespace(r.uts_ns_path);
       r.uts_ns_path.clear();
     }
@@ -566,7 +543,7 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
   ScopeGuard teardown([&] {
     if (r.network_ready) (void)cni_->TearDownPod(net_req);
   });
-  if (!host_network) {
+  if (plan.network_namespace) {
     ASSIGN_OR_RETURN(fs::path ns, netns_.Create(r.id, r.userns_path));
     r.netns_path = ns.string();
     net_req.container_id = r.id;
@@ -586,7 +563,7 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
     KillPause(r.pause_pid, r.pid_ns_path);
     UnpinNamespace(r.pid_ns_path);
   });
-  if (config.pid_mode == oci::NamespaceMode::kPod) {
+  if (plan.pause) {
     std::vector<std::string> join;
     // The user namespace first: the others belong to it.
     for (const auto& p : {r.userns_path, r.ipc_ns_path, r.uts_ns_path, r.netns_path}) {

@@ -46,14 +46,7 @@ grpc::Status RuntimeServiceImpl::StopPodSandbox(grpc::ServerContext*,
                                                 runtime::v1::StopPodSandboxResponse*) {
   return rpc_.Run("StopPodSandbox", [&]() -> berth::Status {
     if (req->pod_sandbox_id().empty()) return InvalidArgumentError("pod_sandbox_id is empty");
-    auto sb = domain_.sandboxes->Get(req->pod_sandbox_id());
-    if (!sb.ok()) {
-      return sb.status().code() == StatusCode::kNotFound ? OkStatus() : sb.status();
-    }
-    for (const auto& c : domain_.containers->ListInSandbox(sb->id)) {
-      RETURN_IF_ERROR(domain_.containers->Stop(c.id, std::chrono::seconds(0)));
-    }
-    return domain_.sandboxes->Stop(sb->id);
+    return domain_.containers->StopPod(req->pod_sandbox_id());
   });
 }
 
@@ -64,14 +57,7 @@ grpc::Status RuntimeServiceImpl::RemovePodSandbox(grpc::ServerContext*,
                                                   runtime::v1::RemovePodSandboxResponse*) {
   return rpc_.Run("RemovePodSandbox", [&]() -> berth::Status {
     if (req->pod_sandbox_id().empty()) return InvalidArgumentError("pod_sandbox_id is empty");
-    auto sb = domain_.sandboxes->Get(req->pod_sandbox_id());
-    if (!sb.ok()) {
-      return sb.status().code() == StatusCode::kNotFound ? OkStatus() : sb.status();
-    }
-    for (const auto& c : domain_.containers->ListInSandbox(sb->id)) {
-      RETURN_IF_ERROR(domain_.containers->Remove(c.id));
-    }
-    return domain_.sandboxes->Remove(sb->id);
+    return domain_.containers->RemovePod(req->pod_sandbox_id());
   });
 }
 

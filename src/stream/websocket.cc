@@ -1,24 +1,18 @@
 #include "stream/websocket.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <sys/random.h>
 
 #include <cstring>
+#include <optional>
+
+#include "common/base64.h"
 
 namespace berth::stream::ws {
 namespace {
 
 constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-std::string Base64(const unsigned char* data, size_t n) {
-  std::string out(4 * ((n + 2) / 3), '\0');
-  int len =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
-  out.resize(static_cast<size_t>(len));
-  return out;
-}
 
 void RandomBytes(void* out, size_t n) {
   auto* p = static_cast<unsigned char*>(out);
@@ -31,24 +25,19 @@ void RandomBytes(void* out, size_t n) {
   }
 }
 
-bool IsBase64Char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-         c == '/';
-}
-
 }  // namespace
 
 std::string AcceptKey(std::string_view key) {
   std::string input = std::string(key) + std::string(kGuid);
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
-  return Base64(digest, sizeof(digest));
+  return Base64Encode(std::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
 std::string NewKey() {
   unsigned char raw[16];
   RandomBytes(raw, sizeof(raw));
-  return Base64(raw, sizeof(raw));
+  return Base64Encode(std::string_view(reinterpret_cast<const char*>(raw), sizeof(raw)));
 }
 
 bool IsValidKey(std::string_view key) {
@@ -175,7 +164,7 @@ std::string EncodeChannelMessage(bool base64, uint8_t channel, std::string_view 
     return out;
   }
   out.push_back(static_cast<char>('0' + channel));
-  out += Base64(reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  out += Base64Encode(data);
   return out;
 }
 
@@ -221,17 +210,15 @@ Status ChannelDecoder::Data(std::string_view piece) {
     }
     carry_.push_back(c);
     if (carry_.size() == 4) {
-      unsigned char out[3];
-      int n = EVP_DecodeBlock(out, reinterpret_cast<const unsigned char*>(carry_.data()), 4);
-      if (n != 3) return InvalidArgumentError("invalid base64 in a channel message");
-      size_t pad = (carry_[3] == '=') + (carry_[2] == '=');
       if (carry_[2] == '=' && carry_[3] != '=') {
         return InvalidArgumentError("invalid base64 padding in a channel message");
       }
       if (carry_[0] == '=' || carry_[1] == '=') {
         return InvalidArgumentError("invalid base64 padding in a channel message");
       }
-      decoded.append(reinterpret_cast<char*>(out), 3 - pad);
+      std::optional<std::string> block = Base64Decode(carry_);
+      if (!block) return InvalidArgumentError("invalid base64 in a channel message");
+      decoded.append(*block);
       carry_.clear();
     }
   }

@@ -32,14 +32,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return 0;
   }
-  auto decoded = registry::Base64Decode(text);
+  auto decoded = berth::Base64Decode(text);
   if (decoded) {
     registry::AuthConfig auth;
     auth.auth = std::string(text);
     (void)registry::ResolveBasicCredentials(auth);
   }
-  std::string encoded = registry::Base64Encode(text);
-  auto back = registry::Base64Decode(encoded);
+  std::string encoded = berth::Base64Encode(text);
+  auto back = berth::Base64Decode(encoded);
   FUZZ_CHECK(back.has_value() && *back == text, "base64 of %zu bytes does not decode back",
              text.size());
   return 0;

@@ -7,7 +7,9 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/digest.h"
@@ -134,6 +136,171 @@ struct Pipe {
     w.Reset(fds[1]);
   }
 };
+
+TEST(ProcessTest, ExitCodesAndSignals) {
+  auto ok = RunProcess({"/bin/true"});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->exit_code, 0);
+  EXPECT_EQ(ok->signal, 0);
+  auto code = RunProcess({"/bin/sh", "-c", "exit 42"});
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(code->exit_code, 42);
+  EXPECT_EQ(code->signal, 0);
+  // Killed by a signal: 128 + signal, and the signal itself.
+  auto killed = RunProcess({"/bin/sh", "-c", "kill -TERM $$"});
+  ASSERT_TRUE(killed.ok());
+  EXPECT_EQ(killed->signal, SIGTERM);
+  EXPECT_EQ(killed->exit_code, 128 + SIGTERM);
+  EXPECT_FALSE(killed->timed_out);
+}
+
+// The program starts with default dispositions and an empty mask, whatever
+// the caller has: SIGTERM from the program's own shell still kills it.
+TEST(ProcessTest, ProgramGetsDefaultSignalsAndEmptyMask) {
+  sigset_t term, old;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &term, &old), 0);
+  // Ignoring SIGPIPE, as berthd does, must not reach the program either.
+  struct sigaction ignore {
+  }, before{};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &before), 0);
+  auto r = RunProcess({"/bin/sh", "-c", "grep -E '^Sig(Blk|Ign):' /proc/self/status"});
+  ::sigaction(SIGPIPE, &before, nullptr);
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NE(r->out.find("SigBlk:\t0000000000000000"), std::string::npos) << r->out;
+  // Of the standard signals none is ignored (32 and 33 are glibc's own).
+  size_t ign = r->out.find("SigIgn:\t");
+  ASSERT_NE(ign, std::string::npos) << r->out;
+  uint64_t ignored = std::stoull(r->out.substr(ign + 8, 16), nullptr, 16);
+  EXPECT_EQ(ignored & 0x7fffffffULL, 0u) << r->out;
+}
+
+TEST(ProcessTest, DeadlineKillsTheWholeProcessGroup) {
+  RunOptions opts;
+  opts.timeout = std::chrono::milliseconds(300);
+  auto start = std::chrono::steady_clock::now();
+  // The grandchild holds stdout: it must die with the group, or the run
+  // would wait for its EOF.
+  auto r = RunProcess({"/bin/sh", "-c", "sleep 30 & echo $!; wait"}, opts);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_EQ(r->signal, SIGKILL);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  pid_t sleeper = std::atoi(r->out.c_str());
+  ASSERT_GT(sleeper, 0) << r->out;
+  for (int i = 0; i < 100 && ::kill(sleeper, 0) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // Gone, or at most a zombie of init's.
+  auto stat = ReadFile(StrCat("/proc/", sleeper, "/stat"));
+  EXPECT_TRUE(!stat.ok() || stat->find(") Z ") != std::string::npos) << *stat;
+}
+
+TEST(ProcessTest, OnTimeoutGetsItsGraceFirst) {
+  RunOptions opts;
+  opts.timeout = std::chrono::milliseconds(100);
+  opts.timeout_grace = std::chrono::milliseconds(5000);
+  int calls = 0;
+  opts.on_timeout = [&] { ++calls; };
+  // Exits on its own within the grace period: not killed.
+  auto r = RunProcess({"/bin/sh", "-c", "sleep 0.4; exit 5"}, opts);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_EQ(r->exit_code, 5);
+}
+
+TEST(ProcessTest, BoundedOutputTruncatesAndSaysSo) {
+  RunOptions opts;
+  opts.max_output = 1000;
+  opts.max_stderr = 10;
+  auto r = RunProcess(
+      {"/bin/sh", "-c", "head -c 300000 /dev/zero; printf 'first-part-last-part' >&2"}, opts);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->out, std::string(1000, '\0'));
+  EXPECT_TRUE(r->out_truncated);
+  EXPECT_EQ(r->err, "first-part");
+  EXPECT_TRUE(r->err_truncated);
+  opts.keep_stderr_tail = true;
+  r = RunProcess({"/bin/sh", "-c", "printf 'first-part-last-part' >&2"}, opts);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->err, "-last-part");
+  EXPECT_FALSE(r->out_truncated);
+  opts.max_output = 5;
+  r = RunProcess({"/bin/sh", "-c", "printf 12345"}, opts);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out, "12345");
+  EXPECT_FALSE(r->out_truncated);
+}
+
+TEST(ProcessTest, StdinIsAMemfdHoldingAllOfIt) {
+  RunOptions opts;
+  opts.stdin_data = "hello";
+  auto r = RunProcess({"/bin/sh", "-c", "readlink /proc/self/fd/0; cat"}, opts);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->out, "/memfd:berth-stdin (deleted)\nhello");
+  // A program that never reads it exits normally (no SIGPIPE anywhere).
+  opts.stdin_data = std::string(1 << 20, 'x');
+  r = RunProcess({"/bin/true"}, opts);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 0);
+  // Without data stdin is /dev/null.
+  r = RunProcess({"/bin/sh", "-c", "readlink /proc/self/fd/0"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out, "/dev/null\n");
+}
+
+TEST(ProcessTest, NoDescriptorOfTheCallerLeaks) {
+  // Without close-on-exec, as a careless library might leave one.
+  UniqueFd leaky(::fcntl(1, F_DUPFD, 77));
+  ASSERT_GE(leaky.get(), 77);
+  auto r = RunProcess({"/bin/sh", "-c", "ls /proc/$$/fd"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->out.find(std::to_string(leaky.get())), std::string::npos) << r->out;
+  Pipe sync;
+  SpawnOptions opts;
+  opts.extra_fds = {{3, sync.w.get()}};
+  Pipe out;
+  opts.stdout_fd = out.w.get();
+  auto p = SpawnProcess({"/bin/sh", "-c", "echo via-3 >&3; ls /proc/$$/fd"}, opts);
+  ASSERT_TRUE(p.ok()) << p.status();
+  sync.w.Reset();
+  out.w.Reset();
+  EXPECT_EQ(ReadAll(sync.r.get()), "via-3\n");
+  std::string fds = ReadAll(out.r.get());
+  EXPECT_EQ(fds.find(std::to_string(leaky.get())), std::string::npos) << fds;
+  EXPECT_NE(fds.find("3\n"), std::string::npos) << fds;
+  EXPECT_EQ(*p->Wait(), 0);
+  opts.extra_fds = {{1, sync.r.get()}};
+  EXPECT_EQ(SpawnProcess({"/bin/true"}, opts).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ProcessTest, OutputOfALeftBehindProcessIsNotWaitedForForever) {
+  RunOptions opts;
+  opts.drain_after_exit = std::chrono::milliseconds(200);
+  auto start = std::chrono::steady_clock::now();
+  auto r = RunProcess({"/bin/sh", "-c", "echo before; (sleep 5; echo late) & exit 0"}, opts);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
+  EXPECT_EQ(r->out, "before\n");
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_FALSE(r->timed_out);
+}
+
+TEST(ProcessTest, WorkingDirectoryAndPathLookup) {
+  RunOptions opts;
+  opts.cwd = "/proc";
+  auto r = RunProcess({"pwd"}, opts);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->out, "/proc\n");
+  opts.cwd = "/nonexistent-berth-dir";
+  auto bad = RunProcess({"pwd"}, opts);
+  EXPECT_EQ(bad.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(bad.status().message().find("/nonexistent-berth-dir"), std::string::npos);
+}
 
 // Running: exists and is no zombie (an orphan waits for init to reap it).
 bool Alive(pid_t pid) {
@@ -324,6 +491,45 @@ TEST(ProcTest, ListsThisProcessWithItsCommandLine) {
   EXPECT_TRUE(found);
   EXPECT_EQ(CmdlineOf({"berth-pause", "/run/x"}), std::string("berth-pause\0/run/x\0", 19));
   EXPECT_EQ(CmdlineOf({}), "");
+}
+
+}  // namespace
+}  // namespace berth
+
+#include "common/base64.h"
+
+namespace berth {
+namespace {
+
+// RFC 4648 section 10's test vectors, both ways.
+TEST(Base64Test, RfcVectors) {
+  const std::pair<std::string, std::string> vectors[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
+  for (const auto& [plain, encoded] : vectors) {
+    EXPECT_EQ(Base64Encode(plain), encoded);
+    std::optional<std::string> back = Base64Decode(encoded);
+    ASSERT_TRUE(back.has_value()) << encoded;
+    EXPECT_EQ(*back, plain);
+  }
+  std::string bytes;
+  for (int i = 0; i < 256; ++i) bytes.push_back(static_cast<char>(i));
+  EXPECT_EQ(*Base64Decode(Base64Encode(bytes)), bytes);
+}
+
+TEST(Base64Test, LenientPaddingStrictAlphabet) {
+  EXPECT_EQ(*Base64Decode("Zm8"), "fo");  // padding missing
+  EXPECT_EQ(*Base64Decode("Zg"), "f");
+  EXPECT_FALSE(Base64Decode("Z").has_value());         // no encoding is 1 mod 4 long
+  EXPECT_FALSE(Base64Decode("Zm 9v").has_value());     // blanks are not skipped
+  EXPECT_FALSE(Base64Decode("Zg==Zg==").has_value());  // padding in the middle
+  EXPECT_FALSE(Base64Decode("Zm9v_-").has_value());    // URL alphabet is another encoding
+  EXPECT_TRUE(IsBase64Char('+'));
+  EXPECT_FALSE(IsBase64Char('='));
 }
 
 }  // namespace

@@ -312,6 +312,23 @@ TEST(MonitorBinaryTest, UsageErrorsNameTheFlag) {
   EXPECT_NE(out.find("--bundle needs an absolute path"), std::string::npos) << out;
   EXPECT_EQ(RunArgv({BERTH_MONITOR_BINARY, "--bogus"}, &out), 2);
   EXPECT_NE(out.find("--bogus"), std::string::npos) << out;
+  // A flag without its value, a value for a flag that takes none, a stray
+  // operand, and a bad number: each names what is wrong.
+  EXPECT_EQ(RunArgv({BERTH_MONITOR_BINARY, "--id"}, &out), 2);
+  EXPECT_NE(out.find("flag --id needs a value"), std::string::npos) << out;
+  EXPECT_EQ(RunArgv({BERTH_MONITOR_BINARY, "--terminal=yes"}, &out), 2);
+  EXPECT_NE(out.find("flag --terminal takes no value"), std::string::npos) << out;
+  EXPECT_EQ(RunArgv({BERTH_MONITOR_BINARY, "--id", "c", "stray"}, &out), 2);
+  EXPECT_NE(out.find("\"stray\""), std::string::npos) << out;
+  EXPECT_EQ(RunArgv({BERTH_MONITOR_BINARY, "--log-line-max=0"}, &out), 2);
+  EXPECT_NE(out.find("--log-line-max needs a byte count"), std::string::npos) << out;
+  // --flag=value and --flag value mean the same: with every path absolute
+  // but --stdin-once without --stdin, parsing gets to the last check.
+  EXPECT_EQ(RunArgv({BERTH_MONITOR_BINARY, "--id=c", "--bundle=/b/", "--runtime", "runc",
+                     "--runtime-root=/run/r", "--log-path", "/tmp/l", "--stdin-once"},
+                    &out),
+            2);
+  EXPECT_NE(out.find("--stdin-once needs --stdin"), std::string::npos) << out;
 }
 
 // ---------------------------------------------------------------------------

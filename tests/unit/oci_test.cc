@@ -793,6 +793,36 @@ TEST(SpecResourcesTest, HugepagesAndUnified) {
   EXPECT_THAT(s.message(), HasSubstr("cgroup v2"));
 }
 
+// What UpdateContainerResources sends to `runc update` is the create-time
+// resources section without the device rules, for the same inputs.
+TEST(SpecResourcesTest, UpdateMatchesCreateWithoutDevices) {
+  SpecInputs in = BaseInputs();
+  auto& r = in.container.resources;
+  r.cpu_quota = 20000;
+  r.cpu_period = 100000;
+  r.memory_limit_in_bytes = 64 << 20;
+  r.hugepage_limits = {{"2MB", 4 << 21}};
+  r.unified = {{"memory.high", "1000000"}};
+  in.host.cgroup_v2 = true;
+  json created = Build(in)["linux"]["resources"];
+  ASSERT_TRUE(created.contains("devices"));
+  created.erase("devices");
+  StatusOr<json> update = BuildResourcesUpdate(r, in.container.name, in.host);
+  ASSERT_TRUE(update.ok()) << update.status().ToString();
+  EXPECT_EQ(*update, created);
+  EXPECT_FALSE(update->contains("devices"));
+
+  StatusOr<json> empty = BuildResourcesUpdate(Resources{}, "c", in.host);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(*empty, json::object());
+
+  in.host.cgroup_v2 = false;
+  StatusOr<json> bad = BuildResourcesUpdate(r, "web", in.host);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("container web"));
+}
+
 TEST(SpecResourcesTest, NegativeValuesRejected) {
   SpecInputs in = BaseInputs();
   in.container.resources.memory_limit_in_bytes = -5;
