@@ -165,15 +165,15 @@ class ContainerManager {
   Status Stop(const std::string& id, std::chrono::seconds timeout, std::string signal_name = "");
   // Idempotent; a running container is killed first.
   Status Remove(const std::string& id);
-  // From memory: the exit of a container whose bundle is watched arrives by
-  // itself (BundleWatcher), so only containers without a watch have their
-  // exit file read here.
   // The pod sandbox `sandbox_id` (id or unique prefix) with its containers:
   // StopPod stops every container of the pod without a grace period, then
   // the pod; RemovePod removes them (running ones are killed), then the pod.
   // Both idempotent (CRI spec), also for an unknown pod. (pod_cascade.cc)
   Status StopPod(const std::string& sandbox_id);
   Status RemovePod(const std::string& sandbox_id);
+  // From memory: the exit of a container whose bundle is watched arrives by
+  // itself (BundleWatcher), so only containers without a watch have their
+  // exit file read here.
   StatusOr<ContainerRecord> Get(const std::string& id_or_prefix);
   // All containers, or those `keep` accepts (called with the manager's lock
   // held: it must not call back into the manager). From memory, as Get.
