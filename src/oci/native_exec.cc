@@ -29,54 +29,13 @@
 #include <sstream>
 
 #include "common/fs.h"
+#include "oci/capabilities.h"
 
 namespace berth::oci {
 
 namespace {
 
 using json = nlohmann::json;
-
-constexpr const char* kCapNames[] = {"CAP_CHOWN",
-                                     "CAP_DAC_OVERRIDE",
-                                     "CAP_DAC_READ_SEARCH",
-                                     "CAP_FOWNER",
-                                     "CAP_FSETID",
-                                     "CAP_KILL",
-                                     "CAP_SETGID",
-                                     "CAP_SETUID",
-                                     "CAP_SETPCAP",
-                                     "CAP_LINUX_IMMUTABLE",
-                                     "CAP_NET_BIND_SERVICE",
-                                     "CAP_NET_BROADCAST",
-                                     "CAP_NET_ADMIN",
-                                     "CAP_NET_RAW",
-                                     "CAP_IPC_LOCK",
-                                     "CAP_IPC_OWNER",
-                                     "CAP_SYS_MODULE",
-                                     "CAP_SYS_RAWIO",
-                                     "CAP_SYS_CHROOT",
-                                     "CAP_SYS_PTRACE",
-                                     "CAP_SYS_PACCT",
-                                     "CAP_SYS_ADMIN",
-                                     "CAP_SYS_BOOT",
-                                     "CAP_SYS_NICE",
-                                     "CAP_SYS_RESOURCE",
-                                     "CAP_SYS_TIME",
-                                     "CAP_SYS_TTY_CONFIG",
-                                     "CAP_MKNOD",
-                                     "CAP_LEASE",
-                                     "CAP_AUDIT_WRITE",
-                                     "CAP_AUDIT_CONTROL",
-                                     "CAP_SETFCAP",
-                                     "CAP_MAC_OVERRIDE",
-                                     "CAP_MAC_ADMIN",
-                                     "CAP_SYSLOG",
-                                     "CAP_WAKE_ALARM",
-                                     "CAP_BLOCK_SUSPEND",
-                                     "CAP_AUDIT_READ",
-                                     "CAP_PERFMON",
-                                     "CAP_BPF",
-                                     "CAP_CHECKPOINT_RESTORE"};
 
 // Capability names to a mask; like runc, names unknown here or to the
 // kernel are ignored.
@@ -87,8 +46,8 @@ uint64_t CapMask(const json& process, const char* set, int last_cap) {
   for (const auto& name : (*caps)[set]) {
     if (!name.is_string()) continue;
     const std::string n = name.get<std::string>();
-    for (int c = 0; c <= last_cap && c < static_cast<int>(std::size(kCapNames)); ++c) {
-      if (n == kCapNames[c]) mask |= uint64_t{1} << c;
+    for (int c = 0; c <= last_cap && c < static_cast<int>(kCapabilityNames.size()); ++c) {
+      if (n == kCapabilityNames[c]) mask |= uint64_t{1} << c;
     }
   }
   return mask;

@@ -9,6 +9,8 @@
 #include <string>
 #include <utility>
 
+#include "oci/capabilities.h"
+
 namespace berth::oci {
 namespace {
 
@@ -17,51 +19,6 @@ using nlohmann::json;
 constexpr std::string_view kDefaultPath =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr std::string_view kCgroupSystemdPrefix = "berth";
-
-// Capability names by number, as in linux/capability.h.
-constexpr std::array<std::string_view, 41> kCapNames = {
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-};
 
 std::string ToUpper(std::string_view s) {
   std::string out(s);
@@ -74,7 +31,8 @@ bool IsAll(std::string_view cap) { return ToUpper(cap) == "ALL"; }
 StatusOr<std::string> NormalizeCap(std::string_view name) {
   std::string upper = ToUpper(name);
   if (!upper.starts_with("CAP_")) upper = "CAP_" + upper;
-  if (std::find(kCapNames.begin(), kCapNames.end(), upper) == kCapNames.end()) {
+  if (std::find(kCapabilityNames.begin(), kCapabilityNames.end(), upper) ==
+      kCapabilityNames.end()) {
     return InvalidArgumentError(StrCat("unknown capability \"", name, "\""));
   }
   return upper;
@@ -82,10 +40,10 @@ StatusOr<std::string> NormalizeCap(std::string_view name) {
 
 std::vector<std::string> AllCaps(const HostCaps& host) {
   std::vector<std::string> out;
-  int last = std::min<int>(host.last_cap, static_cast<int>(kCapNames.size()) - 1);
+  int last = std::min<int>(host.last_cap, static_cast<int>(kCapabilityNames.size()) - 1);
   for (int i = 0; i <= last; ++i) {
     if (host.current_caps && !(*host.current_caps & (uint64_t{1} << i))) continue;
-    out.emplace_back(kCapNames[i]);
+    out.emplace_back(kCapabilityNames[i]);
   }
   return out;
 }
