@@ -743,6 +743,10 @@ TEST_F(StreamIT, ClientDisconnectKillsTheExecdProcess) {
       got.append(buf, *n);
     }
     const std::string cmdline = StrCat("sleep ", marker);
+    // "started" is written by the shell before it execs sleep: wait for the exec (bounded).
+    for (int i = 0; i < 100 && PidsRunning(cmdline).empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     ASSERT_EQ(PidsRunning(cmdline).size(), 1u);
     // Gone: no goodbye, the TCP connection just closes.
     session->Cancel();
