@@ -561,10 +561,13 @@ TEST_F(MonitorRuncTest, LogsBothStreamsAndRecordsExitCode) {
 }
 
 TEST_F(MonitorRuncTest, DeleteOnExitRemovesTheRuntimeStateBeforeTheExitFile) {
-  auto& c = Make({"sh", "-c", "exit 4"});
+  // Exits only when told to: a container that exited at once could be deleted
+  // before the state check below (seen under ASan).
+  auto& c = Make({"sh", "-c", "trap 'exit 4' TERM; while :; do sleep 0.1; done"});
   c.spec.delete_on_exit = true;
   CreateAndStart(c);
   ASSERT_TRUE(fs::exists(runtime_root_ / c.id)) << "runc keeps no state of " << c.id;
+  Kill(c, "TERM");
   ExitRecord rec = WaitExit(c);
   EXPECT_EQ(rec.exit_code, 4);
   EXPECT_TRUE(rec.runtime_deleted) << ReadOr(c.spec.monitor_log);
