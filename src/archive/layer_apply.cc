@@ -25,6 +25,14 @@
 namespace berth::archive {
 namespace {
 
+// libarchive's message for the last error; it has none (NULL) after some
+// failures, e.g. a GNU long-name entry cut short (found by the layer_apply
+// fuzzer: a NULL formatted as a string threw from fmt).
+std::string ArchiveError(struct archive* ar) {
+  const char* msg = archive_error_string(ar);
+  return msg != nullptr ? msg : "unknown error";
+}
+
 constexpr size_t kBufferSize = 1 << 20;
 constexpr int kMaxSymlinkHops = 40;  // the kernel's own limit for one path walk
 
@@ -444,7 +452,7 @@ void EntryTimes(struct archive_entry* e, struct timespec times[2]) {
 Status Materializer::ReadError(std::string_view what, const std::string& path) {
   // A failing source or decompressor surfaces in libarchive as a generic
   // error; the real cause was kept by the read callback.
-  return DataLossError(StrCat(what, " of entry ", Quote(path), ": ", archive_error_string(ar_)));
+  return DataLossError(StrCat(what, " of entry ", Quote(path), ": ", ArchiveError(ar_)));
 }
 
 StatusOr<UniqueFd> Materializer::ResolveDir(std::string path, bool create,
@@ -939,8 +947,7 @@ StatusOr<ApplyResult> ApplyLayer(const ReadFn& read, Compression compression,
   if (archive_read_support_format_tar(ar.get()) != ARCHIVE_OK ||
       archive_read_support_format_gnutar(ar.get()) != ARCHIVE_OK ||
       archive_read_support_format_empty(ar.get()) != ARCHIVE_OK) {
-    return InternalError(
-        StrCat("cannot configure the tar reader: ", archive_error_string(ar.get())));
+    return InternalError(StrCat("cannot configure the tar reader: ", ArchiveError(ar.get())));
   }
   // Where in the stream we are, for errors of the stream itself.
   std::string where = "at the start of the layer";
@@ -950,8 +957,7 @@ StatusOr<ApplyResult> ApplyLayer(const ReadFn& read, Compression compression,
   };
   if (archive_read_open(ar.get(), &ctx, nullptr, ReadCallback, nullptr) != ARCHIVE_OK) {
     if (!ctx.error.ok()) return stream_error();
-    return DataLossError(
-        StrCat("layer is not a readable tar stream: ", archive_error_string(ar.get())));
+    return DataLossError(StrCat("layer is not a readable tar stream: ", ArchiveError(ar.get())));
   }
 
   Materializer out(root.get(), ar.get());
@@ -964,8 +970,7 @@ StatusOr<ApplyResult> ApplyLayer(const ReadFn& read, Compression compression,
     // ARCHIVE_WARN: a name that is not valid in the current locale's charset;
     // libarchive then keeps the bytes as they are, which is what we want.
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-      return DataLossError(
-          StrCat("corrupt tar stream ", where, ": ", archive_error_string(ar.get())));
+      return DataLossError(StrCat("corrupt tar stream ", where, ": ", ArchiveError(ar.get())));
     }
     const char* name = archive_entry_pathname(e);
     std::string quoted = Quote(name != nullptr ? name : "");

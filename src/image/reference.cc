@@ -208,10 +208,6 @@ StatusOr<Reference> ParseReference(std::string_view text) {
 
   std::string_view name = rest;
   if (name.empty()) return Invalid(text, "repository name is empty");
-  if (name.size() > kMaxNameLength) {
-    return Invalid(text, StrCat("name is ", name.size(), " characters long, at most ",
-                                kMaxNameLength, " are allowed"));
-  }
 
   std::string_view path = name;
   size_t first_slash = name.find('/');
@@ -243,6 +239,14 @@ StatusOr<Reference> ParseReference(std::string_view text) {
     ref.repository = StrCat(kOfficialRepoPrefix, path);
   } else {
     ref.repository = std::string(path);
+  }
+  // The limit holds for the full name, as Docker's reference library checks it
+  // after adding the default registry: a name that fits only without
+  // "docker.io/" would not parse again once printed (found by the
+  // image_reference fuzzer).
+  if (const size_t full = ref.Name().size(); full > kMaxNameLength) {
+    return Invalid(text, StrCat("name ", ref.Name(), " is ", full, " characters long, at most ",
+                                kMaxNameLength, " are allowed"));
   }
   if (ref.tag.empty() && !ref.digest) ref.tag = std::string(kDefaultTag);
   return ref;

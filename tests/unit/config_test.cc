@@ -31,6 +31,17 @@ TEST(ConfigTest, TomlRoundTrip) {
   EXPECT_EQ(again.ToToml(), cfg.ToToml());
 }
 
+TEST(ConfigTest, ValuesWithNewlinesRoundTrip) {
+  Config cfg;
+  cfg.handlers["odd"] = "\nleading newline";
+  cfg.root = "two\nlines\n";
+  Config again;
+  ASSERT_TRUE(MergeToml(cfg.ToToml(), "roundtrip", again).ok()) << cfg.ToToml();
+  EXPECT_EQ(again.handlers["odd"], "\nleading newline") << cfg.ToToml();
+  EXPECT_EQ(again.root, "two\nlines\n");
+  EXPECT_EQ(again.ToToml(), cfg.ToToml());
+}
+
 TEST(ConfigTest, ImageSocketIsOffByDefaultAndChecked) {
   Config cfg;
   EXPECT_EQ(cfg.image_socket, "");

@@ -170,6 +170,17 @@ TEST(ReferenceTest, NameLengthLimitIsInclusive) {
   EXPECT_FALSE(ParseReference("x.io/" + std::string(251, 'a')).ok());
 }
 
+TEST(ReferenceTest, NameLengthLimitCountsTheDefaultRegistry) {
+  // "docker.io/" + "u/" + 243 = 255 fits; one more does not, although the
+  // text typed is only 246 characters long.
+  StatusOr<Reference> ok = ParseReference("u/" + std::string(243, 'a'));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(ParseReference(ok->String()).ok());
+  StatusOr<Reference> bad = ParseReference("u/" + std::string(244, 'a'));
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("256 characters long"), std::string::npos) << bad.status();
+}
+
 TEST(ReferenceTest, TagOf128IsAllowed) {
   StatusOr<Reference> ok = ParseReference("busybox:" + std::string(128, 'x'));
   ASSERT_TRUE(ok.ok()) << ok.status();
