@@ -87,7 +87,7 @@ fi
 # run-clang-tidy takes regexes on the paths of the database.
 mapfile -t regexes < <(sed 's/[.+]/\\&/g; s/^/^/; s/$/$/' "$units")
 status=0
-run-clang-tidy -quiet -p "$build" -j "$(nproc)" "${regexes[@]}" >"$log" 2>&1 || status=$?
+run-clang-tidy-22 -clang-tidy-binary clang-tidy-22 -quiet -p "$build" -j "$(nproc)" "${regexes[@]}" >"$log" 2>&1 || status=$?
 if ((status != 0)) || grep -qE '(warning|error):' "$log"; then
   grep -E -A3 '(warning|error):' "$log" | grep -v '^--$' >&2 || cat "$log" >&2
   echo "scripts/check-tidy.sh: clang-tidy found problems (see above)" >&2

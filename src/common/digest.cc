@@ -14,7 +14,7 @@ StatusOr<Digest> Digest::Parse(std::string_view text) {
     return InvalidArgumentError(StrCat("digest \"", text, "\" has the wrong length"));
   }
   for (char c : hex) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+    if ((c < '0' || c > '9') && (c < 'a' || c > 'f')) {
       return InvalidArgumentError(StrCat("digest \"", text, "\" is not lowercase hexadecimal"));
     }
   }

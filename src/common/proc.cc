@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "common/fs.h"
+#include "common/numbers.h"
 #include "common/status.h"
 
 namespace berth {
@@ -19,6 +20,33 @@ std::vector<ProcessInfo> ListProcesses() {
     out.push_back({static_cast<pid_t>(std::stol(name)), cmdline.ok() ? *cmdline : ""});
   }
   return out;
+}
+
+std::optional<ProcessStat> ParseProcessStat(std::string_view stat) {
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string_view::npos) return std::nullopt;
+  // ") S ppid pgrp ..."
+  std::string_view rest = stat.substr(paren + 1);
+  auto next_field = [&rest]() -> std::string_view {
+    const size_t start = rest.find_first_not_of(' ');
+    if (start == std::string_view::npos) return {};
+    rest.remove_prefix(start);
+    const size_t end = std::min(rest.find(' '), rest.size());
+    std::string_view field = rest.substr(0, end);
+    rest.remove_prefix(end);
+    return field;
+  };
+  const std::string_view state = next_field();
+  auto ppid = ParseDecimal<pid_t>(next_field());
+  auto pgrp = ParseDecimal<pid_t>(next_field());
+  if (state.size() != 1 || !ppid || !pgrp) return std::nullopt;
+  return ProcessStat{state[0], *ppid, *pgrp};
+}
+
+std::optional<ProcessStat> ReadProcessStat(pid_t pid) {
+  auto stat = ReadFile(StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return std::nullopt;
+  return ParseProcessStat(*stat);
 }
 
 std::string CmdlineOf(const std::vector<std::string>& argv) {

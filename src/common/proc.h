@@ -3,7 +3,9 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace berth {
@@ -15,6 +17,21 @@ struct ProcessInfo {
 
 // One pass over /proc. Processes that exit meanwhile may or may not be listed.
 std::vector<ProcessInfo> ListProcesses();
+
+// The first fields of /proc/<pid>/stat after the command name.
+struct ProcessStat {
+  char state = 0;
+  pid_t ppid = 0;
+  pid_t pgrp = 0;
+};
+
+// Parses the text of a /proc/<pid>/stat file. The command name in parentheses
+// may itself hold spaces and parentheses, so the fields start after the last
+// ')'. nullopt when the text does not have that shape.
+std::optional<ProcessStat> ParseProcessStat(std::string_view stat);
+
+// ParseProcessStat of /proc/<pid>/stat; nullopt when the process is gone.
+std::optional<ProcessStat> ReadProcessStat(pid_t pid);
 
 // `argv` as /proc/<pid>/cmdline holds it: each argument followed by a NUL.
 std::string CmdlineOf(const std::vector<std::string>& argv);

@@ -502,8 +502,8 @@ StatusOr<std::string> IndentJson(std::string_view json) {
     if (depth == 0 && !need_indent) {
       // A scalar or a closed composite at the top level ends the value; a
       // number only ends at the next non-number byte.
-      bool number_continues = i + 1 < json.size() && !(json[i + 1] == ' ' || json[i + 1] == '\t' ||
-                                                       json[i + 1] == '\n' || json[i + 1] == '\r');
+      bool number_continues = i + 1 < json.size() && json[i + 1] != ' ' && json[i + 1] != '\t' &&
+                              json[i + 1] != '\n' && json[i + 1] != '\r';
       if (c == '}' || c == ']' || c == '"' || !number_continues) done = true;
     }
   }

@@ -11,6 +11,8 @@
 
 #include <cerrno>
 
+#include "common/proc.h"
+
 namespace berth::oci {
 
 namespace {
@@ -25,18 +27,8 @@ int RemainingMs(std::optional<Clock::time_point> deadline) {
 
 // Process group id of `pid` from /proc/<pid>/stat, 0 when unreadable.
 pid_t ProcessGroupOf(pid_t pid) {
-  auto stat = ReadFile(StrCat("/proc/", pid, "/stat"));
-  if (!stat.ok()) return 0;
-  size_t paren = stat->rfind(')');
-  if (paren == std::string::npos) return 0;
-  // ") S ppid pgrp ..."
-  int state_ppid_pgrp[2] = {0, 0};
-  char state = 0;
-  if (std::sscanf(stat->c_str() + paren + 1, " %c %d %d", &state, &state_ppid_pgrp[0],
-                  &state_ppid_pgrp[1]) != 3) {
-    return 0;
-  }
-  return state_ppid_pgrp[1];
+  auto stat = ReadProcessStat(pid);
+  return stat ? stat->pgrp : 0;
 }
 
 }  // namespace

@@ -29,6 +29,8 @@
 #include <sstream>
 
 #include "common/fs.h"
+#include "common/numbers.h"
+#include "common/proc.h"
 #include "oci/capabilities.h"
 
 namespace berth::oci {
@@ -388,14 +390,8 @@ std::string HomeOf(pid_t init, uid_t uid) {
 
 // /proc/<pid>/stat's ppid, 0 when unreadable.
 pid_t ParentOf(pid_t pid) {
-  auto stat = ReadFile(StrCat("/proc/", pid, "/stat"));
-  if (!stat.ok()) return 0;
-  size_t paren = stat->rfind(')');
-  if (paren == std::string::npos) return 0;
-  char state = 0;
-  int ppid = 0;
-  if (std::sscanf(stat->c_str() + paren + 1, " %c %d", &state, &ppid) != 2) return 0;
-  return ppid;
+  auto stat = ReadProcessStat(pid);
+  return stat ? stat->ppid : 0;
 }
 
 }  // namespace
@@ -532,7 +528,7 @@ NativeExecutor::NativeExecutor() {
     test_stop_marker_ = marker;
   }
   if (auto last = ReadFile("/proc/sys/kernel/cap_last_cap"); last.ok()) {
-    cap_last_cap_ = std::min(63, std::atoi(last->c_str()));
+    if (auto n = ParseDecimal<int>(*last)) cap_last_cap_ = std::min(63, *n);
   }
   if (auto lsm = ReadFile("/sys/kernel/security/lsm"); lsm.ok()) {
     for (const auto& m : Split(*lsm, ',')) {

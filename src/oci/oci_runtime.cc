@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "common/fs.h"
+#include "common/numbers.h"
 
 namespace berth::oci {
 
@@ -273,7 +274,7 @@ class CliRuntime final : public OciRuntime {
                                  "): ", RuntimeMessage(ReadAvailable(stderr_r.get()))));
     }
     auto pid_text = ReadFile(pid_file);
-    int pid = pid_text.ok() ? std::atoi(pid_text->c_str()) : 0;
+    int pid = pid_text.ok() ? ParseDecimal<int>(*pid_text).value_or(0) : 0;
     if (pid <= 0) return InternalError(StrCat(what, ": ", binary_, " wrote no pid file"));
     UniqueFd terminal;
     if (console) {

@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "common/numbers.h"
+
 namespace berth::server {
 
 namespace {
@@ -214,7 +216,8 @@ class AttachStreams final : public ProcessStreams {
         case monitor::FrameType::kStderr:
           return std::optional<Output>(Output{Source::kStderr, std::move(frame->payload)});
         case monitor::FrameType::kExit:
-          exit_code_ = std::atoi(frame->payload.c_str());
+          // A frame that is not a number is a broken monitor: no exit code to report.
+          exit_code_ = ParseDecimal<int>(frame->payload);
           ended_ = true;
           return std::optional<Output>();
         case monitor::FrameType::kError:

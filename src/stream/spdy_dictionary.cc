@@ -77,7 +77,9 @@ const std::string& HeaderDictionary() {
                                            "set-cookie",
                                            "keep-alive",
                                            "origin"};
+    // The first entry is one string of status codes, split over two lines.
     constexpr std::string_view kValues[] = {
+        // NOLINTNEXTLINE(bugprone-suspicious-missing-comma)
         "100101201202205206300302303304305306307402405406407408409410411412413414415416417502504"
         "505",
         "203 Non-Authoritative Information",

@@ -282,7 +282,7 @@ void SpdySession::ReadLoop() {
   EndSession(why);
 }
 
-void SpdySession::EndSession(Status why) {
+void SpdySession::EndSession(const Status& why) {
   ClosedHandler on_closed;
   {
     std::lock_guard lock(mu_);

@@ -124,7 +124,7 @@ class SpdySession {
   Status HandleFrame(spdy::Frame& frame);
   Status HandleSynStream(spdy::SynStream& f);
   Status HandleData(spdy::Data& f);
-  void EndSession(Status why);
+  void EndSession(const Status& why);
   // With mu_ held: accounts `n` consumed bytes of `s` (null: of no stream)
   // and of the session, and queues WINDOW_UPDATEs when half a window was
   // consumed.

@@ -41,6 +41,7 @@
 
 #include "common/digest.h"
 #include "common/fs.h"
+#include "common/numbers.h"
 #include "common/process.h"
 #include "common/status.h"
 #include "support/image_builder.h"
@@ -253,7 +254,9 @@ bool OverlapsHostRoute(uint32_t net, int prefix) {
     int p = 32;
     size_t slash = first.find('/');
     if (slash != std::string::npos) {
-      p = std::atoi(first.c_str() + slash + 1);
+      auto bits = ParseDecimal<int>(std::string_view(first).substr(slash + 1));
+      if (!bits || *bits < 0 || *bits > 32) continue;
+      p = *bits;
       first = first.substr(0, slash);
     }
     std::optional<uint32_t> other = ParseIpv4(first);

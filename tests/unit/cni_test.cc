@@ -33,6 +33,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/numbers.h"
 #include "network/netns.h"
 
 namespace berth::network {
@@ -45,7 +46,8 @@ constexpr const char* kPluginDir = "/usr/lib/cni";
 
 std::string Shell(const std::string& cmd) {
   std::string out;
-  FILE* f = ::popen(cmd.c_str(), "r");
+  // Constant inspection commands (ip, iptables) written by the tests themselves.
+  FILE* f = ::popen(cmd.c_str(), "r");  // NOLINT(bugprone-command-processor)
   if (f == nullptr) return out;
   char buf[4096];
   size_t n;
@@ -653,7 +655,7 @@ TEST_F(CniTest, HangingPluginIsKilledAtTimeout) {
   EXPECT_NE(res.status().message().find("sleeper"), std::string::npos) << res.status();
   EXPECT_LT(took, std::chrono::seconds(20));
   // The plugin's child died with it (same process group).
-  pid_t sleep_pid = std::atoi(ReadOrEmpty(pidfile).c_str());
+  pid_t sleep_pid = ParseDecimal<pid_t>(ReadOrEmpty(pidfile)).value_or(0);
   ASSERT_GT(sleep_pid, 0);
   bool gone = false;
   for (int i = 0; i < 100 && !gone; ++i) {
@@ -791,7 +793,7 @@ TEST_F(CniTest, ConcurrentPodsGetDistinctAddresses) {
 class CniVersionTest : public CniTest, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(CniVersionTest, SetUpAndTearDown) {
-  const std::string version = GetParam();
+  const std::string& version = GetParam();
   if (version < "0.3.0") {
     WriteConfig(json::array({Bridge()}), version);  // chaining starts at 0.3.0
   } else {

@@ -15,6 +15,7 @@
 #include "common/digest.h"
 #include "common/fs.h"
 #include "common/keyed_mutex.h"
+#include "common/numbers.h"
 #include "common/proc.h"
 #include "common/status.h"
 
@@ -530,6 +531,45 @@ TEST(Base64Test, LenientPaddingStrictAlphabet) {
   EXPECT_FALSE(Base64Decode("Zm9v_-").has_value());    // URL alphabet is another encoding
   EXPECT_TRUE(IsBase64Char('+'));
   EXPECT_FALSE(IsBase64Char('='));
+}
+
+}  // namespace
+}  // namespace berth
+
+namespace berth {
+namespace {
+
+TEST(ParseDecimalTest, ReadsTheWholeTextOrNothing) {
+  EXPECT_EQ(ParseDecimal<int>("42"), 42);
+  EXPECT_EQ(ParseDecimal<int>("  -7\n"), -7);
+  EXPECT_EQ(ParseDecimal<pid_t>("12345\n"), 12345);
+  EXPECT_EQ(ParseDecimal<int>(""), std::nullopt);
+  EXPECT_EQ(ParseDecimal<int>(" \n"), std::nullopt);
+  EXPECT_EQ(ParseDecimal<int>("12abc"), std::nullopt);  // atoi would say 12
+  EXPECT_EQ(ParseDecimal<int>("abc"), std::nullopt);    // atoi would say 0
+  EXPECT_EQ(ParseDecimal<int>("1 2"), std::nullopt);
+  EXPECT_EQ(ParseDecimal<int>("99999999999"), std::nullopt);  // does not fit
+  EXPECT_EQ(ParseDecimal<uint8_t>("-1"), std::nullopt);
+}
+
+TEST(ProcessStatTest, ParsesFieldsAfterTheLastParenthesis) {
+  auto s = ParseProcessStat("1234 (a) b (c)) S 17 1234 1234 0 -1 4194560 ...");
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->state, 'S');
+  EXPECT_EQ(s->ppid, 17);
+  EXPECT_EQ(s->pgrp, 1234);
+  EXPECT_EQ(ParseProcessStat("1234 sh S 1 2"), std::nullopt);  // no parenthesis
+  EXPECT_EQ(ParseProcessStat("1 (sh) S 1"), std::nullopt);     // cut short
+  EXPECT_EQ(ParseProcessStat("1 (sh) S x 2"), std::nullopt);
+  EXPECT_EQ(ParseProcessStat("1 (sh) SS 1 2"), std::nullopt);
+}
+
+TEST(ProcessStatTest, ReadsThisProcess) {
+  auto s = ReadProcessStat(::getpid());
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->ppid, ::getppid());
+  EXPECT_EQ(s->pgrp, ::getpgrp());
+  EXPECT_EQ(s->state, 'R');
 }
 
 }  // namespace

@@ -159,7 +159,7 @@ TEST(WebSocketTest, RfcMaskedHelloExample) {
 
 TEST(WebSocketTest, RejectsProtocolViolations) {
   ws::FrameLimits limits;
-  auto bad = [&](std::string bytes) { return !ws::ParseFrameHeader(bytes, limits).ok(); };
+  auto bad = [&](const std::string& bytes) { return !ws::ParseFrameHeader(bytes, limits).ok(); };
   EXPECT_TRUE(bad(std::string("\xC2\x00", 2)));          // RSV1
   EXPECT_TRUE(bad(std::string("\x83\x00", 2)));          // opcode 3
   EXPECT_TRUE(bad(std::string("\x09\x00", 2)));          // fragmented ping
@@ -350,7 +350,7 @@ TEST(SpdyTest, LargeDataFrameIsHandedOutInPieces) {
 }
 
 TEST(SpdyTest, RejectsMalformedFrames) {
-  auto fails = [](std::string bytes) {
+  auto fails = [](const std::string& bytes) {
     spdy::FrameDecoder d;
     d.Feed(bytes);
     while (true) {

@@ -193,9 +193,9 @@ TEST_F(StreamServerTest, StdinHalfCloseReachesTheProcess) {
     return StatusOr<FakeBehavior>(b);
   };
   std::string input(300 * 1024, '\0');
-  std::mt19937 rng(1);
+  std::mt19937 rng(1);  // NOLINT(bugprone-random-generator-seed): the same bytes every run
   for (char& c : input) c = static_cast<char>(rng());
-  for (ProtocolCase p :
+  for (const ProtocolCase& p :
        {ProtocolCase{StreamProtocol::kSpdy, "v4.channel.k8s.io", true},
         ProtocolCase{StreamProtocol::kSpdy, "v2.channel.k8s.io", false},
         ProtocolCase{StreamProtocol::kWebSocket, "v5.channel.k8s.io", true},
@@ -323,7 +323,7 @@ TEST_F(StreamServerTest, ListensOnIpv6Loopback) {
 TEST_F(StreamServerTest, BadReusedAndExpiredTokensAre404AndNeverReachTheRuntime) {
   ClientOptions o;
   std::string base = server_->base_url();
-  for (std::string url :
+  for (const std::string& url :
        {base + "/exec/0123456789abcdef0123456789abcdef", base + "/exec/", base + "/attach/x",
         base + "/portforward/x", base + "/", base + "/exec/a/b"}) {
     SCOPED_TRACE(url);
