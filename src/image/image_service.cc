@@ -25,7 +25,56 @@ int64_t NowUnixNanos() {
 // burst of small files, small enough to stay cheap with several layers at once.
 constexpr size_t kPipeBytes = 8 << 20;
 constexpr size_t kReadChunk = 1 << 20;
+// How often a caller waiting for someone else's download looks whether it
+// has gone itself; the download's own check runs from libcurl's progress
+// callback at about the same period.
+constexpr auto kCallerPoll = std::chrono::milliseconds(250);
 }  // namespace
+
+template <typename T>
+Status ImageService::Flight<T>::AllGone() {
+  std::lock_guard lock(waiters_mu);
+  Status last_gone;
+  for (const auto& [id, gone] : waiters) {
+    if (!gone) return OkStatus();
+    Status s = gone();
+    if (s.ok()) return OkStatus();
+    last_gone = std::move(s);
+  }
+  // No waiter at all cannot happen while the leader runs (it is one).
+  gave_up.store(true);
+  return last_gone.ok() ? CancelledError("no caller waits for it any more") : last_gone;
+}
+
+namespace {
+template <typename F>
+uint64_t AddWaiter(F& flight, CancelCheck gone) {
+  std::lock_guard lock(flight.waiters_mu);
+  uint64_t id = flight.next_waiter++;
+  flight.waiters.emplace(id, std::move(gone));
+  return id;
+}
+template <typename F>
+void RemoveWaiter(F& flight, uint64_t id) {
+  std::lock_guard lock(flight.waiters_mu);
+  flight.waiters.erase(id);
+}
+}  // namespace
+
+template <typename T>
+StatusOr<T> ImageService::AwaitFlight(Flight<T>& flight, const CancelCheck& gone, bool* abandoned) {
+  std::unique_lock lock(flights_mu_);
+  *abandoned = false;
+  while (!flight.cv.wait_for(lock, kCallerPoll, [&] { return flight.done; })) {
+    if (!gone) continue;
+    lock.unlock();
+    Status left = gone();
+    lock.lock();
+    if (!left.ok() && !flight.done) return left;
+  }
+  *abandoned = flight.abandoned;
+  return flight.result;
+}
 
 // Registers digests a pull is about to write, so that garbage collection
 // running meanwhile leaves them alone; released when the pull ends.
@@ -69,7 +118,7 @@ StatusOr<std::unique_ptr<ImageService>> ImageService::Open(ImageServiceOptions o
 
 StatusOr<ImageRecord> ImageService::Pull(std::string_view image,
                                          const std::optional<registry::AuthConfig>& auth,
-                                         PullStats* stats) {
+                                         PullStats* stats, const CancelCheck& caller_gone) {
   const auto started = std::chrono::steady_clock::now();
   std::atomic<uint64_t> bytes{0};
   PullStats ignored;
@@ -82,29 +131,54 @@ StatusOr<ImageRecord> ImageService::Pull(std::string_view image,
   const std::string key = ref.String();
   std::shared_ptr<Flight<ImageRecord>> flight;
   bool leader = false;
-  {
-    std::lock_guard lock(flights_mu_);
-    auto& slot = pull_flights_[key];
-    if (!slot) {
-      slot = std::make_shared<Flight<ImageRecord>>();
-      leader = true;
+  uint64_t waiter = 0;
+  for (;;) {
+    {
+      std::lock_guard lock(flights_mu_);
+      auto& slot = pull_flights_[key];
+      if (!slot) {
+        slot = std::make_shared<Flight<ImageRecord>>();
+        leader = true;
+      }
+      flight = slot;
+      waiter = AddWaiter(*flight, caller_gone);
     }
-    flight = slot;
-  }
-  if (!leader) {
+    if (leader) break;
     out.shared = true;
-    std::unique_lock lock(flights_mu_);
-    flight->cv.wait(lock, [&] { return flight->done; });
-    return flight->result;
+    bool abandoned = false;
+    StatusOr<ImageRecord> shared = AwaitFlight(*flight, caller_gone, &abandoned);
+    RemoveWaiter(*flight, waiter);
+    // Joined just as the others left: the pull was dropped without this
+    // caller's say, so it starts one of its own.
+    if (abandoned && (!caller_gone || caller_gone().ok())) continue;
+    return shared;
   }
-  StatusOr<ImageRecord> result = PullUncoalesced(ref, auth, bytes);
+  // The pull goes on for as long as anyone waits for it, this caller or not.
+  Flight<ImageRecord>* f = flight.get();
+  CancelCheck everyone_gone = [f] { return f->AllGone(); };
+  StatusOr<ImageRecord> result = PullUncoalesced(ref, auth, bytes, everyone_gone);
+  bool abandoned = !result.ok() && flight->gave_up.load();
   {
     std::lock_guard lock(flights_mu_);
     flight->result = result;
+    flight->abandoned = abandoned;
     flight->done = true;
     pull_flights_.erase(key);
   }
   flight->cv.notify_all();
+  RemoveWaiter(*flight, waiter);
+  if (abandoned) {
+    Status gc = CollectGarbage();
+    if (!gc.ok()) spdlog::warn("event=image_gc_failed error=\"{}\"", gc.message());
+    spdlog::warn(
+        "event=image_pull_aborted ref={} reason=\"every caller has gone ({})\" "
+        "bytes_downloaded={} partial_downloads=removed",
+        key, result.status().message(), bytes.load());
+    if (caller_gone) {
+      if (Status mine = caller_gone(); !mine.ok()) return mine;
+    }
+    return Annotate(result.status(), StrCat("pull ", key, " abandoned"));
+  }
   if (!result.ok()) {
     // Whatever the failed pull committed (its config, finished layers) is
     // referenced by no image; collect it now rather than at the next start.
@@ -117,7 +191,8 @@ StatusOr<ImageRecord> ImageService::Pull(std::string_view image,
 
 StatusOr<std::string> ImageService::FetchSmallBlob(const Reference& ref, const Descriptor& d,
                                                    const std::optional<registry::AuthConfig>& auth,
-                                                   std::atomic<uint64_t>& bytes) {
+                                                   std::atomic<uint64_t>& bytes,
+                                                   const CancelCheck& gone) {
   if (content_.Exists(d.digest)) return content_.ReadBlob(d.digest);
   if (d.size > (64 << 20)) {
     return InvalidArgumentError(
@@ -131,19 +206,20 @@ StatusOr<std::string> ImageService::FetchSmallBlob(const Reference& ref, const D
         bytes += n;
         return OkStatus();
       },
-      auth));
+      auth, gone));
   RETURN_IF_ERROR(content_.WriteBlob(d.digest, data));
   return data;
 }
 
 StatusOr<ImageRecord> ImageService::PullUncoalesced(const Reference& ref,
                                                     const std::optional<registry::AuthConfig>& auth,
-                                                    std::atomic<uint64_t>& bytes) {
+                                                    std::atomic<uint64_t>& bytes,
+                                                    const CancelCheck& gone) {
   auto started = std::chrono::steady_clock::now();
   Lease lease(this);
   std::string top_ref = ref.digest ? ref.digest->str() : ref.tag;
   ASSIGN_OR_RETURN(registry::Manifest top,
-                   registry_->GetManifest(ref.domain, ref.repository, top_ref, auth));
+                   registry_->GetManifest(ref.domain, ref.repository, top_ref, auth, gone));
   bytes += top.body.size();
   ASSIGN_OR_RETURN(ManifestKind kind, DetectKind(top.media_type, top.body));
   registry::Manifest chosen = top;
@@ -155,8 +231,8 @@ StatusOr<ImageRecord> ImageService::PullUncoalesced(const Reference& ref,
       return NotFoundError(
           StrCat("no image for platform ", host.String(), " in ", top.digest.str()));
     }
-    ASSIGN_OR_RETURN(chosen,
-                     registry_->GetManifest(ref.domain, ref.repository, pick->digest.str(), auth));
+    ASSIGN_OR_RETURN(
+        chosen, registry_->GetManifest(ref.domain, ref.repository, pick->digest.str(), auth, gone));
     bytes += chosen.body.size();
     ASSIGN_OR_RETURN(ManifestKind child_kind, DetectKind(chosen.media_type, chosen.body));
     if (IsIndex(child_kind)) {
@@ -167,7 +243,8 @@ StatusOr<ImageRecord> ImageService::PullUncoalesced(const Reference& ref,
   ASSIGN_OR_RETURN(ImageManifest manifest, ParseManifest(chosen.body));
   RETURN_IF_ERROR(ValidateImageManifest(manifest));
   lease.Add(manifest.config.digest);
-  ASSIGN_OR_RETURN(std::string config_body, FetchSmallBlob(ref, manifest.config, auth, bytes));
+  ASSIGN_OR_RETURN(std::string config_body,
+                   FetchSmallBlob(ref, manifest.config, auth, bytes, gone));
   ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(config_body));
   RETURN_IF_ERROR(ValidateManifestAgainstConfig(manifest, config));
 
@@ -182,12 +259,14 @@ StatusOr<ImageRecord> ImageService::PullUncoalesced(const Reference& ref,
     std::vector<std::jthread> workers;
     for (size_t i = 0; i < manifest.layers.size(); ++i) {
       workers.emplace_back([&, i] {
-        results[i] = FetchLayer(ref, manifest.layers[i], config.diff_ids[i], auth, bytes);
+        results[i] = FetchLayer(ref, manifest.layers[i], config.diff_ids[i], auth, bytes, gone);
       });
     }
   }
   for (size_t i = 0; i < results.size(); ++i) {
     if (!results[i].ok()) {
+      // Once the callers have gone every layer fails; say why, not which.
+      RETURN_IF_ERROR(gone());
       return Annotate(results[i], StrCat("layer ", manifest.layers[i].digest.str()));
     }
   }
@@ -235,51 +314,72 @@ StatusOr<ImageRecord> ImageService::PullUncoalesced(const Reference& ref,
 Status ImageService::FetchLayer(const Reference& ref, const Descriptor& layer,
                                 const Digest& diff_id,
                                 const std::optional<registry::AuthConfig>& auth,
-                                std::atomic<uint64_t>& bytes) {
+                                std::atomic<uint64_t>& bytes, const CancelCheck& gone) {
   if (layers_.Has(diff_id) && content_.Exists(layer.digest)) return OkStatus();
   const std::string key = diff_id.str();
   std::shared_ptr<Flight<bool>> flight;
   bool leader = false;
-  {
-    std::lock_guard lock(flights_mu_);
-    auto& slot = layer_flights_[key];
-    if (!slot) {
-      slot = std::make_shared<Flight<bool>>();
-      leader = true;
+  uint64_t waiter = 0;
+  for (;;) {
+    {
+      std::lock_guard lock(flights_mu_);
+      auto& slot = layer_flights_[key];
+      if (!slot) {
+        slot = std::make_shared<Flight<bool>>();
+        leader = true;
+      }
+      flight = slot;
+      waiter = AddWaiter(*flight, gone);
     }
-    flight = slot;
+    if (leader) break;
+    bool abandoned = false;
+    StatusOr<bool> shared = AwaitFlight(*flight, gone, &abandoned);
+    RemoveWaiter(*flight, waiter);
+    // Another image's pull gave this layer up; this pull still wants it.
+    if (abandoned && gone().ok()) continue;
+    return shared.status();
   }
-  if (!leader) {
-    std::unique_lock lock(flights_mu_);
-    flight->cv.wait(lock, [&] { return flight->done; });
-    return flight->result.status();
-  }
+  // A layer shared by several images' pulls goes on while any of them waits.
+  Flight<bool>* f = flight.get();
+  CancelCheck everyone_gone = [f] { return f->AllGone(); };
   Status s;
   {
     std::unique_lock lock(download_mu_);
-    download_cv_.wait(lock, [&] { return downloads_running_ < options_.max_concurrent_downloads; });
-    ++downloads_running_;
+    while (!download_cv_.wait_for(lock, kCallerPoll, [&] {
+      return downloads_running_ < options_.max_concurrent_downloads;
+    })) {
+      lock.unlock();
+      s = everyone_gone();
+      lock.lock();
+      if (!s.ok()) break;
+    }
+    if (s.ok()) ++downloads_running_;
   }
-  s = FetchLayerUncoalesced(ref, layer, diff_id, auth, bytes);
-  {
-    std::lock_guard lock(download_mu_);
-    --downloads_running_;
+  if (s.ok()) {
+    s = FetchLayerUncoalesced(ref, layer, diff_id, auth, bytes, everyone_gone);
+    {
+      std::lock_guard lock(download_mu_);
+      --downloads_running_;
+    }
+    download_cv_.notify_one();
   }
-  download_cv_.notify_one();
+  bool abandoned = !s.ok() && flight->gave_up.load();
   {
     std::lock_guard lock(flights_mu_);
     flight->result = s.ok() ? StatusOr<bool>(true) : StatusOr<bool>(s);
+    flight->abandoned = abandoned;
     flight->done = true;
     layer_flights_.erase(key);
   }
   flight->cv.notify_all();
+  RemoveWaiter(*flight, waiter);
   return s;
 }
 
 Status ImageService::FetchLayerUncoalesced(const Reference& ref, const Descriptor& layer,
                                            const Digest& diff_id,
                                            const std::optional<registry::AuthConfig>& auth,
-                                           std::atomic<uint64_t>& bytes) {
+                                           std::atomic<uint64_t>& bytes, const CancelCheck& gone) {
   ASSIGN_OR_RETURN(archive::Compression compression,
                    archive::CompressionForMediaType(layer.media_type));
   ASSIGN_OR_RETURN(fs::path tmp, layers_.NewTempDir());
@@ -335,7 +435,7 @@ Status ImageService::FetchLayerUncoalesced(const Reference& ref, const Descripto
             RETURN_IF_ERROR(writer->Write(p, n));
             return pipe.Write(p, n);
           },
-          auth);
+          auth, gone);
     }
   }
   pipe.CloseWrite(download);

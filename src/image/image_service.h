@@ -50,6 +50,12 @@ struct PullStats {
   bool shared = false;  // it waited for an identical pull in flight, which did the work
 };
 
+// Asks whether the caller of a Pull has gone (see registry::CancelCheck): OK
+// while it waits, CANCELLED or DEADLINE_EXCEEDED once it has gone. The gRPC
+// handler builds it from its ServerContext; it must stay callable until Pull
+// returns, and must be cheap (it is polled about once a second).
+using CancelCheck = registry::CancelCheck;
+
 // Thread-safe. Concurrent pulls of one reference share one download, and a
 // layer shared by images being pulled at once is downloaded once.
 class ImageService {
@@ -62,9 +68,15 @@ class ImageService {
   // Pulls `image` (any reference form) and returns its record. The record's
   // id is what PullImage returns as image_ref.
   // `stats`, if given, is filled in whether or not the pull succeeds.
+  // `caller_gone`, if set, says when this caller stops waiting: it then gets
+  // that status back at once. The shared download goes on while any caller
+  // of the same reference still waits; once every one has gone it is
+  // aborted (within about a second), its partial files removed, and a later
+  // Pull starts afresh. Blobs and layers already complete and verified stay
+  // only if an image uses them (garbage collection as after any failed pull).
   StatusOr<ImageRecord> Pull(std::string_view image,
                              const std::optional<registry::AuthConfig>& auth,
-                             PullStats* stats = nullptr);
+                             PullStats* stats = nullptr, const CancelCheck& caller_gone = {});
 
   // Records come back with `pinned` set from options.pinned_images.
   // By ID, ID prefix, tag or digest reference. NOT_FOUND when absent.
@@ -96,18 +108,20 @@ class ImageService {
   ImageService(ImageServiceOptions options, store::MetadataStore* db);
 
   // `bytes` counts what is downloaded on behalf of this pull.
+  // `gone` says when every caller waiting for this pull has gone.
   StatusOr<ImageRecord> PullUncoalesced(const Reference& ref,
                                         const std::optional<registry::AuthConfig>& auth,
-                                        std::atomic<uint64_t>& bytes);
+                                        std::atomic<uint64_t>& bytes, const CancelCheck& gone);
   // Downloads one layer blob and unpacks it while it streams.
   Status FetchLayer(const Reference& ref, const Descriptor& layer, const Digest& diff_id,
-                    const std::optional<registry::AuthConfig>& auth, std::atomic<uint64_t>& bytes);
+                    const std::optional<registry::AuthConfig>& auth, std::atomic<uint64_t>& bytes,
+                    const CancelCheck& gone);
   Status FetchLayerUncoalesced(const Reference& ref, const Descriptor& layer, const Digest& diff_id,
                                const std::optional<registry::AuthConfig>& auth,
-                               std::atomic<uint64_t>& bytes);
+                               std::atomic<uint64_t>& bytes, const CancelCheck& gone);
   StatusOr<std::string> FetchSmallBlob(const Reference& ref, const Descriptor& d,
                                        const std::optional<registry::AuthConfig>& auth,
-                                       std::atomic<uint64_t>& bytes);
+                                       std::atomic<uint64_t>& bytes, const CancelCheck& gone);
   // Removes blobs and layers that no image record and no pull in flight uses.
   Status CollectGarbage();
 
@@ -127,12 +141,29 @@ class ImageService {
   std::function<std::string(const std::string&)> in_use_check_;
 
   // Single-flight: callers of one key wait for the first caller's result.
+  // Each caller registers how to tell that it has gone; the work is
+  // abandoned only when all of them have.
   template <typename T>
   struct Flight {
-    bool done = false;
+    bool done = false;       // guarded by flights_mu_
+    bool abandoned = false;  // the work stopped because every caller had gone
     StatusOr<T> result = UnknownError("pull in progress");
     std::condition_variable cv;
+    // Guards waiters; taken without flights_mu_ held, and a layer flight's
+    // check takes its pull flight's waiters_mu (never the reverse).
+    std::mutex waiters_mu;
+    std::map<uint64_t, CancelCheck> waiters;
+    uint64_t next_waiter = 0;
+    // Set once AllGone has said so: the work then stops on its own accord.
+    std::atomic<bool> gave_up{false};
+    // OK while some waiter is still there; else the status of one that left.
+    Status AllGone();
   };
+  // Waits for a flight led by another caller; `gone` lets this caller leave
+  // early. Returns the flight's result, or why this caller left;
+  // `*abandoned` tells whether the result is the flight's giving up.
+  template <typename T>
+  StatusOr<T> AwaitFlight(Flight<T>& flight, const CancelCheck& gone, bool* abandoned);
   std::mutex flights_mu_;
   std::map<std::string, std::shared_ptr<Flight<ImageRecord>>> pull_flights_;
   std::map<std::string, std::shared_ptr<Flight<bool>>> layer_flights_;

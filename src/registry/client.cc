@@ -192,6 +192,7 @@ struct Client::Impl {
     Status creds_status;  // a broken docker config surfaces only if credentials are needed
     std::optional<AuthConfig> creds;
     std::string creds_fingerprint;
+    CancelCheck cancelled;  // polled by every transfer of this call
   };
 
   // A per-request exchange: `build` fills URL, headers and callbacks; `delivered` reports
@@ -208,7 +209,7 @@ struct Client::Impl {
 
   Call NewCall(std::string_view host, std::string_view repo, std::string object,
                const std::optional<AuthConfig>& auth) {
-    Call call{std::string(host), std::string(repo), std::move(object), OkStatus(), auth, ""};
+    Call call{std::string(host), std::string(repo), std::move(object), OkStatus(), auth, "", {}};
     if (!call.creds.has_value()) {
       for (const auto& path : options.docker_config_paths) {
         StatusOr<std::optional<AuthConfig>> found = LookupDockerConfig(path, host);
@@ -430,6 +431,7 @@ struct Client::Impl {
     while (true) {
       HttpRequest req = BaseRequest(ep);
       exchange.build(req);
+      req.check_cancelled = call.cancelled;
       std::string auth_header = CachedAuthHeader(key);
       if (!auth_header.empty()) req.headers.push_back(auth_header);
 
@@ -507,7 +509,8 @@ Client::~Client() = default;
 
 StatusOr<Manifest> Client::GetManifest(std::string_view registry_host, std::string_view repository,
                                        std::string_view reference,
-                                       const std::optional<AuthConfig>& auth) {
+                                       const std::optional<AuthConfig>& auth,
+                                       const CancelCheck& cancelled) {
   RETURN_IF_ERROR(ValidateRepository(repository));
   std::optional<Digest> want;
   if (reference.find(':') != std::string_view::npos) {
@@ -521,6 +524,7 @@ StatusOr<Manifest> Client::GetManifest(std::string_view registry_host, std::stri
   ASSIGN_OR_RETURN(std::vector<Endpoint> endpoints,
                    impl_->EndpointsFor(registry_host, /*resolve=*/!want.has_value(), object));
   Impl::Call call = impl_->NewCall(registry_host, repository, object, auth);
+  call.cancelled = cancelled;
 
   std::vector<EndpointFailure> failures;
   for (const Endpoint& ep : endpoints) {
@@ -534,6 +538,10 @@ StatusOr<Manifest> Client::GetManifest(std::string_view registry_host, std::stri
     };
     HttpResponse resp;
     Status s = impl_->Execute(call, ep, exchange, &resp);
+    // A caller that has gone wants no other endpoint tried on its behalf.
+    if (!s.ok() && cancelled) {
+      if (Status c = cancelled(); !c.ok()) return c;
+    }
     if (s.ok()) {
       Digest got = Sha256::Of(resp.body);
       if (want.has_value() && got != *want) {
@@ -551,12 +559,13 @@ StatusOr<Manifest> Client::GetManifest(std::string_view registry_host, std::stri
 Status Client::GetBlob(std::string_view registry_host, std::string_view repository,
                        const Digest& digest, int64_t expected_size,
                        const std::function<Status(const char*, size_t)>& sink,
-                       const std::optional<AuthConfig>& auth) {
+                       const std::optional<AuthConfig>& auth, const CancelCheck& cancelled) {
   RETURN_IF_ERROR(ValidateRepository(repository));
   std::string object = StrCat("blob ", registry_host, "/", repository, "@", digest.str());
   ASSIGN_OR_RETURN(std::vector<Endpoint> endpoints,
                    impl_->EndpointsFor(registry_host, /*resolve=*/false, object));
   Impl::Call call = impl_->NewCall(registry_host, repository, object, auth);
+  call.cancelled = cancelled;
 
   std::vector<EndpointFailure> failures;
   for (const Endpoint& ep : endpoints) {
@@ -590,6 +599,10 @@ Status Client::GetBlob(std::string_view registry_host, std::string_view reposito
     };
     HttpResponse resp;
     Status s = impl_->Execute(call, ep, exchange, &resp);
+    // A caller that has gone wants no other endpoint tried on its behalf.
+    if (!s.ok() && cancelled) {
+      if (Status c = cancelled(); !c.ok()) return c;
+    }
     if (!sink_status.ok()) return sink_status;
     if (s.ok()) {
       if (expected_size >= 0 && received != static_cast<uint64_t>(expected_size)) {

@@ -61,6 +61,11 @@ struct Manifest {
   Digest digest;           // sha256 of body
 };
 
+// Asks whether the caller of a request has gone: OK to go on, anything else (CANCELLED,
+// DEADLINE_EXCEEDED) aborts the transfer within about a second and is returned unchanged, with
+// no retry and no other endpoint tried. Called from the transferring thread; must be cheap.
+using CancelCheck = std::function<Status()>;
+
 // Thread-safe: one Client per daemon, shared by all pulls; calls may run in parallel (each
 // transfer uses its own curl handle; idle handles are pooled to keep connections alive).
 // Bearer tokens are cached per (endpoint, repository, credentials) until they expire.
@@ -75,8 +80,10 @@ class Client {
   // lists and OCI manifests and indexes. `repository` is the full path ("library/busybox");
   // `reference` is a tag or "sha256:<hex>". For a digest reference the body must hash to it
   // (else DATA_LOSS, and the next endpoint is tried). Manifests over 8 MiB are refused.
+  // `cancelled`, if set, is polled during transfers (see CancelCheck).
   StatusOr<Manifest> GetManifest(std::string_view registry_host, std::string_view repository,
-                                 std::string_view reference, const std::optional<AuthConfig>& auth);
+                                 std::string_view reference, const std::optional<AuthConfig>& auth,
+                                 const CancelCheck& cancelled = {});
 
   // Streams GET <prefix>/<repository>/blobs/<digest> (following redirects) to `sink`, chunk by
   // chunk as received, hashing on the way. Afterwards the sha256 must equal `digest`, else
@@ -88,7 +95,7 @@ class Client {
   // `sink` is called on the calling thread.
   Status GetBlob(std::string_view registry_host, std::string_view repository, const Digest& digest,
                  int64_t expected_size, const std::function<Status(const char*, size_t)>& sink,
-                 const std::optional<AuthConfig>& auth);
+                 const std::optional<AuthConfig>& auth, const CancelCheck& cancelled = {});
 
  private:
   struct Impl;

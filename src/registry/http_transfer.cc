@@ -139,6 +139,13 @@ size_t OnBody(char* data, size_t size, size_t nmemb, void* userp) {
 // the callback's period (about a second when idle).
 int OnProgress(void* userp, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
   auto* st = static_cast<TransferState*>(userp);
+  if (st->request->check_cancelled) {
+    Status cancelled = st->request->check_cancelled();
+    if (!cancelled.ok()) {
+      st->abort_status = std::move(cancelled);
+      return 1;
+    }
+  }
   auto now = std::chrono::steady_clock::now();
   if (dlnow != st->last_down || ulnow != st->last_up) {
     st->last_down = dlnow;

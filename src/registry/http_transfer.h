@@ -69,6 +69,10 @@ struct HttpRequest {
   std::function<Status(const HttpResponse&)> on_headers;
   // If set, receives the body of a 2xx response instead of buffering it; non-OK aborts.
   std::function<Status(const char*, size_t)> on_body;
+  // If set, polled from libcurl's progress callback (at least about once a second, even when
+  // no byte moves); a non-OK status aborts the transfer and becomes abort_status. Lets a
+  // caller that has gone away stop a download that would otherwise run to its end.
+  std::function<Status()> check_cancelled;
 };
 
 struct TransferResult {

@@ -28,9 +28,21 @@ bool KnownHandler(const oci::HandlerRegistry& handlers, const std::string& name)
   }
   return false;
 }
+
+// How the image domain learns that this caller has gone, without seeing gRPC:
+// the deadline passing or the client cancelling both show as IsCancelled.
+image::CancelCheck CallerGone(grpc::ServerContext* ctx) {
+  return [ctx]() -> Status {
+    if (!ctx->IsCancelled()) return OkStatus();
+    if (ctx->deadline() <= std::chrono::system_clock::now()) {
+      return DeadlineExceededError("the caller's deadline passed before the pull finished");
+    }
+    return CancelledError("the caller cancelled the pull");
+  };
+}
 }  // namespace
 
-grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*,
+grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext* ctx,
                                          const runtime::v1::PullImageRequest* req,
                                          runtime::v1::PullImageResponse* resp) {
   return rpc_.Run("PullImage", [&]() -> Status {
@@ -44,7 +56,8 @@ grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*,
     }
     image::PullStats stats;
     pulls_in_flight_.fetch_add(1);
-    StatusOr<image::ImageRecord> record = images().Pull(name, ToAuth(*req), &stats);
+    StatusOr<image::ImageRecord> record =
+        images().Pull(name, ToAuth(*req), &stats, CallerGone(ctx));
     if (pulls_in_flight_.fetch_sub(1) == 1) {
       // The last pull in flight: give back the buffers the pulls freed and
       // the decompression and TLS code pages they touched (common/memory.h).
