@@ -3,6 +3,7 @@
 #include <yaml.h>
 
 #include <optional>
+#include <set>
 #include <vector>
 
 namespace berth {
@@ -36,12 +37,16 @@ class Parser {
     struct Open {
       json value;
       std::optional<std::string> key;
+      // Keys as written, for duplicates: typing may map two different
+      // keys onto one ("0" and "000"), and whether a text parses must not
+      // depend on how scalars are typed.
+      std::set<std::string> written_keys;
     };
     std::vector<Open> stack;
     std::optional<json> root;
     int documents = 0;
     yaml_mark_t at{};
-    auto add = [&](json v) -> Status {
+    auto add = [&](json v, const std::string& written) -> Status {
       if (stack.empty()) {
         root = std::move(v);
         return OkStatus();
@@ -52,7 +57,7 @@ class Parser {
       } else if (!top.key) {
         if (v.is_array() || v.is_object()) return YamlError(at, "a mapping key must be a scalar");
         top.key = v.is_string() ? v.get<std::string>() : v.is_null() ? "null" : v.dump();
-        if (options.reject_duplicate_keys && top.value.contains(*top.key)) {
+        if (options.reject_duplicate_keys && !top.written_keys.insert(written).second) {
           return YamlError(at, StrCat("duplicate mapping key \"", *top.key, "\""));
         }
       } else {
@@ -90,7 +95,8 @@ class Parser {
           std::string s(reinterpret_cast<const char*>(event.data.scalar.value),
                         event.data.scalar.length);
           const bool plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-          RETURN_IF_ERROR(add(plain && resolve ? resolve(s) : json(std::move(s))));
+          json v = plain && resolve ? resolve(s) : json(s);
+          RETURN_IF_ERROR(add(std::move(v), s));
           break;
         }
         case YAML_SEQUENCE_START_EVENT:
@@ -104,7 +110,7 @@ class Parser {
           if (!stack.empty() && stack.back().value.is_object() && !stack.back().key) {
             return YamlError(at, "a mapping key must be a scalar");
           }
-          stack.push_back({seq ? json::array() : json::object(), std::nullopt});
+          stack.push_back({seq ? json::array() : json::object(), std::nullopt, {}});
           break;
         }
         case YAML_SEQUENCE_END_EVENT:
@@ -112,7 +118,7 @@ class Parser {
           if (stack.empty()) return YamlError(at, "unbalanced YAML collection");
           json done = std::move(stack.back().value);
           stack.pop_back();
-          RETURN_IF_ERROR(add(std::move(done)));
+          RETURN_IF_ERROR(add(std::move(done), ""));
           break;
         }
         default:

@@ -94,6 +94,20 @@ TEST(YamlToJsonTest, DuplicateKeysWinLastUnlessRefused) {
   EXPECT_EQ((*doc)["a"], "2");
 }
 
+// Found by fuzz_ctl_yaml: "0" and "000" are one key once typed, two as
+// written. Duplicates are judged as written, so typing scalars never
+// changes whether a text parses; typed, the last one wins.
+TEST(YamlToJsonTest, DuplicateKeysAreJudgedAsWritten) {
+  const YamlReadOptions typed{.resolve_plain = Typed, .reject_duplicate_keys = true};
+  const YamlReadOptions strings{.resolve_plain = nullptr, .reject_duplicate_keys = true};
+  auto a = YamlToJson("0: x\n000: y\n", typed);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(*a, json::parse(R"({"0":"y"})"));
+  EXPECT_TRUE(YamlToJson("0: x\n000: y\n", strings).ok());
+  EXPECT_FALSE(YamlToJson("0: x\n0: y\n", typed).ok());
+  EXPECT_FALSE(YamlToJson("0: x\n0: y\n", strings).ok());
+}
+
 TEST(YamlToJsonTest, DeepNestingIsRefused) {
   std::string deep(100, '[');
   deep += std::string(100, ']');
