@@ -1,20 +1,18 @@
 #include "cdi/cdi_spec.h"
 
-#include <yaml.h>
-
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <regex>
 
+#include "common/yaml.h"
+
 namespace berth::cdi {
 
 namespace {
 
 using nlohmann::json;
-
-constexpr size_t kMaxDepth = 64;
 
 // yaml.v2's resolution of a plain scalar.
 json ResolvePlain(const std::string& s) {
@@ -62,111 +60,6 @@ json ResolvePlain(const std::string& s) {
   if (std::regex_match(s, kFloat)) return std::strtod(s.c_str(), nullptr);
   return s;
 }
-
-class YamlParser {
- public:
-  explicit YamlParser(std::string_view text) {
-    yaml_parser_initialize(&parser_);
-    yaml_parser_set_input_string(&parser_, reinterpret_cast<const unsigned char*>(text.data()),
-                                 text.size());
-  }
-  ~YamlParser() { yaml_parser_delete(&parser_); }
-  YamlParser(const YamlParser&) = delete;
-  YamlParser& operator=(const YamlParser&) = delete;
-
-  StatusOr<json> Parse() {
-    // Containers being filled, innermost last; a mapping's pending key is
-    // kept beside it.
-    struct Open {
-      json value;
-      std::optional<std::string> key;
-    };
-    std::vector<Open> stack;
-    std::optional<json> root;
-    int documents = 0;
-    auto add = [&](json v) -> Status {
-      if (stack.empty()) {
-        root = std::move(v);
-        return OkStatus();
-      }
-      Open& top = stack.back();
-      if (top.value.is_array()) {
-        top.value.push_back(std::move(v));
-      } else if (!top.key) {
-        if (!v.is_string() && !v.is_number() && !v.is_boolean() && !v.is_null()) {
-          return Error("a mapping key must be a scalar");
-        }
-        top.key = v.is_string() ? v.get<std::string>() : v.is_null() ? "null" : v.dump();
-      } else {
-        top.value[*top.key] = std::move(v);
-        top.key.reset();
-      }
-      return OkStatus();
-    };
-    for (;;) {
-      yaml_event_t event;
-      if (!yaml_parser_parse(&parser_, &event)) {
-        return InvalidArgumentError(StrCat("YAML line ", parser_.problem_mark.line + 1, ": ",
-                                           parser_.problem ? parser_.problem : "syntax error"));
-      }
-      struct Deleter {
-        yaml_event_t* e;
-        ~Deleter() { yaml_event_delete(e); }
-      } deleter{&event};
-      line_ = event.start_mark.line + 1;
-      switch (event.type) {
-        case YAML_STREAM_END_EVENT:
-          if (!root) return json(nullptr);
-          return *root;
-        case YAML_DOCUMENT_START_EVENT:
-          if (++documents > 1) return Error("more than one YAML document");
-          break;
-        case YAML_ALIAS_EVENT:
-          return Error("YAML aliases are not supported");
-        case YAML_SCALAR_EVENT: {
-          if (event.data.scalar.anchor) return Error("YAML anchors are not supported");
-          std::string s(reinterpret_cast<const char*>(event.data.scalar.value),
-                        event.data.scalar.length);
-          json v = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? ResolvePlain(s) : json(s);
-          RETURN_IF_ERROR(add(std::move(v)));
-          break;
-        }
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT: {
-          const bool seq = event.type == YAML_SEQUENCE_START_EVENT;
-          if ((seq ? event.data.sequence_start.anchor : event.data.mapping_start.anchor) !=
-              nullptr) {
-            return Error("YAML anchors are not supported");
-          }
-          if (stack.size() >= kMaxDepth) return Error("YAML nested too deeply");
-          if (!stack.empty() && stack.back().value.is_object() && !stack.back().key) {
-            return Error("a mapping key must be a scalar");
-          }
-          stack.push_back({seq ? json::array() : json::object(), std::nullopt});
-          break;
-        }
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT: {
-          if (stack.empty()) return Error("unbalanced YAML collection");
-          json done = std::move(stack.back().value);
-          stack.pop_back();
-          RETURN_IF_ERROR(add(std::move(done)));
-          break;
-        }
-        default:
-          break;
-      }
-    }
-  }
-
- private:
-  Status Error(std::string_view what) const {
-    return InvalidArgumentError(StrCat("YAML line ", line_, ": ", what));
-  }
-
-  yaml_parser_t parser_;
-  size_t line_ = 0;
-};
 
 // --- spec decoding ------------------------------------------------------------------------
 
@@ -411,7 +304,9 @@ StatusOr<QualifiedName> ParseQualifiedName(std::string_view name) {
   return q;
 }
 
-StatusOr<json> ParseYaml(std::string_view text) { return YamlParser(text).Parse(); }
+StatusOr<json> ParseYaml(std::string_view text) {
+  return YamlToJson(text, {.resolve_plain = ResolvePlain});
+}
 
 StatusOr<Spec> ParseSpec(std::string_view text, std::string_view origin) {
   const std::string where(origin);

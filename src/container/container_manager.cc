@@ -20,6 +20,7 @@
 #include "common/proc.h"
 #include "common/safe_path.h"
 #include "container/checkpoint.h"
+#include "container/container_plan.h"
 #include "container/image_volume.h"
 #include "container/process_identity.h"
 #include "container/userns.h"
@@ -55,47 +56,6 @@ const char* StateName(ContainerState s) {
   return "UNKNOWN";
 }
 
-ContainerState StateFromName(const std::string& s) {
-  if (s == "CREATED") return ContainerState::kCreated;
-  if (s == "RUNNING") return ContainerState::kRunning;
-  if (s == "EXITED") return ContainerState::kExited;
-  return ContainerState::kUnknown;
-}
-
-json ResourcesJson(const oci::Resources& r) {
-  json h = json::array();
-  for (const auto& l : r.hugepage_limits)
-    h.push_back({{"page_size", l.page_size}, {"limit", l.limit}});
-  json j{{"cpu_period", r.cpu_period},
-         {"cpu_quota", r.cpu_quota},
-         {"cpu_shares", r.cpu_shares},
-         {"memory_limit_in_bytes", r.memory_limit_in_bytes},
-         {"cpuset_cpus", r.cpuset_cpus},
-         {"cpuset_mems", r.cpuset_mems},
-         {"hugepage_limits", h},
-         {"unified", r.unified},
-         {"memory_swap_limit_in_bytes", r.memory_swap_limit_in_bytes}};
-  if (r.oom_score_adj) j["oom_score_adj"] = *r.oom_score_adj;
-  return j;
-}
-
-oci::Resources ResourcesFromJson(const json& j) {
-  oci::Resources r;
-  r.cpu_period = j.value("cpu_period", int64_t{0});
-  r.cpu_quota = j.value("cpu_quota", int64_t{0});
-  r.cpu_shares = j.value("cpu_shares", int64_t{0});
-  r.memory_limit_in_bytes = j.value("memory_limit_in_bytes", int64_t{0});
-  r.cpuset_cpus = j.value("cpuset_cpus", "");
-  r.cpuset_mems = j.value("cpuset_mems", "");
-  for (const auto& h : j.value("hugepage_limits", json::array())) {
-    r.hugepage_limits.push_back({h.at("page_size"), h.at("limit")});
-  }
-  r.unified = j.value("unified", std::map<std::string, std::string>{});
-  r.memory_swap_limit_in_bytes = j.value("memory_swap_limit_in_bytes", int64_t{0});
-  if (j.contains("oom_score_adj")) r.oom_score_adj = j["oom_score_adj"].get<int64_t>();
-  return r;
-}
-
 std::string ReservedName(const oci::ContainerConfig& c, const sandbox::SandboxRecord& s) {
   return StrCat(c.name, "_", s.config.name, "_", s.config.namespace_, "_", s.config.uid, "_",
                 c.attempt);
@@ -125,110 +85,6 @@ std::vector<LifecycleEventType> ContainerTransitionEvents(const ContainerRecord*
       return {};
   }
   return {};
-}
-
-std::string ContainerRecord::ToJson() const {
-  json mj = json::array();
-  for (const auto& m : mounts) {
-    json e{{"container_path", m.container_path},
-           {"host_path", m.host_path},
-           {"readonly", m.readonly},
-           {"propagation", m.propagation}};
-    if (!m.image.empty()) {
-      e["image"] = m.image;
-      e["image_id"] = m.image_id;
-      e["image_sub_path"] = m.image_sub_path;
-    }
-    mj.push_back(std::move(e));
-  }
-  return json{{"id", id},
-              {"sandbox_id", sandbox_id},
-              {"name", name},
-              {"attempt", attempt},
-              {"labels", labels},
-              {"annotations", annotations},
-              {"image", image},
-              {"image_id", image_id},
-              {"image_ref", image_ref},
-              {"log_path", log_path},
-              {"runtime_handler", runtime_handler},
-              {"stop_signal", stop_signal},
-              {"mounts", mj},
-              {"resources", ResourcesJson(resources)},
-              {"tty", tty},
-              {"stdin_open", stdin_open},
-              {"stdin_once", stdin_once},
-              {"state", StateName(state)},
-              {"created_at_ns", created_at_ns},
-              {"started_at_ns", started_at_ns},
-              {"finished_at_ns", finished_at_ns},
-              {"exit_code", exit_code},
-              {"reason", reason},
-              {"message", message},
-              {"pid", pid},
-              {"monitor_pid", monitor_pid},
-              {"own_pid_ns", own_pid_ns},
-              {"bundle", bundle},
-              {"rootfs", rootfs},
-              {"layer_dir", layer_dir},
-              {"uid", uid},
-              {"username", username},
-              {"gid", gid},
-              {"supplemental_groups", supplemental_groups},
-              {"oom_kills", oom_kills},
-              {"runtime_deleted", runtime_deleted}}
-      .dump();
-}
-
-StatusOr<ContainerRecord> ContainerRecord::FromJson(std::string_view text) {
-  try {
-    json j = json::parse(text);
-    ContainerRecord r;
-    r.id = j.at("id");
-    r.sandbox_id = j.at("sandbox_id");
-    r.name = j.at("name");
-    r.attempt = j.at("attempt");
-    r.labels = j.at("labels").get<std::map<std::string, std::string>>();
-    r.annotations = j.at("annotations").get<std::map<std::string, std::string>>();
-    r.image = j.at("image");
-    r.image_id = j.at("image_id");
-    r.image_ref = j.at("image_ref");
-    r.log_path = j.at("log_path");
-    r.runtime_handler = j.at("runtime_handler");
-    r.stop_signal = j.at("stop_signal");
-    for (const auto& m : j.at("mounts")) {
-      r.mounts.push_back({m.at("container_path"), m.at("host_path"), m.at("readonly"),
-                          m.at("propagation"), m.value("image", ""), m.value("image_id", ""),
-                          m.value("image_sub_path", "")});
-    }
-    r.resources = ResourcesFromJson(j.at("resources"));
-    r.tty = j.at("tty");
-    r.stdin_open = j.at("stdin_open");
-    r.stdin_once = j.at("stdin_once");
-    r.state = StateFromName(j.at("state"));
-    r.created_at_ns = j.at("created_at_ns");
-    r.started_at_ns = j.at("started_at_ns");
-    r.finished_at_ns = j.at("finished_at_ns");
-    r.exit_code = j.at("exit_code");
-    r.reason = j.at("reason");
-    r.message = j.at("message");
-    r.pid = j.at("pid");
-    r.monitor_pid = j.at("monitor_pid");
-    r.own_pid_ns = j.value("own_pid_ns", false);  // absent in records of berth 0.1.0
-    r.bundle = j.at("bundle");
-    r.rootfs = j.at("rootfs");
-    r.layer_dir = j.at("layer_dir");
-    r.uid = j.at("uid");
-    r.username = j.at("username");
-    // Absent in records of berth 0.1.0.
-    r.gid = j.value("gid", 0u);
-    r.supplemental_groups = j.value("supplemental_groups", std::vector<uint32_t>{});
-    r.oom_kills = j.value("oom_kills", int64_t{0});         // absent in records of berth 0.1.0
-    r.runtime_deleted = j.value("runtime_deleted", false);  // absent in older records
-    return r;
-  } catch (const json::exception& e) {
-    return DataLossError(StrCat("corrupt container record: ", e.what()));
-  }
 }
 
 ContainerManager::ContainerManager(ContainerManagerOptions options, store::MetadataStore* db,
@@ -611,58 +467,45 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   const image::ImageRecord& img = *found;
   ASSIGN_OR_RETURN(image::ImageConfig img_config, images_->Config(img));
 
-  // Bind mount sources must exist; a symlinked source is resolved here so the
-  // runtime mounts what the path points at on the host.
-  oci::ContainerConfig config = req.config;
-  for (auto& m : config.mounts) {
-    if (!m.image.empty()) continue;  // an image volume, mounted below
-    if (m.host_path.empty() || m.host_path[0] != '/') {
-      return InvalidArgumentError(
-          StrCat("mount ", m.container_path, ": host path \"", m.host_path, "\" is not absolute"));
-    }
-    std::error_code ec;
-    fs::path real = fs::canonical(m.host_path, ec);
-    if (ec) {
-      return NotFoundError(StrCat("mount ", m.container_path, ": host path ", m.host_path,
-                                  " does not exist or cannot be resolved: ", ec.message()));
-    }
-    m.host_path = real.string();
+  // Plan (container/container_plan.h): every decision from plain values.
+  ContainerPlanInputs in;
+  in.request = req;
+  in.sandbox = sb;
+  in.image = img;
+  in.image_config = {.user = img_config.config.user,
+                     .env = img_config.config.env,
+                     .entrypoint = img_config.config.entrypoint,
+                     .cmd = img_config.config.cmd,
+                     .working_dir = img_config.config.working_dir,
+                     .stop_signal = img_config.config.stop_signal};
+  in.runtime_handler = runtime->handler_name();
+  in.features = features;
+  in.host = options_.host;
+  in.cgroup_driver = options_.cgroup_driver;
+  in.id = RandomHex(32);
+  in.now_ns = NowNs();
+  in.state_dir = options_.state_dir;
+  in.root_dir = options_.root_dir;
+  for (auto it = img.diff_ids.rbegin(); it != img.diff_ids.rend(); ++it) {
+    in.layer_dirs_top_first.push_back(images_->layers().LayerDir(*it));
   }
+  in.resolve_host_path = [](const std::string& path) -> StatusOr<std::string> {
+    std::error_code ec;
+    fs::path real = fs::canonical(path, ec);
+    if (ec) return NotFoundError(ec.message());
+    return real.string();
+  };
+  ASSIGN_OR_RETURN(ContainerPlan plan, PlanContainer(in));
+  ContainerRecord& r = plan.record;
 
   // CDI devices are resolved before anything is made, so that an unknown
   // device costs nothing; their edits go onto the spec once it is built.
-  ASSIGN_OR_RETURN(cdi::ContainerEdits cdi_edits,
-                   cdi::Resolve(options_.cdi_spec_dirs,
-                                cdi::RequestedDevices(config.cdi_devices, config.annotations)));
+  ASSIGN_OR_RETURN(
+      cdi::ContainerEdits cdi_edits,
+      cdi::Resolve(options_.cdi_spec_dirs,
+                   cdi::RequestedDevices(plan.config.cdi_devices, plan.config.annotations)));
 
-  ContainerRecord r;
-  r.id = RandomHex(32);
-  r.sandbox_id = sb.id;
-  r.name = req.config.name;
-  r.attempt = req.config.attempt;
-  r.labels = req.config.labels;
-  r.annotations = req.config.annotations;
-  r.image = req.image;
-  r.image_id = img.id;
-  r.image_ref = img.repo_digests.empty() ? img.id : img.repo_digests.front();
-  r.runtime_handler = runtime->handler_name();
-  r.stop_signal = EffectiveStopSignal(config.stop_signal, img_config.config.stop_signal);
-  r.resources = req.config.resources;
-  r.tty = req.config.tty;
-  r.stdin_open = req.config.stdin;
-  r.stdin_once = req.config.stdin_once;
-  if (!req.log_path.empty()) {
-    if (sb.config.log_directory.empty()) {
-      return InvalidArgumentError("log_path is set but the pod sandbox has no log_directory");
-    }
-    r.log_path = (fs::path(sb.config.log_directory) / req.log_path).lexically_normal().string();
-  }
-  r.created_at_ns = NowNs();
-  r.bundle = (options_.state_dir / r.id).string();
-  r.rootfs = (fs::path(r.bundle) / "rootfs").string();
-  r.layer_dir = (options_.root_dir / r.id).string();
-
-  // Rollback, in reverse order of acquisition; cancelled at the end.
+  // Execute, with rollback in reverse order of acquisition; cancelled at the end.
   ScopeGuard remove_dirs([&] {
     (void)RemoveAll(r.bundle);
     (void)RemoveAll(r.layer_dir);
@@ -676,110 +519,52 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
           StrCat("layer ", d.str(), " of image ", img.id, " is missing; pull the image again"));
     }
   }
-  std::string opts = StrCat("lowerdir=", images_->layers().LowerDirOption(img.diff_ids),
-                            ",upperdir=", r.layer_dir, "/upper,workdir=", r.layer_dir, "/work");
-  if (img.diff_ids.empty())
-    return FailedPreconditionError(StrCat("image ", img.id, " has no layers"));
   mark("image");
-  if (!sb.userns_path.empty()) {
-    // A pod with its own user namespace: ID-mapped layers (container/userns.h).
-    std::vector<fs::path> lowers;
-    for (auto it = img.diff_ids.rbegin(); it != img.diff_ids.rend(); ++it) {
-      lowers.push_back(images_->layers().LayerDir(*it));
-    }
-    const oci::SandboxInfo info = sb.Info();
-    const int64_t root_uid = MapToHost(info.uid_mappings, 0);
-    const int64_t root_gid = MapToHost(info.gid_mappings, 0);
-    if (root_uid < 0 || root_gid < 0) {
-      return InvalidArgumentError(
-          StrCat("the user namespace of pod sandbox ", sb.id, " does not map container ID 0"));
-    }
-    Status mounted = MountIdmappedOverlay(lowers, r.layer_dir, static_cast<uid_t>(root_uid),
-                                          static_cast<gid_t>(root_gid), r.rootfs, 0, sb.userns_path,
-                                          fs::path(r.bundle) / "idmap" / "rootfs");
+  if (plan.idmapped_rootfs) {
+    Status mounted =
+        MountIdmappedOverlay(plan.lowers_top_first, r.layer_dir, plan.rootfs_uid, plan.rootfs_gid,
+                             r.rootfs, 0, sb.userns_path, plan.idmap_rootfs_dir);
     if (!mounted.ok()) return Annotate(mounted, StrCat("rootfs of container ", r.id));
-  } else if (::mount("overlay", r.rootfs.c_str(), "overlay", 0, opts.c_str()) != 0) {
+  } else if (::mount("overlay", r.rootfs.c_str(), "overlay", 0, plan.overlay_options.c_str()) !=
+             0) {
     return ErrnoStatus(errno, StrCat("mount rootfs of container ", r.id));
   }
   ScopeGuard umount_rootfs([&] { ::umount2(r.rootfs.c_str(), MNT_DETACH); });
   ScopeGuard umount_volumes([&] {
-    (void)UnmountEntriesAndRemove(fs::path(r.bundle) / "volumes");
-    (void)UnmountEntriesAndRemove(fs::path(r.bundle) / "idmap" / "mounts");
+    (void)UnmountEntriesAndRemove(plan.volumes_dir);
+    (void)UnmountEntriesAndRemove(plan.idmap_mounts_dir);
   });
-  ASSIGN_OR_RETURN(
-      std::vector<std::string> volume_images,
-      MountImageVolumes(*images_, config.mounts, fs::path(r.bundle) / "volumes", sb.userns_path));
-  if (!sb.userns_path.empty()) {
-    RETURN_IF_ERROR(
-        IdmapBindMounts(config.mounts, sb.userns_path, fs::path(r.bundle) / "idmap" / "mounts"));
+  ContainerRootfsFacts facts;
+  facts.mounts = plan.config.mounts;
+  ASSIGN_OR_RETURN(facts.volume_image_ids,
+                   MountImageVolumes(*images_, facts.mounts, plan.volumes_dir, sb.userns_path));
+  if (plan.idmap_bind_mounts) {
+    RETURN_IF_ERROR(IdmapBindMounts(facts.mounts, sb.userns_path, plan.idmap_mounts_dir));
   }
-  for (size_t i = 0; i < config.mounts.size(); ++i) {
-    const oci::Mount& m = config.mounts[i];
-    // Bind mounts as the CRI gave them; image volumes with what berthd mounted.
-    const std::string& host_path = m.image.empty() ? req.config.mounts[i].host_path : m.host_path;
-    r.mounts.push_back({m.container_path, host_path, m.readonly, static_cast<int>(m.propagation),
-                        m.image, volume_images[i], m.image_sub_path});
+  if (plan.needs_target_pid_ns) {
+    ASSIGN_OR_RETURN(facts.target_pid_ns_path,
+                     TargetPidNamespace(plan.namespaces.target_id, sb.id));
   }
-
-  oci::SpecInputs in;
-  in.container_id = r.id;
-  in.rootfs_path = r.rootfs;
-  in.image_name = req.image;
-  in.container = config;
-  // Network and IPC belong to the pod: a container cannot choose differently
-  // (crictl leaves the container's options at their POD default even in a
-  // host-network pod). A container asking for the pod's PID namespace in a
-  // pod that has none gets its own, as in CRI-O.
-  auto& ns = in.container.security_context.namespace_options;
-  ns.network = sb.config.network_mode == oci::NamespaceMode::kNode ? oci::NamespaceMode::kNode
-                                                                   : oci::NamespaceMode::kPod;
-  ns.ipc = sb.config.ipc_mode == oci::NamespaceMode::kNode ? oci::NamespaceMode::kNode
-                                                           : oci::NamespaceMode::kPod;
-  if (ns.pid == oci::NamespaceMode::kPod && sb.pid_ns_path.empty()) {
-    ns.pid = sb.config.pid_mode == oci::NamespaceMode::kNode ? oci::NamespaceMode::kNode
-                                                             : oci::NamespaceMode::kContainer;
-  }
-  // Before the TARGET lookup below, which adds to the pod's info.
-  in.sandbox = sb.Info();
-  if (ns.pid == oci::NamespaceMode::kTarget) {
-    ASSIGN_OR_RETURN(in.sandbox.target_pid_ns_paths[ns.target_id],
-                     TargetPidNamespace(ns.target_id, sb.id));
-  }
-  in.image.user = img_config.config.user;
-  in.image.env = img_config.config.env;
-  in.image.entrypoint = img_config.config.entrypoint;
-  in.image.cmd = img_config.config.cmd;
-  in.image.working_dir = img_config.config.working_dir;
-  in.image.stop_signal = img_config.config.stop_signal;
-  in.host = options_.host;
-  in.cgroup_driver = options_.cgroup_driver;
-  in.runtime_supports_rro = features.recursive_read_only_mounts;
   mark("rootfs");
   auto passwd = ReadFileInRoot(r.rootfs, "etc/passwd");
-  if (passwd.ok()) in.etc_passwd = *passwd;
+  if (passwd.ok()) facts.etc_passwd = *passwd;
   auto group = ReadFileInRoot(r.rootfs, "etc/group");
-  if (group.ok()) in.etc_group = *group;
+  if (group.ok()) facts.etc_group = *group;
   if (auto path = oci::SeccompLocalhostPath(req.config.security_context)) {
     auto content = ReadFile(*path);
     if (!content.ok()) {
       return Annotate(content.status(), StrCat("seccomp profile of container ", r.name));
     }
-    in.seccomp_localhost_content = *content;
+    facts.seccomp_localhost_content = *content;
   }
-  oci::SpecNotes notes;
-  ASSIGN_OR_RETURN(nlohmann::json spec, oci::BuildSpec(in, &notes));
-  if (notes.oom_score_adj_clamped) {
+  ASSIGN_OR_RETURN(ContainerSpecPlan spec_plan, PlanContainerSpec(plan, in, facts));
+  nlohmann::json& spec = spec_plan.spec;
+  if (const auto& clamp = spec_plan.notes.oom_score_adj_clamped) {
     spdlog::info("event=oom_score_adj_clamped container={} requested={} applied={}", r.id,
-                 notes.oom_score_adj_clamped->requested, notes.oom_score_adj_clamped->applied);
+                 clamp->requested, clamp->applied);
   }
   if (Status s = cdi::ApplyEdits(cdi_edits, spec); !s.ok()) {
     return Annotate(s, StrCat("CDI devices of container ", r.name));
-  }
-  r.uid = spec["process"]["user"].value("uid", 0u);
-  r.gid = spec["process"]["user"].value("gid", 0u);
-  r.supplemental_groups = spec["process"]["user"].value("additionalGids", std::vector<uint32_t>{});
-  for (const auto& ns : spec["linux"].value("namespaces", json::array())) {
-    if (ns.value("type", "") == "pid" && !ns.contains("path")) r.own_pid_ns = true;
   }
   RETURN_IF_ERROR(WriteFileAtomic(fs::path(r.bundle) / "config.json", spec.dump(), 0600));
   if (!r.log_path.empty()) RETURN_IF_ERROR(MakeDirs(fs::path(r.log_path).parent_path(), 0755));
@@ -791,7 +576,7 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   ms.runtime = runtime->binary();
   ms.runtime_root = runtime->state_root();
   ms.runtime_args = runtime->global_args();
-  ms.log_path = r.log_path.empty() ? (fs::path(r.bundle) / "console.log").string() : r.log_path;
+  ms.log_path = plan.monitor_log_path;
   ms.terminal = r.tty;
   ms.stdin_open = r.stdin_open;
   ms.stdin_once = r.stdin_once;

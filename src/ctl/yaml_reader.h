@@ -1,9 +1,8 @@
-// A reader for the YAML that people hand to crictl-style tools: the client
-// config file (/etc/crictl.yaml) and pod/container configs (JSON or YAML).
-// It covers block mappings and sequences, plain, single- and double-quoted
-// scalars, literal (|) and folded (>) blocks, one-line flow collections
-// ([a, b], {k: v}), comments and a leading "---". Anchors, aliases, tags and
-// multi-document streams are rejected with an error naming the line.
+// The YAML that people hand to crictl-style tools: the client config file
+// (/etc/crictl.yaml) and pod/container configs (JSON or YAML), read with
+// libyaml (common/yaml.h) and typed the way crictl's yaml.v2 types plain
+// scalars. Anchors, aliases, duplicate keys and multi-document streams are
+// rejected with an error naming the line and column.
 //
 // Pure functions, thread-safe.
 #pragma once
@@ -19,7 +18,7 @@ namespace berth::ctl {
 // typed the way yaml.v2 types them (null, ~, true/false/yes/no/on/off,
 // integers, floats); otherwise every scalar stays a string (an empty value is
 // ""). An empty document yields null. Errors are InvalidArgument and name the
-// line number.
+// line and column.
 StatusOr<nlohmann::json> ParseYaml(std::string_view text, bool resolve_scalars = true);
 
 // Parses a config file that may be JSON or YAML, like Go's

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -1060,18 +1061,22 @@ Report RunDoctor(const config::Config& config, DoctorOptions options) {
   for (Check& c : CheckRuntimeHandlers(handlers, default_handler, cgroups)) {
     report.checks.push_back(std::move(c));
   }
-  report.checks.push_back(CheckHelpers(options.monitor_binary, options.pause_binary));
-  report.checks.push_back(CheckOverlayfs(options.host.proc_filesystems, config.root));
-  report.checks.push_back(CheckIdmappedMounts(config.root));
-  report.checks.push_back(
-      CheckSeccomp(options.host.proc_self_status, options.host.seccomp_actions_avail));
-  report.checks.push_back(
-      CheckOomScoreAdj(options.host.proc_self_status, options.host.proc_self_oom_score_adj));
-  report.checks.push_back(CheckCni(config));
-  report.checks.push_back(CheckDiskSpace("disk/root", "paths.root", config.root, options.disk));
-  report.checks.push_back(CheckDiskSpace("disk/state", "paths.state", config.state, options.disk));
-  report.checks.push_back(CheckSocket(config.socket));
-  report.checks.push_back(CheckRegistryHosts(config.registry_config_dir));
+  // The checks of one finding each, in report order: each reads what it
+  // needs of the host and config and says pass, warn or fail.
+  const HostPaths& host = options.host;
+  const std::function<Check()> single_checks[] = {
+      [&] { return CheckHelpers(options.monitor_binary, options.pause_binary); },
+      [&] { return CheckOverlayfs(host.proc_filesystems, config.root); },
+      [&] { return CheckIdmappedMounts(config.root); },
+      [&] { return CheckSeccomp(host.proc_self_status, host.seccomp_actions_avail); },
+      [&] { return CheckOomScoreAdj(host.proc_self_status, host.proc_self_oom_score_adj); },
+      [&] { return CheckCni(config); },
+      [&] { return CheckDiskSpace("disk/root", "paths.root", config.root, options.disk); },
+      [&] { return CheckDiskSpace("disk/state", "paths.state", config.state, options.disk); },
+      [&] { return CheckSocket(config.socket); },
+      [&] { return CheckRegistryHosts(config.registry_config_dir); },
+  };
+  for (const auto& check : single_checks) report.checks.push_back(check());
   return report;
 }
 

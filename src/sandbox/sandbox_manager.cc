@@ -36,27 +36,6 @@ int64_t NowNs() {
       .count();
 }
 
-std::string ModeName(oci::NamespaceMode m) {
-  switch (m) {
-    case oci::NamespaceMode::kPod:
-      return "POD";
-    case oci::NamespaceMode::kContainer:
-      return "CONTAINER";
-    case oci::NamespaceMode::kNode:
-      return "NODE";
-    case oci::NamespaceMode::kTarget:
-      return "TARGET";
-  }
-  return "POD";
-}
-
-oci::NamespaceMode ModeFromName(const std::string& s) {
-  if (s == "CONTAINER") return oci::NamespaceMode::kContainer;
-  if (s == "NODE") return oci::NamespaceMode::kNode;
-  if (s == "TARGET") return oci::NamespaceMode::kTarget;
-  return oci::NamespaceMode::kPod;
-}
-
 std::string NodeHostname() {
   char buf[256] = {};
   ::gethostname(buf, sizeof buf - 1);
@@ -169,24 +148,6 @@ void KillPause(int pid, const std::string& pinned) {
   ::kill(pid, SIGKILL);
 }
 
-json ResourcesJson(const std::optional<oci::PodResources>& r) {
-  if (!r) return nullptr;
-  return {{"cpu_period", r->cpu_period},
-          {"cpu_quota", r->cpu_quota},
-          {"cpu_shares", r->cpu_shares},
-          {"memory_limit_in_bytes", r->memory_limit_in_bytes}};
-}
-
-std::optional<oci::PodResources> ResourcesFromJson(const json& j) {
-  if (!j.is_object()) return std::nullopt;  // also records written before these fields
-  oci::PodResources r;
-  r.cpu_period = j.value("cpu_period", int64_t{0});
-  r.cpu_quota = j.value("cpu_quota", int64_t{0});
-  r.cpu_shares = j.value("cpu_shares", int64_t{0});
-  r.memory_limit_in_bytes = j.value("memory_limit_in_bytes", int64_t{0});
-  return r;
-}
-
 // SIGKILLs the processes of the pod whose directory is `dir`: every process
 // in its pinned PID namespace, and the berth-pause started for it (found by
 // its command line when the run stopped before the namespace was pinned).
@@ -227,121 +188,6 @@ Status ValidateUserNamespace(const SandboxConfig& config) {
 
 std::string ReservedName(const SandboxConfig& c) {
   return StrCat(c.name, "_", c.namespace_, "_", c.uid, "_", c.attempt);
-}
-
-std::string SandboxRecord::ToJson() const {
-  json pm = json::array();
-  for (const auto& p : config.port_mappings) {
-    pm.push_back({{"host_port", p.host_port},
-                  {"container_port", p.container_port},
-                  {"protocol", p.protocol},
-                  {"host_ip", p.host_ip}});
-  }
-  json c{{"name", config.name},
-         {"uid", config.uid},
-         {"namespace", config.namespace_},
-         {"attempt", config.attempt},
-         {"hostname", config.hostname},
-         {"log_directory", config.log_directory},
-         {"dns_servers", config.dns_servers},
-         {"dns_searches", config.dns_searches},
-         {"dns_options", config.dns_options},
-         {"port_mappings", pm},
-         {"labels", config.labels},
-         {"annotations", config.annotations},
-         {"cgroup_parent", config.cgroup_parent},
-         {"sysctls", config.sysctls},
-         {"resources", ResourcesJson(config.resources)},
-         {"overhead", ResourcesJson(config.overhead)},
-         {"network_mode", ModeName(config.network_mode)},
-         {"pid_mode", ModeName(config.pid_mode)},
-         {"ipc_mode", ModeName(config.ipc_mode)},
-         {"privileged", config.privileged}};
-  if (config.userns) {
-    auto maps = [](const std::vector<IdMapping>& m) {
-      json a = json::array();
-      for (const auto& l : m) a.push_back({l.container_id, l.host_id, l.length});
-      return a;
-    };
-    c["userns"] = {{"uids", maps(config.userns->uids)}, {"gids", maps(config.userns->gids)}};
-  }
-  json j{{"id", id},
-         {"config", c},
-         {"runtime_handler", runtime_handler},
-         {"state", state == SandboxState::kReady ? "READY" : "NOTREADY"},
-         {"created_at_ns", created_at_ns},
-         {"dir", dir},
-         {"netns_path", netns_path},
-         {"ipc_ns_path", ipc_ns_path},
-         {"uts_ns_path", uts_ns_path},
-         {"pid_ns_path", pid_ns_path},
-         {"userns_path", userns_path},
-         {"pause_pid", pause_pid},
-         {"ip", ip},
-         {"additional_ips", additional_ips},
-         {"network_ready", network_ready}};
-  return j.dump();
-}
-
-StatusOr<SandboxRecord> SandboxRecord::FromJson(std::string_view text) {
-  try {
-    json j = json::parse(text);
-    SandboxRecord r;
-    r.id = j.at("id");
-    const json& c = j.at("config");
-    r.config.name = c.at("name");
-    r.config.uid = c.at("uid");
-    r.config.namespace_ = c.at("namespace");
-    r.config.attempt = c.at("attempt");
-    r.config.hostname = c.at("hostname");
-    r.config.log_directory = c.at("log_directory");
-    r.config.dns_servers = c.at("dns_servers").get<std::vector<std::string>>();
-    r.config.dns_searches = c.at("dns_searches").get<std::vector<std::string>>();
-    r.config.dns_options = c.at("dns_options").get<std::vector<std::string>>();
-    for (const auto& p : c.at("port_mappings")) {
-      network::PortMapping m;
-      m.host_port = p.at("host_port");
-      m.container_port = p.at("container_port");
-      m.protocol = p.at("protocol");
-      m.host_ip = p.at("host_ip");
-      r.config.port_mappings.push_back(m);
-    }
-    r.config.labels = c.at("labels").get<std::map<std::string, std::string>>();
-    r.config.annotations = c.at("annotations").get<std::map<std::string, std::string>>();
-    r.config.cgroup_parent = c.at("cgroup_parent");
-    r.config.sysctls = c.at("sysctls").get<std::map<std::string, std::string>>();
-    r.config.resources = ResourcesFromJson(c.value("resources", json()));
-    r.config.overhead = ResourcesFromJson(c.value("overhead", json()));
-    r.config.network_mode = ModeFromName(c.at("network_mode"));
-    r.config.pid_mode = ModeFromName(c.at("pid_mode"));
-    r.config.ipc_mode = ModeFromName(c.at("ipc_mode"));
-    r.config.privileged = c.at("privileged");
-    r.runtime_handler = j.at("runtime_handler");
-    r.state = j.at("state") == "READY" ? SandboxState::kReady : SandboxState::kNotReady;
-    r.created_at_ns = j.at("created_at_ns");
-    r.dir = j.at("dir");
-    r.netns_path = j.at("netns_path");
-    r.ipc_ns_path = j.at("ipc_ns_path");
-    r.uts_ns_path = j.at("uts_ns_path");
-    r.pid_ns_path = j.value("pid_ns_path", "");
-    r.pause_pid = j.value("pause_pid", 0);
-    r.userns_path = j.value("userns_path", "");
-    if (c.contains("userns")) {
-      auto maps = [](const json& a) {
-        std::vector<IdMapping> m;
-        for (const auto& l : a) m.push_back({l.at(0), l.at(1), l.at(2)});
-        return m;
-      };
-      r.config.userns =
-          SandboxConfig::UserNamespace{maps(c["userns"].at("uids")), maps(c["userns"].at("gids"))};
-    }
-    r.ip = j.at("ip");
-    r.additional_ips = j.at("additional_ips").get<std::vector<std::string>>();
-    r.network_ready = j.at("network_ready");
-    return r;
-  } catch (const json::exception& e) {
-    return DataLossError(StrCat("corrupt sandbox record: ", e.what()));
-  }
 }
 
 oci::SandboxInfo SandboxRecord::Info() const {

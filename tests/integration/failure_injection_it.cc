@@ -156,6 +156,32 @@ exec "$B"
     IT_EXPECT_GRPC_OK(RemoveCtr(id));
   }
 
+  // A pod of the flaky handler, running: where most tests start.
+  struct FlakyPodRun {
+    cri::PodSandboxConfig config;
+    std::string id;
+  };
+  void RunFlakyPod(const std::string& name, cri::NamespaceMode network, cri::NamespaceMode pid,
+                   FlakyPodRun* pod) {
+    pod->config = FlakyPod(name, network, pid);
+    IT_ASSERT_GRPC_OK(RunPod(pod->config, &pod->id, "flaky"));
+  }
+
+  // A container of `pod` running `cmd`, removed by the fixture if the test stops early.
+  void StartFlakyContainer(const FlakyPodRun& pod, const std::string& name,
+                           const std::vector<std::string>& cmd, std::string* id) {
+    IT_ASSERT_GRPC_OK(CreateCtr(pod.id, pod.config, CtrConfig(name, cmd), id));
+    ctr_ids_.insert(*id);
+    IT_ASSERT_GRPC_OK(StartCtr(*id));
+  }
+
+  // Where every test ends: the pod removed, and nothing of it or its containers left.
+  void RemovePodLeavingNothing(const FlakyPodRun& pod,
+                               const std::string& when = "after removing the pod") {
+    IT_ASSERT_GRPC_OK(RemovePod(pod.id));
+    ExpectNoLeaks(when);
+  }
+
   fs::path faults_;
   fs::path runtime_wrapper_;
   std::string cni_bin_dirs_;
@@ -203,15 +229,14 @@ TEST_F(FailureInjectionIT, StatusListsWorkingHandlersWithFeatures) {
 }
 
 TEST_F(FailureInjectionIT, RuntimeCreateFailuresLeaveNothing) {
-  cri::PodSandboxConfig pod = FlakyPod("create-faults", cri::NODE, cri::POD);
-  std::string pod_id;
-  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id, "flaky"));
+  FlakyPodRun pod;
+  ASSERT_NO_FATAL_FAILURE(RunFlakyPod("create-faults", cri::NODE, cri::POD, &pod));
 
   for (const std::string fault : {"runtime-create", "runtime-create-after"}) {
     SCOPED_TRACE(fault);
     Fault(fault);
     std::string id;
-    grpc::Status s = CreateCtr(pod_id, pod, CtrConfig("doomed", {"sleep", "60"}), &id);
+    grpc::Status s = CreateCtr(pod.id, pod.config, CtrConfig("doomed", {"sleep", "60"}), &id);
     EXPECT_FALSE(s.ok()) << fault << " did not fail CreateContainer";
     EXPECT_THAT(s.error_message(), HasSubstr("injected failure")) << Describe(s);
     EXPECT_THAT(s.error_message(), HasSubstr("doomed")) << "error does not name the container";
@@ -219,21 +244,19 @@ TEST_F(FailureInjectionIT, RuntimeCreateFailuresLeaveNothing) {
     ClearFaults();
   }
   // The name is free again, and the pod works.
-  ASSERT_NO_FATAL_FAILURE(ExpectContainerRuns(pod_id, pod, "doomed"));
+  ASSERT_NO_FATAL_FAILURE(ExpectContainerRuns(pod.id, pod.config, "doomed"));
   ExpectNoContainerLeft("after the working container was removed");
-  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
-  ExpectNoLeaks("after removing the pod");
+  RemovePodLeavingNothing(pod);
 }
 
 TEST_F(FailureInjectionIT, RuntimeStartFailuresLeaveAnExitedContainer) {
-  cri::PodSandboxConfig pod = FlakyPod("start-faults", cri::NODE, cri::CONTAINER);
-  std::string pod_id;
-  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id, "flaky"));
+  FlakyPodRun pod;
+  ASSERT_NO_FATAL_FAILURE(RunFlakyPod("start-faults", cri::NODE, cri::CONTAINER, &pod));
 
   for (const std::string fault : {"runtime-start", "runtime-start-after"}) {
     SCOPED_TRACE(fault);
     std::string id;
-    IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, CtrConfig("unlucky", {"sleep", "60"}), &id));
+    IT_ASSERT_GRPC_OK(CreateCtr(pod.id, pod.config, CtrConfig("unlucky", {"sleep", "60"}), &id));
     Fault(fault);
     grpc::Status s = StartCtr(id);
     EXPECT_FALSE(s.ok()) << fault << " did not fail StartContainer";
@@ -259,21 +282,19 @@ TEST_F(FailureInjectionIT, RuntimeStartFailuresLeaveAnExitedContainer) {
     IT_ASSERT_GRPC_OK(RemoveCtr(id));
     ExpectNoContainerLeft("after removing the container " + fault + " failed");
   }
-  ASSERT_NO_FATAL_FAILURE(ExpectContainerRuns(pod_id, pod, "unlucky"));
-  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
-  ExpectNoLeaks("after removing the pod");
+  ASSERT_NO_FATAL_FAILURE(ExpectContainerRuns(pod.id, pod.config, "unlucky"));
+  RemovePodLeavingNothing(pod);
 }
 
 TEST_F(FailureInjectionIT, FailedRollbackKeepsTheContainerAsUnknownUntilRemoved) {
-  cri::PodSandboxConfig pod = FlakyPod("rollback", cri::NODE, cri::CONTAINER);
-  std::string pod_id;
-  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id, "flaky"));
+  FlakyPodRun pod;
+  ASSERT_NO_FATAL_FAILURE(RunFlakyPod("rollback", cri::NODE, cri::CONTAINER, &pod));
 
   // The runtime creates the container but reports failure, and then cannot delete it.
   Fault("runtime-create-after");
   Fault("runtime-delete");
   std::string unused;
-  grpc::Status s = CreateCtr(pod_id, pod, CtrConfig("stuck", {"sleep", "60"}), &unused);
+  grpc::Status s = CreateCtr(pod.id, pod.config, CtrConfig("stuck", {"sleep", "60"}), &unused);
   EXPECT_FALSE(s.ok());
   EXPECT_THAT(s.error_message(), HasSubstr("UNKNOWN")) << Describe(s);
   std::vector<cri::Container> listed = ListCtrs();
@@ -287,7 +308,7 @@ TEST_F(FailureInjectionIT, FailedRollbackKeepsTheContainerAsUnknownUntilRemoved)
   EXPECT_EQ(st->reason(), "CreateError");
   EXPECT_THAT(st->message(), HasSubstr("injected failure of runtime delete"));
   // The name stays reserved while the container exists.
-  s = CreateCtr(pod_id, pod, CtrConfig("stuck", {"sleep", "60"}), &unused);
+  s = CreateCtr(pod.id, pod.config, CtrConfig("stuck", {"sleep", "60"}), &unused);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS) << Describe(s);
 
   // Removal fails while the runtime still fails, and works once it recovers.
@@ -298,20 +319,16 @@ TEST_F(FailureInjectionIT, FailedRollbackKeepsTheContainerAsUnknownUntilRemoved)
   ClearFaults();
   IT_ASSERT_GRPC_OK(RemoveCtr(id));
   ExpectNoContainerLeft("after removing the UNKNOWN container");
-  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
-  ExpectNoLeaks("after removing the pod");
+  RemovePodLeavingNothing(pod);
 }
 
 // The monitor deletes the runtime's state when the container exits, so removing an exited
 // container runs no runtime: it works while every runtime delete fails.
 TEST_F(FailureInjectionIT, RemoveOfAnExitedContainerRunsNoRuntime) {
-  cri::PodSandboxConfig pod = FlakyPod("rm-no-runtime", cri::NODE, cri::CONTAINER);
-  std::string pod_id;
-  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id, "flaky"));
+  FlakyPodRun pod;
+  ASSERT_NO_FATAL_FAILURE(RunFlakyPod("rm-no-runtime", cri::NODE, cri::CONTAINER, &pod));
   std::string id;
-  IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, CtrConfig("quick", {"sh", "-c", "exit 2"}), &id));
-  ctr_ids_.insert(id);
-  IT_ASSERT_GRPC_OK(StartCtr(id));
+  ASSERT_NO_FATAL_FAILURE(StartFlakyContainer(pod, "quick", {"sh", "-c", "exit 2"}, &id));
   EXPECT_EQ(WaitForState(id, cri::CONTAINER_EXITED, std::chrono::seconds(10)).exit_code(), 2);
   EXPECT_THAT(DirEntries(berthd_->state() / "runtimes" / "flaky"), IsEmpty())
       << "runtime state of an exited container kept";
@@ -319,20 +336,16 @@ TEST_F(FailureInjectionIT, RemoveOfAnExitedContainerRunsNoRuntime) {
   IT_EXPECT_GRPC_OK(RemoveCtr(id));
   ClearFaults();
   ExpectNoContainerLeft("after removing the exited container");
-  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
-  ExpectNoLeaks("after removing the pod");
+  RemovePodLeavingNothing(pod);
 }
 
 // When the monitor's delete fails at the exit, the container is reported EXITED all the same,
 // and RemoveContainer deletes the runtime's state itself (and fails while it cannot).
 TEST_F(FailureInjectionIT, FailedDeleteAtExitIsFinishedByRemove) {
-  cri::PodSandboxConfig pod = FlakyPod("rm-late-delete", cri::NODE, cri::CONTAINER);
-  std::string pod_id;
-  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id, "flaky"));
+  FlakyPodRun pod;
+  ASSERT_NO_FATAL_FAILURE(RunFlakyPod("rm-late-delete", cri::NODE, cri::CONTAINER, &pod));
   std::string id;
-  IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, CtrConfig("sleeper", {"sleep", "60"}), &id));
-  ctr_ids_.insert(id);
-  IT_ASSERT_GRPC_OK(StartCtr(id));
+  ASSERT_NO_FATAL_FAILURE(StartFlakyContainer(pod, "sleeper", {"sleep", "60"}, &id));
   Fault("runtime-delete");
   IT_ASSERT_GRPC_OK(StopCtr(id, 0));
   std::optional<cri::ContainerStatus> st = CtrStatusOf(id);
@@ -347,8 +360,7 @@ TEST_F(FailureInjectionIT, FailedDeleteAtExitIsFinishedByRemove) {
   ClearFaults();
   IT_EXPECT_GRPC_OK(RemoveCtr(id));
   ExpectNoContainerLeft("after the remove finished the delete");
-  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
-  ExpectNoLeaks("after removing the pod");
+  RemovePodLeavingNothing(pod);
 }
 
 TEST_F(FailureInjectionIT, CniAddFailuresLeaveNothing) {
@@ -369,15 +381,14 @@ TEST_F(FailureInjectionIT, CniAddFailuresLeaveNothing) {
     ClearFaults();
   }
   // The network works once the plugin does.
-  cri::PodSandboxConfig pod = FlakyPod("net-ok", cri::POD, cri::POD);
-  std::string pod_id;
-  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id, "flaky"));
-  std::optional<cri::PodSandboxStatus> st = PodStatusOf(pod_id);
+  FlakyPodRun pod;
+  ASSERT_NO_FATAL_FAILURE(RunFlakyPod("net-ok", cri::POD, cri::POD, &pod));
+  std::optional<cri::PodSandboxStatus> st = PodStatusOf(pod.id);
   ASSERT_TRUE(st.has_value());
   EXPECT_TRUE(st->network().ip().starts_with(net.prefix)) << st->network().ip();
   EXPECT_EQ(LeasedAddresses(net).size(), 1u);
-  ASSERT_NO_FATAL_FAILURE(ExpectContainerRuns(pod_id, pod, "after-faults"));
-  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
+  ASSERT_NO_FATAL_FAILURE(ExpectContainerRuns(pod.id, pod.config, "after-faults"));
+  IT_ASSERT_GRPC_OK(RemovePod(pod.id));
   EXPECT_THAT(LeasedAddresses(net), IsEmpty());
   ExpectNoLeaks("after removing the pod");
 }
@@ -385,28 +396,26 @@ TEST_F(FailureInjectionIT, CniAddFailuresLeaveNothing) {
 TEST_F(FailureInjectionIT, CniDelFailureKeepsThePodForARetry) {
   BridgeNetwork net;
   ASSERT_NO_FATAL_FAILURE(net = SetUpBridgeNetwork("flaky-bridge"));
-  cri::PodSandboxConfig pod = FlakyPod("del-faults", cri::POD, cri::CONTAINER);
-  std::string pod_id;
-  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id, "flaky"));
+  FlakyPodRun pod;
+  ASSERT_NO_FATAL_FAILURE(RunFlakyPod("del-faults", cri::POD, cri::CONTAINER, &pod));
   ASSERT_EQ(LeasedAddresses(net).size(), 1u);
 
   Fault("cni-DEL");
-  grpc::Status s = StopPod(pod_id);
+  grpc::Status s = StopPod(pod.id);
   EXPECT_FALSE(s.ok()) << "StopPodSandbox hid a failed CNI DEL";
   EXPECT_THAT(s.error_message(), HasSubstr("injected failure of CNI DEL")) << Describe(s);
-  s = RemovePod(pod_id);
+  s = RemovePod(pod.id);
   EXPECT_FALSE(s.ok()) << "RemovePodSandbox hid a failed CNI DEL";
   EXPECT_EQ(PodIds().size(), 1u) << "the pod must stay for the kubelet's retry";
   EXPECT_EQ(LeasedAddresses(net).size(), 1u);
 
   ClearFaults();
-  IT_ASSERT_GRPC_OK(StopPod(pod_id));
-  std::optional<cri::PodSandboxStatus> st = PodStatusOf(pod_id);
+  IT_ASSERT_GRPC_OK(StopPod(pod.id));
+  std::optional<cri::PodSandboxStatus> st = PodStatusOf(pod.id);
   ASSERT_TRUE(st.has_value());
   EXPECT_EQ(st->state(), cri::SANDBOX_NOTREADY);
   EXPECT_THAT(LeasedAddresses(net), IsEmpty());
-  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
-  ExpectNoLeaks("after the retried removal");
+  RemovePodLeavingNothing(pod, "after the retried removal");
 }
 
 }  // namespace

@@ -51,6 +51,25 @@ TEST(StatusTest, AnnotateKeepsCode) {
   EXPECT_TRUE(Annotate(OkStatus(), "x").ok());
 }
 
+// Rollback as CreateContainer uses it: guards run in reverse order of
+// acquisition on an early return, and none runs once cancelled.
+TEST(ScopeGuardTest, RunsInReverseOrderUnlessCancelled) {
+  std::vector<int> undone;
+  auto acquire = [&](bool succeed) -> Status {
+    ScopeGuard first([&] { undone.push_back(1); });
+    ScopeGuard second([&] { undone.push_back(2); });
+    if (!succeed) return InternalError("failed after two steps");
+    second.Cancel();
+    first.Cancel();
+    return OkStatus();
+  };
+  EXPECT_FALSE(acquire(false).ok());
+  EXPECT_EQ(undone, (std::vector<int>{2, 1}));
+  undone.clear();
+  EXPECT_TRUE(acquire(true).ok());
+  EXPECT_TRUE(undone.empty());
+}
+
 TEST(FsTest, AtomicWriteAndRead) {
   auto dir = std::filesystem::temp_directory_path() / ("berth-fs-" + RandomHex(4));
   ASSERT_TRUE(MakeDirs(dir).ok());

@@ -315,8 +315,14 @@ empty:
 TEST(YamlReaderTest, ErrorsNameTheLine) {
   StatusOr<nlohmann::json> doc = ParseYaml("a: 1\n  b: 2\n");
   ASSERT_FALSE(doc.ok());
-  EXPECT_NE(doc.status().message().find("line 2"), std::string::npos) << doc.status();
+  EXPECT_NE(doc.status().message().find("YAML line 2, column"), std::string::npos) << doc.status();
   EXPECT_FALSE(ParseYaml("a: &x 1\n").ok());
+  // A key given twice is refused, as berthctl always did.
+  doc = ParseYaml("metadata:\n  name: a\n  name: b\n");
+  ASSERT_FALSE(doc.ok());
+  EXPECT_NE(doc.status().message().find("YAML line 3, column 3: duplicate mapping key \"name\""),
+            std::string::npos)
+      << doc.status();
   StatusOr<nlohmann::json> json = ParseJsonOrYaml(" {\"a\": [1]}");
   ASSERT_TRUE(json.ok());
   EXPECT_EQ((*json)["a"][0], 1);

@@ -1,0 +1,1 @@
+berth_add_test(container_plan_test SOURCES container_plan_test.cc LIBS berth_container LABELS unit)
