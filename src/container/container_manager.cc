@@ -604,7 +604,12 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
                           std::chrono::duration<double, std::milli>(now - last).count());
     last = now;
   };
-  auto found = images_->Find(req.image);
+  // Held until the record is saved (where ImageUser sees it), and declared
+  // before the rollback guards so that a failed create unmounts first: a
+  // concurrent RemoveImage never deletes layers this create mounts.
+  image::ImageHold rootfs_hold;
+  std::vector<image::ImageHold> volume_holds;
+  auto found = images_->Use(req.image, &rootfs_hold);
   if (!found.ok()) {
     return NotFoundError(StrCat("image \"", req.image, "\" is not present; pull it first"));
   }
@@ -706,9 +711,9 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     (void)UnmountEntriesAndRemove(fs::path(r.bundle) / "volumes");
     (void)UnmountEntriesAndRemove(fs::path(r.bundle) / "idmap" / "mounts");
   });
-  ASSIGN_OR_RETURN(
-      std::vector<std::string> volume_images,
-      MountImageVolumes(*images_, config.mounts, fs::path(r.bundle) / "volumes", sb.userns_path));
+  ASSIGN_OR_RETURN(std::vector<std::string> volume_images,
+                   MountImageVolumes(*images_, config.mounts, fs::path(r.bundle) / "volumes",
+                                     sb.userns_path, &volume_holds));
   if (!sb.userns_path.empty()) {
     RETURN_IF_ERROR(
         IdmapBindMounts(config.mounts, sb.userns_path, fs::path(r.bundle) / "idmap" / "mounts"));

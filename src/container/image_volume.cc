@@ -84,10 +84,12 @@ StatusOr<std::string> MountImageVolume(const snapshot::LayerStore& layers,
   const fs::path empty = mount_point.parent_path() / ".empty";
   RETURN_IF_ERROR(MakeDirs(empty, 0755));
   RETURN_IF_ERROR(MakeDirs(mount_point, 0755));
-  // Read-only and nothing else: in a pod with a user namespace, flags of a
-  // bind source are locked, and the runtime's read-only remount of its bind
-  // (which names no nosuid/nodev) would be refused.
-  const unsigned long flags = MS_RDONLY;
+  // Read-only, no set-user-ID and no device nodes, as containerd and CRI-O
+  // mount image volumes: an image's setuid binary must not gain privilege
+  // through a volume. The spec builder adds nosuid,nodev to the runtime's
+  // bind of it, because in a pod with a user namespace the flags of a bind
+  // source are locked and a read-only remount naming fewer is refused.
+  const unsigned long flags = MS_RDONLY | MS_NOSUID | MS_NODEV;
   if (!userns_path.empty()) {
     std::vector<fs::path> lowers;
     for (auto it = image.diff_ids.rbegin(); it != image.diff_ids.rend(); ++it) {
@@ -118,15 +120,17 @@ StatusOr<std::string> MountImageVolume(const snapshot::LayerStore& layers,
   return host_path;
 }
 
-StatusOr<std::vector<std::string>> MountImageVolumes(const image::ImageService& images,
+StatusOr<std::vector<std::string>> MountImageVolumes(image::ImageService& images,
                                                      std::vector<oci::Mount>& mounts,
                                                      const fs::path& volumes_dir,
-                                                     const fs::path& userns_path) {
+                                                     const fs::path& userns_path,
+                                                     std::vector<image::ImageHold>* holds) {
   std::vector<std::string> ids(mounts.size());
   for (size_t i = 0; i < mounts.size(); ++i) {
     oci::Mount& m = mounts[i];
     if (m.image.empty()) continue;
-    auto img = images.Find(m.image);
+    image::ImageHold hold;
+    auto img = images.Use(m.image, &hold);
     if (!img.ok()) {
       return NotFoundError(StrCat("image volume ", m.container_path, ": image \"", m.image,
                                   "\" is not present; pull it first"));
@@ -136,6 +140,7 @@ StatusOr<std::vector<std::string>> MountImageVolumes(const image::ImageService& 
     if (!host_path.ok()) {
       return Annotate(host_path.status(), StrCat("image volume ", m.container_path));
     }
+    holds->push_back(std::move(hold));
     m.host_path = *host_path;
     m.readonly = true;
     ids[i] = img->id;
