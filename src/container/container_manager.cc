@@ -1254,6 +1254,8 @@ Status ContainerManager::Checkpoint(const std::string& id, const std::string& lo
   req.record_json = r.ToJson();
   req.work_dir = fs::path(r.bundle) / "checkpoint-work";
   req.location = location;
+  req.rootfs_upper = fs::path(r.layer_dir) / "upper";
+  req.criu_compat_library = options_.criu_compat_library;
   RETURN_IF_ERROR(WriteCheckpoint(req));
   spdlog::info("event=container_checkpointed id={} location={}", r.id, location);
   return OkStatus();
