@@ -12,8 +12,6 @@
 #include "common/process.h"
 #include "container/rootfs_diff.h"
 
-extern char** environ;
-
 namespace berth::container {
 
 namespace fs = std::filesystem;
@@ -32,6 +30,16 @@ std::string FirstErrorLine(const std::string& text) {
     if (!line.empty()) last = line;
   }
   return last;
+}
+
+// berthd's environment without its own LD_PRELOAD, plus `extra` ("K=V").
+std::vector<std::string> EnvironmentWith(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!std::string_view(*e).starts_with("LD_PRELOAD=")) env.emplace_back(*e);
+  }
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
 }
 
 class ArchiveWriter {
@@ -149,10 +157,7 @@ StatusOr<CriuSetup> CheckCriu(const std::string& compat_library) {
   if (error.find("vdso") != std::string::npos && !compat_library.empty()) {
     CriuSetup setup;
     setup.env = {StrCat("LD_PRELOAD=", compat_library)};
-    for (char** e = environ; *e != nullptr; ++e) {
-      if (!std::string_view(*e).starts_with("LD_PRELOAD=")) opts.env.emplace_back(*e);
-    }
-    opts.env.insert(opts.env.end(), setup.env.begin(), setup.env.end());
+    opts.env = EnvironmentWith(setup.env);
     auto with_shim = RunProcess({"criu", "check"}, opts);
     if (with_shim.ok() && with_shim->exit_code == 0) return setup;
     compat_error =
@@ -194,10 +199,7 @@ Status WriteCheckpoint(const CheckpointRequest& req) {
     // The runtime passes its environment on to the criu it starts (runc's
     // `criu swrk`, crun's libcriu); the shim only touches reads of
     // /proc/<pid>/[s]maps, so the runtime itself is unaffected.
-    for (char** e = environ; *e != nullptr; ++e) {
-      if (!std::string_view(*e).starts_with("LD_PRELOAD=")) opts.env.emplace_back(*e);
-    }
-    opts.env.insert(opts.env.end(), criu.env.begin(), criu.env.end());
+    opts.env = EnvironmentWith(criu.env);
   }
   ASSIGN_OR_RETURN(ProcessResult r, RunProcess(argv, opts));
   if (r.exit_code != 0) {
