@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <ranges>
 
 #include "common/fs.h"
 #include "container/userns.h"
@@ -58,7 +59,8 @@ StatusOr<std::string> ResolveInRoot(const fs::path& root, std::string_view rel) 
   fs::path real = fs::read_symlink(StrCat("/proc/self/fd/", target.get()), ec);
   if (ec) return InternalError(StrCat("read /proc/self/fd of ", path, ": ", ec.message()));
   // The kernel resolved it in the root; a path outside it would be a bug.
-  const std::string r = real.string(), base = root.string();
+  std::string r = real.string();
+  const std::string base = root.string();
   if (r != base && !r.starts_with(base + "/")) {
     return InternalError(StrCat("\"", rel, "\" resolved outside the image to ", r));
   }
@@ -92,9 +94,7 @@ StatusOr<std::string> MountImageVolume(const snapshot::LayerStore& layers,
   const unsigned long flags = MS_RDONLY | MS_NOSUID | MS_NODEV;
   if (!userns_path.empty()) {
     std::vector<fs::path> lowers;
-    for (auto it = image.diff_ids.rbegin(); it != image.diff_ids.rend(); ++it) {
-      lowers.push_back(layers.LayerDir(*it));
-    }
+    for (const auto& d : std::views::reverse(image.diff_ids)) lowers.push_back(layers.LayerDir(d));
     lowers.push_back(empty);
     RETURN_IF_ERROR(MountIdmappedOverlay(
         lowers, {}, 0, 0, mount_point, flags, userns_path,
@@ -152,7 +152,7 @@ Status UnmountEntriesAndRemove(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return OkStatus();
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const fs::path p = e.path();
+    const fs::path& p = e.path();
     // A mount point may be mounted more than once (never by berthd, but a
     // detach of the top one must not leave one below).
     for (int i = 0; i < 8; ++i) {
