@@ -689,9 +689,8 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   if (!sb.userns_path.empty()) {
     // A pod with its own user namespace: ID-mapped layers (container/userns.h).
     std::vector<fs::path> lowers;
-    for (auto it = img.diff_ids.rbegin(); it != img.diff_ids.rend(); ++it) {
-      lowers.push_back(images_->layers().LayerDir(*it));
-    }
+    for (const auto& d : img.diff_ids) lowers.push_back(images_->layers().LayerDir(d));
+    std::reverse(lowers.begin(), lowers.end());  // the top layer first
     const oci::SandboxInfo info = sb.Info();
     const int64_t root_uid = MapToHost(info.uid_mappings, 0);
     const int64_t root_gid = MapToHost(info.gid_mappings, 0);

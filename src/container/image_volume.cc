@@ -6,8 +6,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <ranges>
 
 #include "common/fs.h"
 #include "container/userns.h"
@@ -94,7 +94,8 @@ StatusOr<std::string> MountImageVolume(const snapshot::LayerStore& layers,
   const unsigned long flags = MS_RDONLY | MS_NOSUID | MS_NODEV;
   if (!userns_path.empty()) {
     std::vector<fs::path> lowers;
-    for (const auto& d : std::views::reverse(image.diff_ids)) lowers.push_back(layers.LayerDir(d));
+    for (const auto& d : image.diff_ids) lowers.push_back(layers.LayerDir(d));
+    std::reverse(lowers.begin(), lowers.end());  // the top layer first
     lowers.push_back(empty);
     RETURN_IF_ERROR(MountIdmappedOverlay(
         lowers, {}, 0, 0, mount_point, flags, userns_path,
