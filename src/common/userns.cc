@@ -240,7 +240,8 @@ void UnpinNamespaceFile(const fs::path& path) {
   ::unlink(path.c_str());
 }
 
-Status IdmappedBind(const fs::path& source, const fs::path& target, int userns_fd, bool recursive) {
+Status IdmappedBind(const fs::path& source, const fs::path& target, int userns_fd, bool recursive,
+                    bool receive_from_source) {
   unsigned int tree_flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0);
   int tree = ::open_tree(AT_FDCWD, source.c_str(), tree_flags);
   if (tree < 0) return ErrnoStatus(errno, StrCat("open_tree ", source.string()));
@@ -263,6 +264,14 @@ Status IdmappedBind(const fs::path& source, const fs::path& target, int userns_f
   if (::move_mount(tree, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
     return ErrnoStatus(errno,
                        StrCat("attach ID-mapped ", source.string(), " at ", target.string()));
+  }
+  // Out of the source's peer group (see the header): a slave keeps receiving
+  // its mounts, and sends nothing back, unmounts included.
+  const unsigned long propagation = (receive_from_source ? MS_SLAVE : MS_PRIVATE) | MS_REC;
+  if (::mount(nullptr, target.c_str(), nullptr, propagation, nullptr) != 0) {
+    const int err = errno;
+    ::umount2(target.c_str(), MNT_DETACH);
+    return ErrnoStatus(err, StrCat("set propagation of ID-mapped ", target.string()));
   }
   return OkStatus();
 }

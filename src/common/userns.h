@@ -68,8 +68,14 @@ void UnpinNamespaceFile(const std::filesystem::path& path);
 // source) ID-mapped through the user namespace `userns_fd`. `recursive`:
 // with every mount below `source` (rbind). FAILED_PRECONDITION naming the
 // path and its filesystem when the kernel or the filesystem cannot ID-map.
+//
+// The clone is a slave of `source`'s mounts when `receive_from_source` (a
+// mount made below `source` later shows up below `target`, for
+// HostToContainer and Bidirectional binds), else private. Never shared with
+// them: a clone of a shared mount starts in its peer group, and unmounting
+// the clone's tree would then unmount the host's mounts below `source` too.
 Status IdmappedBind(const std::filesystem::path& source, const std::filesystem::path& target,
-                    int userns_fd, bool recursive);
+                    int userns_fd, bool recursive, bool receive_from_source = false);
 
 // The reasons ID-mapped container roots cannot work here, or OK: makes a
 // user namespace, an ID-mapped bind mount of a directory below `scratch`

@@ -10,6 +10,7 @@
 
 #include "common/fs.h"
 #include "common/process.h"
+#include "container/rootfs_diff.h"
 
 namespace berth::container {
 
@@ -29,6 +30,16 @@ std::string FirstErrorLine(const std::string& text) {
     if (!line.empty()) last = line;
   }
   return last;
+}
+
+// berthd's environment without its own LD_PRELOAD, plus `extra` ("K=V").
+std::vector<std::string> EnvironmentWith(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!std::string_view(*e).starts_with("LD_PRELOAD=")) env.emplace_back(*e);
+  }
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
 }
 
 class ArchiveWriter {
@@ -64,11 +75,35 @@ class ArchiveWriter {
       if (it->is_directory(ec)) {
         RETURN_IF_ERROR(AddDir(name));
       } else if (it->is_regular_file(ec)) {
-        ASSIGN_OR_RETURN(std::string data, ReadFile(it->path()));
-        RETURN_IF_ERROR(AddBytes(name, data));
+        RETURN_IF_ERROR(AddFile(name, it->path()));
       }
     }
     if (ec) return InternalError(StrCat("list ", dir.string(), ": ", ec.message()));
+    return OkStatus();
+  }
+  // A file streamed in, not read whole (page dumps and the rootfs diff can be
+  // large).
+  Status AddFile(const std::string& name, const fs::path& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd.valid()) return ErrnoStatus(errno, StrCat("open ", path.string()));
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, StrCat("stat ", path.string()));
+    archive_entry* e = archive_entry_new();
+    ScopeGuard free_entry([&] { archive_entry_free(e); });
+    archive_entry_set_pathname(e, name.c_str());
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0600);
+    archive_entry_set_size(e, st.st_size);
+    archive_entry_set_mtime(e, ::time(nullptr), 0);
+    if (archive_write_header(a_, e) != ARCHIVE_OK) return Error("write header");
+    char buf[64 * 1024];
+    for (;;) {
+      ssize_t n = ::read(fd.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus(errno, StrCat("read ", path.string()));
+      if (n == 0) break;
+      if (archive_write_data(a_, buf, static_cast<size_t>(n)) != n) return Error("write data");
+    }
     return OkStatus();
   }
   Status Close() {
@@ -106,7 +141,7 @@ class ArchiveWriter {
 
 }  // namespace
 
-Status CheckCriu() {
+StatusOr<CriuSetup> CheckCriu(const std::string& compat_library) {
   RunOptions opts;
   opts.timeout = std::chrono::seconds(30);
   auto r = RunProcess({"criu", "check"}, opts);
@@ -114,12 +149,25 @@ Status CheckCriu() {
     return FailedPreconditionError(StrCat("checkpoints need CRIU, which is not usable here (",
                                           r.status().message(), "); install the criu package"));
   }
-  if (r->exit_code != 0) {
-    return FailedPreconditionError(
-        StrCat("checkpoints need CRIU, and `criu check` fails on this host: ",
-               FirstErrorLine(r->err.empty() ? r->out : r->err)));
+  if (r->exit_code == 0) return CriuSetup{};
+  const std::string error = FirstErrorLine(r->err.empty() ? r->out : r->err);
+  // CRIU 3.17 on Linux 6.13+: "vdso: Unexpected rt vDSO area bounds". The
+  // shim presents the kernel's [vvar_vclock] area as part of [vvar].
+  std::string compat_error;
+  if (error.find("vdso") != std::string::npos && !compat_library.empty()) {
+    CriuSetup setup;
+    setup.env = {StrCat("LD_PRELOAD=", compat_library)};
+    opts.env = EnvironmentWith(setup.env);
+    auto with_shim = RunProcess({"criu", "check"}, opts);
+    if (with_shim.ok() && with_shim->exit_code == 0) return setup;
+    compat_error =
+        with_shim.ok()
+            ? StrCat(" (with ", compat_library, " preloaded: ",
+                     FirstErrorLine(with_shim->err.empty() ? with_shim->out : with_shim->err), ")")
+            : StrCat(" (with ", compat_library, " preloaded: ", with_shim.status().message(), ")");
   }
-  return OkStatus();
+  return FailedPreconditionError(
+      StrCat("checkpoints need CRIU, and `criu check` fails on this host: ", error, compat_error));
 }
 
 Status WriteCheckpoint(const CheckpointRequest& req) {
@@ -133,7 +181,7 @@ Status WriteCheckpoint(const CheckpointRequest& req) {
     return InvalidArgumentError(StrCat("checkpoint location ", req.location, ": directory ",
                                        location.parent_path().string(), " does not exist"));
   }
-  RETURN_IF_ERROR(CheckCriu());
+  ASSIGN_OR_RETURN(CriuSetup criu, CheckCriu(req.criu_compat_library));
   (void)RemoveAll(req.work_dir);
   const fs::path images = req.work_dir / "checkpoint";
   const fs::path work = req.work_dir / "work";
@@ -147,6 +195,12 @@ Status WriteCheckpoint(const CheckpointRequest& req) {
                            "--work-path", work.string(), req.container_id});
   RunOptions opts;
   opts.timeout = std::chrono::minutes(5);
+  if (!criu.env.empty()) {
+    // The runtime passes its environment on to the criu it starts (runc's
+    // `criu swrk`, crun's libcriu); the shim only touches reads of
+    // /proc/<pid>/[s]maps, so the runtime itself is unaffected.
+    opts.env = EnvironmentWith(criu.env);
+  }
   ASSIGN_OR_RETURN(ProcessResult r, RunProcess(argv, opts));
   if (r.exit_code != 0) {
     auto log = ReadFile(work / "dump.log");
@@ -165,6 +219,13 @@ Status WriteCheckpoint(const CheckpointRequest& req) {
     ASSIGN_OR_RETURN(std::string spec, ReadFile(fs::path(req.bundle) / "config.json"));
     RETURN_IF_ERROR(w.AddBytes("spec.dump", spec));
     RETURN_IF_ERROR(w.AddBytes("config.dump", req.record_json));
+    // The writable layer, as CRI-O and containerd archive it.
+    const fs::path diff_tar = req.work_dir / "rootfs-diff.tar";
+    ASSIGN_OR_RETURN(RootfsDiff diff, WriteRootfsDiff(req.rootfs_upper, diff_tar));
+    RETURN_IF_ERROR(w.AddFile("rootfs-diff.tar", diff_tar));
+    if (!diff.deleted.empty()) {
+      RETURN_IF_ERROR(w.AddBytes("deleted.files", DeletedFilesJson(diff.deleted)));
+    }
     if (auto log = ReadFile(work / "dump.log"); log.ok()) {
       RETURN_IF_ERROR(w.AddBytes("dump.log", *log));
     }

@@ -460,7 +460,12 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
                           std::chrono::duration<double, std::milli>(now - last).count());
     last = now;
   };
-  auto found = images_->Find(req.image);
+  // Held until the record is saved (where ImageUser sees it), and declared
+  // before the rollback guards so that a failed create unmounts first: a
+  // concurrent RemoveImage never deletes layers this create mounts.
+  image::ImageHold rootfs_hold;
+  std::vector<image::ImageHold> volume_holds;
+  auto found = images_->Use(req.image, &rootfs_hold);
   if (!found.ok()) {
     return NotFoundError(StrCat("image \"", req.image, "\" is not present; pull it first"));
   }
@@ -536,8 +541,9 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   });
   ContainerRootfsFacts facts;
   facts.mounts = plan.config.mounts;
-  ASSIGN_OR_RETURN(facts.volume_image_ids,
-                   MountImageVolumes(*images_, facts.mounts, plan.volumes_dir, sb.userns_path));
+  ASSIGN_OR_RETURN(
+      facts.volume_image_ids,
+      MountImageVolumes(*images_, facts.mounts, plan.volumes_dir, sb.userns_path, &volume_holds));
   if (plan.idmap_bind_mounts) {
     RETURN_IF_ERROR(IdmapBindMounts(facts.mounts, sb.userns_path, plan.idmap_mounts_dir));
   }
@@ -1034,6 +1040,8 @@ Status ContainerManager::Checkpoint(const std::string& id, const std::string& lo
   req.record_json = r.ToJson();
   req.work_dir = fs::path(r.bundle) / "checkpoint-work";
   req.location = location;
+  req.rootfs_upper = fs::path(r.layer_dir) / "upper";
+  req.criu_compat_library = options_.criu_compat_library;
   RETURN_IF_ERROR(WriteCheckpoint(req));
   spdlog::info("event=container_checkpointed id={} location={}", r.id, location);
   return OkStatus();

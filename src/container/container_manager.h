@@ -127,6 +127,9 @@ struct ContainerManagerOptions {
   std::filesystem::path root_dir;   // <root>/containers (writable layers)
   std::filesystem::path state_dir;  // <state>/containers (bundles)
   std::filesystem::path monitor_binary;
+  // libberth-criu-compat.so, preloaded into CRIU 3.17 on Linux 6.13+
+  // (container/checkpoint.h); empty when not found.
+  std::string criu_compat_library;
   oci::CgroupDriver cgroup_driver = oci::CgroupDriver::kCgroupfs;
   oci::HostCaps host;
   // CDI spec directories, in rising priority (cdi.spec_dirs).

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/fs.h"
@@ -58,7 +59,8 @@ StatusOr<std::string> ResolveInRoot(const fs::path& root, std::string_view rel) 
   fs::path real = fs::read_symlink(StrCat("/proc/self/fd/", target.get()), ec);
   if (ec) return InternalError(StrCat("read /proc/self/fd of ", path, ": ", ec.message()));
   // The kernel resolved it in the root; a path outside it would be a bug.
-  const std::string r = real.string(), base = root.string();
+  std::string r = real.string();
+  const std::string base = root.string();
   if (r != base && !r.starts_with(base + "/")) {
     return InternalError(StrCat("\"", rel, "\" resolved outside the image to ", r));
   }
@@ -84,15 +86,16 @@ StatusOr<std::string> MountImageVolume(const snapshot::LayerStore& layers,
   const fs::path empty = mount_point.parent_path() / ".empty";
   RETURN_IF_ERROR(MakeDirs(empty, 0755));
   RETURN_IF_ERROR(MakeDirs(mount_point, 0755));
-  // Read-only and nothing else: in a pod with a user namespace, flags of a
-  // bind source are locked, and the runtime's read-only remount of its bind
-  // (which names no nosuid/nodev) would be refused.
-  const unsigned long flags = MS_RDONLY;
+  // Read-only, no set-user-ID and no device nodes, as containerd and CRI-O
+  // mount image volumes: an image's setuid binary must not gain privilege
+  // through a volume. The spec builder adds nosuid,nodev to the runtime's
+  // bind of it, because in a pod with a user namespace the flags of a bind
+  // source are locked and a read-only remount naming fewer is refused.
+  const unsigned long flags = MS_RDONLY | MS_NOSUID | MS_NODEV;
   if (!userns_path.empty()) {
     std::vector<fs::path> lowers;
-    for (auto it = image.diff_ids.rbegin(); it != image.diff_ids.rend(); ++it) {
-      lowers.push_back(layers.LayerDir(*it));
-    }
+    for (const auto& d : image.diff_ids) lowers.push_back(layers.LayerDir(d));
+    std::reverse(lowers.begin(), lowers.end());  // the top layer first
     lowers.push_back(empty);
     RETURN_IF_ERROR(MountIdmappedOverlay(
         lowers, {}, 0, 0, mount_point, flags, userns_path,
@@ -118,15 +121,17 @@ StatusOr<std::string> MountImageVolume(const snapshot::LayerStore& layers,
   return host_path;
 }
 
-StatusOr<std::vector<std::string>> MountImageVolumes(const image::ImageService& images,
+StatusOr<std::vector<std::string>> MountImageVolumes(image::ImageService& images,
                                                      std::vector<oci::Mount>& mounts,
                                                      const fs::path& volumes_dir,
-                                                     const fs::path& userns_path) {
+                                                     const fs::path& userns_path,
+                                                     std::vector<image::ImageHold>* holds) {
   std::vector<std::string> ids(mounts.size());
   for (size_t i = 0; i < mounts.size(); ++i) {
     oci::Mount& m = mounts[i];
     if (m.image.empty()) continue;
-    auto img = images.Find(m.image);
+    image::ImageHold hold;
+    auto img = images.Use(m.image, &hold);
     if (!img.ok()) {
       return NotFoundError(StrCat("image volume ", m.container_path, ": image \"", m.image,
                                   "\" is not present; pull it first"));
@@ -136,6 +141,7 @@ StatusOr<std::vector<std::string>> MountImageVolumes(const image::ImageService& 
     if (!host_path.ok()) {
       return Annotate(host_path.status(), StrCat("image volume ", m.container_path));
     }
+    holds->push_back(std::move(hold));
     m.host_path = *host_path;
     m.readonly = true;
     ids[i] = img->id;
@@ -147,7 +153,7 @@ Status UnmountEntriesAndRemove(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return OkStatus();
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const fs::path p = e.path();
+    const fs::path& p = e.path();
     // A mount point may be mounted more than once (never by berthd, but a
     // detach of the top one must not leave one below).
     for (int i = 0; i < 8; ++i) {

@@ -44,11 +44,14 @@ StatusOr<std::string> MountImageVolume(const snapshot::LayerStore& layers,
 // A missing image is NOT_FOUND, naming the volume. On error, what was
 // mounted is left for the caller's UnmountEntriesAndRemove(volumes_dir).
 // With `userns_path` (a pod's user namespace), the layers are ID-mapped
-// through it (container/userns.h).
-StatusOr<std::vector<std::string>> MountImageVolumes(const image::ImageService& images,
+// through it (container/userns.h). Each image is resolved with
+// ImageService::Use; its hold is appended to `holds`, for the caller to keep
+// until the container's record is saved.
+StatusOr<std::vector<std::string>> MountImageVolumes(image::ImageService& images,
                                                      std::vector<oci::Mount>& mounts,
                                                      const std::filesystem::path& volumes_dir,
-                                                     const std::filesystem::path& userns_path = {});
+                                                     const std::filesystem::path& userns_path,
+                                                     std::vector<image::ImageHold>* holds);
 
 // Checks an image volume's sub path (relative, no "..", no empty or "."
 // components beyond what normalising removes). Pure.

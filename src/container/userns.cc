@@ -80,7 +80,9 @@ Status IdmapBindMounts(std::vector<oci::Mount>& mounts, const fs::path& userns_p
       UniqueFd f(::open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
       if (!f.valid()) return ErrnoStatus(errno, StrCat("create ", target.string()));
     }
-    Status s = IdmappedBind(m.host_path, target, userns.get(), /*recursive=*/true);
+    Status s =
+        IdmappedBind(m.host_path, target, userns.get(), /*recursive=*/true,
+                     /*receive_from_source=*/m.propagation != oci::MountPropagation::kPrivate);
     if (!s.ok()) return Annotate(s, StrCat("mount ", m.container_path));
     m.host_path = target.string();
   }

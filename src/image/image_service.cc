@@ -481,6 +481,11 @@ Status ImageService::Remove(std::string_view image) {
     std::lock_guard lock(gc_mu_);
     // Its layers are the lower directories of the user's mounts: removing
     // them would change files under a container.
+    if (auto held = holds_.find(r->id); held != holds_.end()) {
+      return FailedPreconditionError(StrCat("image ", r->id,
+                                            " is in use by a container being created; remove "
+                                            "that container first"));
+    }
     if (in_use_check_) {
       if (std::string user = in_use_check_(r->id); !user.empty()) {
         return FailedPreconditionError(StrCat("image ", r->id, " is in use by container ", user,

@@ -56,6 +56,28 @@ struct PullStats {
 // returns, and must be cheap (it is polled about once a second).
 using CancelCheck = registry::CancelCheck;
 
+class ImageService;
+
+// A hold on one image, taken by ImageService::Use for a container being
+// created: while any hold on an image exists, Remove of it is
+// FAILED_PRECONDITION. Move-only; released when destroyed. The service must
+// outlive its holds. Not thread-safe itself (one owner).
+class ImageHold {
+ public:
+  ImageHold() = default;
+  ImageHold(ImageHold&& other) noexcept;
+  ImageHold& operator=(ImageHold&& other) noexcept;
+  ImageHold(const ImageHold&) = delete;
+  ImageHold& operator=(const ImageHold&) = delete;
+  ~ImageHold() { Release(); }
+  void Release();
+
+ private:
+  friend class ImageService;
+  ImageService* owner_ = nullptr;
+  std::string image_id_;
+};
+
 // Thread-safe. Concurrent pulls of one reference share one download, and a
 // layer shared by images being pulled at once is downloaded once.
 class ImageService {
@@ -91,6 +113,14 @@ class ImageService {
   // idempotent per the CRI spec). An image a container uses (see
   // SetInUseCheck) is FAILED_PRECONDITION.
   Status Remove(std::string_view image);
+  // Resolves `image` like Find and returns its record with a hold on it,
+  // taken atomically with the resolution (under the lock Remove checks
+  // under). A container create resolves its images (rootfs, image volumes)
+  // this way and keeps the holds until its record is visible to the in-use
+  // check (SetInUseCheck): a concurrent Remove then either fails
+  // FAILED_PRECONDITION or removed the image before, and this call is
+  // NOT_FOUND. Never a container whose layers were deleted.
+  StatusOr<ImageRecord> Use(std::string_view image, ImageHold* hold);
   // Who uses an image: given an image id, the id of a container whose
   // rootfs or image volume is made of it, or "" for none. Set once at
   // start-up, before any Remove; `check` must not call back into this
@@ -139,6 +169,9 @@ class ImageService {
   mutable std::mutex gc_mu_;
   std::multiset<std::string> leased_;  // digests (blobs and diff_ids) in use by pulls
   std::function<std::string(const std::string&)> in_use_check_;
+  std::map<std::string, int> holds_;  // image id -> live ImageHolds (Use)
+  friend class ImageHold;
+  void ReleaseHold(const std::string& image_id);
 
   // Single-flight: callers of one key wait for the first caller's result.
   // Each caller registers how to tell that it has gone; the work is

@@ -199,6 +199,11 @@ StatusOr<MountsResult> BuildMounts(const SpecInputs& in) {
   for (const Mount& m : c.mounts) {
     binds.push_back(BindMount(m.host_path, m.container_path, m.readonly, m.propagation));
     if (m.recursive_read_only) binds.back().options.push_back("rro");
+    // An image volume: berthd mounted it nosuid,nodev (containerd and CRI-O
+    // do the same); the runtime's read-only remount of the bind must repeat
+    // those flags, which a user namespace locks.
+    if (!m.image.empty())
+      binds.back().options.insert(binds.back().options.end(), {"nosuid", "nodev"});
     if (m.propagation == MountPropagation::kBidirectional) {
       result.rootfs_propagation = "rshared";
     } else if (m.propagation == MountPropagation::kHostToContainer &&

@@ -363,6 +363,18 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
       r.userns_path.clear();
       return Annotate(pinned, StrCat("user namespace of sandbox ", r.id));
     }
+    // The pod's /etc files belong to its root, as in CRI-O: owned by the
+    // host ID that root maps to (they would show as "nobody" otherwise).
+    const int64_t root_uid = MapToHost(config.userns->uids, 0);
+    const int64_t root_gid = MapToHost(config.userns->gids, 0);
+    if (root_uid >= 0 && root_gid >= 0) {
+      for (const char* f : {"hostname", "hosts", "resolv.conf"}) {
+        if (::chown((dir / f).c_str(), static_cast<uid_t>(root_uid),
+                    static_cast<gid_t>(root_gid)) != 0) {
+          return ErrnoStatus(errno, StrCat("chown ", (dir / f).string()));
+        }
+      }
+    }
   }
   if (plan.ipc_namespace || plan.uts_namespace) {
     // Both are made by one helper; the one the pod does not want goes again.

@@ -121,6 +121,20 @@ std::string FindHelper(std::string_view name) {
   return FindInPath(name);
 }
 
+// libberth-criu-compat.so: beside berthd (a build tree), else in
+// ../lib/berth (the Debian package's /usr/lib/berth). Empty when absent.
+std::string FindCriuCompatLibrary() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  for (const fs::path& p :
+       {self.parent_path() / "libberth-criu-compat.so",
+        self.parent_path().parent_path() / "lib" / "berth" / "libberth-criu-compat.so"}) {
+    if (::access(p.c_str(), R_OK) == 0) return p.lexically_normal().string();
+  }
+  return "";
+}
+
 // What the OCI spec builder must know about this host.
 oci::HostCaps DetectHostCaps() {
   oci::HostCaps caps;
@@ -274,6 +288,7 @@ Status RunDaemon(const config::Config& config) {
   ct_opts.root_dir = fs::path(config.root) / "containers";
   ct_opts.state_dir = fs::path(config.state) / "containers";
   ct_opts.monitor_binary = FindHelper("berth-monitor");
+  ct_opts.criu_compat_library = FindCriuCompatLibrary();
   ct_opts.cgroup_driver = config.cgroup_driver == "systemd" ? oci::CgroupDriver::kSystemd
                                                             : oci::CgroupDriver::kCgroupfs;
   ct_opts.host = DetectHostCaps();

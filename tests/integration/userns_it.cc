@@ -139,14 +139,104 @@ TEST_F(UsernsIT, PodRunsAsMappedHostIdsAndVolumesKeepOwners) {
   EXPECT_EQ(ExecOut(id, {"hostname"}), "in-userns\n");
   EXPECT_THAT(ExecOut(id, {"cat", "/proc/self/mounts"}), HasSubstr("mqueue /dev/mqueue"));
 
-  // Files of the host's root that are not ID-mapped (the pod's /etc/hosts) are nobody's.
-  EXPECT_EQ(ExecOut(id, {"stat", "-c", "%u", "/etc/hosts"}), "65534\n");
+  // The pod's /etc files are its root's (owned by the mapped host root), and root can edit them.
+  for (const char* f : {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}) {
+    EXPECT_EQ(ExecOut(id, {"stat", "-c", "%u:%g", f}), "0:0\n") << f;
+  }
+  EXPECT_EQ(ExecOut(id, {"sh", "-c", "echo '10.9.9.9 extra' >> /etc/hosts && tail -n1 /etc/hosts"}),
+            "10.9.9.9 extra\n");
+  const fs::path sandbox_dir = berthd_->state() / "sandboxes" / pod_id;
+  for (const char* f : {"hosts", "hostname", "resolv.conf"}) {
+    ASSERT_EQ(::stat((sandbox_dir / f).c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_uid, base) << f;
+    EXPECT_EQ(st.st_gid, base) << f;
+  }
 
   IT_ASSERT_GRPC_OK(StopCtr(id, 0));
   IT_ASSERT_GRPC_OK(RemoveCtr(id));
   IT_ASSERT_GRPC_OK(RemovePod(pod_id));
   ExpectNoLeaks("after the user namespace pod");
   EXPECT_THAT(MountsUnder(vol), IsEmpty());
+}
+
+// Bind mounts keep HostToContainer and Bidirectional propagation in a user-namespace pod: berthd's
+// ID-mapped clone of a shared host mount joins its peer group, so a mount made on the host below
+// the source after the container started shows up inside. (The other direction, container to
+// host, the kernel forbids for any mount namespace owned by a user namespace other than the
+// host's: it turns shared mounts into slaves when such a namespace is made.)
+TEST_F(UsernsIT, BindMountPropagationFromTheHost) {
+  BridgeNetwork net;
+  ASSERT_NO_FATAL_FAILURE(net = SetUpBridgeNetwork("bridge"));
+  const uint32_t base = PickHostBase();
+  cri::PodSandboxConfig pod = PodConfig("usernsprop", cri::POD, cri::POD);
+  SetUserns(pod, base);
+  std::string pod_id;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id));
+
+  // A shared tmpfs on the host, as the kubelet's volume directories are (rshared /var/lib/kubelet).
+  const fs::path src = berthd_->dir() / "prop-src";
+  ASSERT_TRUE(fs::create_directories(src));
+  ASSERT_EQ(::mount("berth-prop", src.c_str(), "tmpfs", 0, "mode=0755"), 0) << strerror(errno);
+  ScopeGuard unmount_src([&] { ::umount2(src.c_str(), MNT_DETACH); });
+  ASSERT_EQ(::mount(nullptr, src.c_str(), nullptr, MS_SHARED, nullptr), 0) << strerror(errno);
+  for (const char* d : {"h2c", "bidi", "private"}) ASSERT_TRUE(fs::create_directories(src / d));
+
+  cri::ContainerConfig c = CtrConfig("prop", {"sleep", "600"});
+  struct Bind {
+    const char* name;
+    cri::MountPropagation propagation;
+  };
+  for (const Bind& b :
+       {Bind{"h2c", cri::PROPAGATION_HOST_TO_CONTAINER},
+        Bind{"bidi", cri::PROPAGATION_BIDIRECTIONAL}, Bind{"private", cri::PROPAGATION_PRIVATE}}) {
+    cri::Mount* m = c.add_mounts();
+    m->set_container_path(StrCat("/", b.name));
+    m->set_host_path((src / b.name).string());
+    m->set_propagation(b.propagation);
+  }
+  std::string id;
+  IT_ASSERT_GRPC_OK(CreateCtr(pod_id, pod, c, &id));
+  IT_ASSERT_GRPC_OK(StartCtr(id));
+  EXPECT_EQ(ExecOut(id, {"id", "-u"}), "0\n");
+
+  // After the start: a new mount on the host below each source.
+  std::vector<fs::path> host_mounts;
+  ScopeGuard unmount_subs([&] {
+    for (const fs::path& p : host_mounts) ::umount2(p.c_str(), MNT_DETACH);
+  });
+  for (const char* d : {"h2c", "bidi", "private"}) {
+    const fs::path sub = src / d / "late";
+    ASSERT_TRUE(fs::create_directories(sub));
+    ASSERT_EQ(::mount("berth-late", sub.c_str(), "tmpfs", 0, "mode=0755"), 0) << strerror(errno);
+    host_mounts.push_back(sub);
+    IT_ASSERT_OK(WriteFileAtomic(sub / "file", StrCat("late mount in ", d, "\n"), 0644));
+  }
+  EXPECT_EQ(ExecOut(id, {"cat", "/h2c/late/file"}), "late mount in h2c\n");
+  EXPECT_EQ(ExecOut(id, {"cat", "/bidi/late/file"}), "late mount in bidi\n");
+  // Private: the container sees the directory, not what was mounted on it later.
+  EXPECT_EQ(ExecOut(id, {"sh", "-c", "test -e /private/late/file && echo seen || echo unseen"}),
+            "unseen\n");
+  const std::string mounts = ExecOut(id, {"cat", "/proc/self/mounts"});
+  EXPECT_THAT(mounts, HasSubstr("berth-late /h2c/late tmpfs"));
+  EXPECT_THAT(mounts, HasSubstr("berth-late /bidi/late tmpfs"));
+
+  IT_ASSERT_GRPC_OK(StopCtr(id, 0));
+  IT_ASSERT_GRPC_OK(RemoveCtr(id));
+  IT_ASSERT_GRPC_OK(RemovePod(pod_id));
+  // Removing the container unmounted berthd's ID-mapped clones, and nothing of the host: the
+  // clones are slaves (or private), so their unmount did not travel back to the host's mounts.
+  for (const char* d : {"h2c", "bidi", "private"}) {
+    EXPECT_EQ(ReadOr(src / d / "late" / "file"), StrCat("late mount in ", d, "\n"));
+  }
+  // The late mounts go; no copy of them is left anywhere below berthd's directories.
+  unmount_subs.Cancel();
+  unmount_src.Cancel();
+  for (const fs::path& p : host_mounts)
+    EXPECT_EQ(::umount2(p.c_str(), 0), 0) << p << ": " << strerror(errno);
+  EXPECT_EQ(::umount2(src.c_str(), 0), 0) << strerror(errno);
+  ExpectNoLeaks("after the propagation pod");
+  EXPECT_THAT(MountsUnder(berthd_->state() / "containers"), IsEmpty());
+  EXPECT_THAT(MountsUnder(src), IsEmpty());
 }
 
 TEST_F(UsernsIT, BadUserNamespaceOptionsAreClearErrors) {
