@@ -1,12 +1,16 @@
 # Shared set-up of the benchmarks that compare Berth with Debian's containerd
-# (CRI plugin, runc) in one run: sourced by bench/lifecycle-bench.sh and
-# bench/stream-bench.sh after they set `build` (a build directory) and
+# (CRI plugin, runc) in one run: sourced by bench/lifecycle-bench.sh,
+# bench/stream-bench.sh, bench/cri-calls-bench.sh, bench/exec-bench.sh,
+# bench/stats-bench.sh and bench/startup-bench.sh after they set `build` (a
+# build directory) and
 # `bench_name` (temp dir prefix). It starts one loopback registry with the
 # busybox bench image and containerd's sandbox (pause) image, berthd and
 # containerd with their own CNI bridge networks (bbench0, bbench1), pulls the
 # image into both, and on exit removes everything it made. Afterwards these are
 # set: work, image, bench (berth-bench), berth_ep, containerd_ep, berthd_pid,
-# containerd_pid. Needs root; only 127.0.0.1 and the pods' own addresses see
+# containerd_pid, berth_cmd and containerd_cmd (each daemon's command line, as
+# arrays), and start_berthd [extra flags...] starts berthd again (appending to
+# $work/berthd.log) once the caller stopped it. Needs root; only 127.0.0.1 and the pods' own addresses see
 # traffic. containerd runs with restrict_oom_score_adj = true (these hosts lack
 # CAP_SYS_RESOURCE) and its streaming server on a free loopback port.
 bin="$build/bin"
@@ -43,7 +47,7 @@ kill_leftovers() {
   done
   for d in /proc/[0-9]*; do
     comm="$(cat "$d/comm" 2>/dev/null)" || continue
-    case "$comm" in containerd-shim | berth-monitor) ;; *) continue ;; esac
+    case "$comm" in containerd-shim | berth-monitor | berthd | containerd) ;; *) continue ;; esac
     if tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -qF "$work/"; then
       kill -9 "${d#/proc/}" 2>/dev/null || true
     fi
@@ -130,11 +134,21 @@ write_conflist berth bbench0 10.77.0.0/16
 write_conflist containerd bbench1 10.78.0.0/16
 
 # --- the two daemons
-"$bin/berthd" --socket "$work/berth.sock" --root "$work/berth-root" --state "$work/berth-state" \
-  --registry-config-dir "$work/certs.d" --cni-conf-dir "$work/cni-berth" \
-  --cni-bin-dir /usr/lib/cni --log-level "${BERTH_BENCH_LOG_LEVEL:-info}" >"$work/berthd.log" 2>&1 &
-berthd_pid=$!
-pids+=("$berthd_pid")
+berth_cmd=("$bin/berthd" --socket "$work/berth.sock" --root "$work/berth-root"
+  --state "$work/berth-state" --registry-config-dir "$work/certs.d" --cni-conf-dir "$work/cni-berth"
+  --cni-bin-dir /usr/lib/cni --log-level "${BERTH_BENCH_LOG_LEVEL:-info}")
+start_berthd() {  # extra berthd flags...; returns once berthd logged event=ready
+  local ready
+  ready=$(grep -c 'event=ready' "$work/berthd.log" 2>/dev/null || true)
+  "${berth_cmd[@]}" "$@" >>"$work/berthd.log" 2>&1 &
+  berthd_pid=$!
+  pids+=("$berthd_pid")
+  for _ in $(seq 1 200); do
+    [ "$(grep -c 'event=ready' "$work/berthd.log" 2>/dev/null || true)" -gt "${ready:-0}" ] && break
+    sleep 0.1
+  done
+}
+start_berthd
 
 cat >"$work/containerd.toml" <<TOML
 version = 2
@@ -162,7 +176,8 @@ state = "$work/containerd-state"
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$work/certs.d"
 TOML
-containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
+containerd_cmd=("$(command -v containerd)" --config "$work/containerd.toml")
+"${containerd_cmd[@]}" >"$work/containerd.log" 2>&1 &
 containerd_pid=$!
 pids+=("$containerd_pid")
 for _ in $(seq 1 100); do

@@ -10,7 +10,7 @@ packages=(
   libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev libzstd-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev libmicrohttpd-dev
-  libyaml-dev libseccomp-dev
+  libyaml-dev libseccomp-dev libjemalloc-dev
   # the sanitizer suite and fuzzing (clang, its ASan/UBSan/TSan/libFuzzer
   # runtimes, llvm-symbolizer for readable reports), the style checks
   # (clang-format, clang-tidy, run-clang-tidy), and a compiler cache; clang-tidy 22

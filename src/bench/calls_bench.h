@@ -28,6 +28,12 @@ struct CallsBenchOptions {
   int calls = 200;     // back-to-back calls per RPC and object count
   int daemon_pid = 0;  // whose CPU time is measured; 0: none
   std::string name_prefix = "bcalls";
+  // For profiling a daemon between runs: leave the pods and containers the
+  // run made in place (`keep_objects`), or make none and time the status and
+  // list calls against whatever the endpoint holds (`existing_objects`; no
+  // lifecycle, `objects` ignored).
+  bool keep_objects = false;
+  bool existing_objects = false;
 };
 
 // One RPC timed call by call; `daemon_cpu_ms` is the daemon's utime+stime
@@ -37,7 +43,8 @@ struct CallCost {
   int objects = 0;  // pods and containers present (0: the lifecycle)
   std::vector<double> ms;
   double daemon_cpu_ms = 0;
-  int items = 0;  // entries in the last response of a list call
+  int items = 0;     // entries in the last response of a list call
+  size_t bytes = 0;  // encoded size of the last response
 };
 
 StatusOr<std::vector<CallCost>> RunCallsBench(const CallsBenchOptions& options);

@@ -46,10 +46,10 @@ int RunCalls(const berth::bench::CallsBenchOptions& options, const std::string& 
     const double p90 = sorted.empty() ? 0 : sorted[sorted.size() * 9 / 10];
     std::cout << fmt::format(
         "{} calls rpc={} objects={} runs={} median_ms={:.3f} p90_ms={:.3f} cpu_ms_per_call={:.3f} "
-        "items={} all_ms=[{}]\n",
+        "items={} bytes={} all_ms=[{}]\n",
         label, c.rpc, c.objects, c.ms.size(), berth::bench::Median(c.ms), p90,
         c.ms.empty() || options.daemon_pid == 0 ? 0.0 : c.daemon_cpu_ms / c.ms.size(), c.items,
-        all);
+        c.bytes, all);
   }
   return 0;
 }
@@ -297,6 +297,11 @@ int main(int argc, char** argv) {
   ca_cmd->add_option("--calls", ca.calls, "back-to-back calls per RPC (default 200)");
   ca_cmd->add_option("--daemon-pid", ca.daemon_pid, "pid of the runtime daemon, for its CPU");
   ca_cmd->add_option("--name-prefix", ca.name_prefix, "prefix of pod names (default bcalls)");
+  ca_cmd->add_flag("--keep-objects", ca.keep_objects,
+                   "leave the pods and containers made for the status and list calls");
+  ca_cmd->add_flag("--existing-objects", ca.existing_objects,
+                   "make nothing: time the status and list calls against the pods and containers "
+                   "the endpoint holds");
   ca_cmd->add_option("--label", label, "name printed with the results");
   CLI11_PARSE(app, argc, argv);
 

@@ -8,9 +8,21 @@
 #include "doctor/doctor.h"
 #include "server/daemon.h"
 
+#ifdef BERTH_JEMALLOC
+// jemalloc's settings, read when it initialises (its documented `malloc_conf`
+// symbol): two arenas, as glibc's are capped below; a background thread that
+// gives freed pages back to the kernel after a second (dirty) and at once
+// after that (muzzy), so RSS falls back after a pull or a large list without
+// a call on the RPC path. Figures: docs/benchmarks.md.
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): jemalloc's interface
+extern "C" const char* malloc_conf;
+const char* malloc_conf = "narenas:2,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+#endif
+
 int main(int argc, char** argv) {
   // Before any thread starts: berthd's threads mostly wait, and an arena per
   // thread (glibc's default, up to 8 per core) keeps each one's free memory.
+  // (With jemalloc, malloc_conf above does this.)
   berth::LimitMallocArenas(2);
   using berth::config::Config;
   CLI::App app{"berthd: a Kubernetes container runtime (CRI v1 and v1alpha2)"};

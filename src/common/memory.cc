@@ -8,11 +8,28 @@
 #include <cstdlib>
 #include <cstring>
 
+// jemalloc's control interface, weak: defined only in programs linked with
+// jemalloc (berthd), null in the others, which then use glibc's calls.
+extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen)
+    __attribute__((weak));
+
 namespace berth {
 
-void LimitMallocArenas(int max_arenas) { mallopt(M_ARENA_MAX, max_arenas); }
+bool UsingJemalloc() { return mallctl != nullptr; }
 
-void ReleaseFreeHeap() { malloc_trim(0); }
+void LimitMallocArenas(int max_arenas) {
+  if (UsingJemalloc()) return;
+  mallopt(M_ARENA_MAX, max_arenas);
+}
+
+void ReleaseFreeHeap() {
+  if (UsingJemalloc()) {
+    // "arena.<MALLCTL_ARENAS_ALL>.purge": every arena's unused dirty pages.
+    mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+    return;
+  }
+  malloc_trim(0);
+}
 
 size_t DropCleanFilePages() {
   // stdio, not the fs helpers: smaps of a process with ~100 mappings is

@@ -13,11 +13,17 @@ namespace berth {
 
 // Caps glibc malloc's arenas (M_ARENA_MAX). Call before threads start: every
 // thread that allocates otherwise may get an arena of its own (up to 8 per
-// core), each keeping its free memory.
+// core), each keeping its free memory. Does nothing when the process runs on
+// jemalloc (berthd, see src/cmd/berthd_main.cc), which is configured by its
+// `malloc_conf`.
 void LimitMallocArenas(int max_arenas);
 
-// Gives free heap memory of every arena back to the kernel (malloc_trim).
+// Gives free heap memory of every arena back to the kernel (malloc_trim, or
+// a purge of every jemalloc arena).
 void ReleaseFreeHeap();
+
+// True when malloc is jemalloc's (linked into the program).
+bool UsingJemalloc();
 
 // Unmaps the resident pages of file-backed mappings that are not writable and
 // hold no private (copied) page: code and read-only data of the executable and

@@ -998,6 +998,28 @@ Status ContainerManager::ReopenLog(const std::string& id) {
   return monitor::ReopenContainerLog(fs::path(r.bundle) / "attach", std::chrono::seconds(5));
 }
 
+void ContainerManager::Visit(const std::function<bool(const ContainerRecord&)>& keep,
+                             const std::function<void(const ContainerRecord&)>& visit) {
+  std::vector<std::string> unwatched;  // whose exit file must be read first
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [k, r] : containers_) {
+      if (keep && !keep(r)) continue;
+      if (NeedsExitFileReadLocked(r)) {
+        unwatched.push_back(k);
+      } else {
+        visit(r);
+      }
+    }
+  }
+  for (const std::string& id : unwatched) {
+    auto r = GetImpl(id, true);
+    if (!r.ok()) continue;            // removed meanwhile
+    if (keep && !keep(*r)) continue;  // its state changed: ask again
+    visit(*r);
+  }
+}
+
 std::vector<ContainerRecord> ContainerManager::ListInSandbox(const std::string& sandbox_id) {
   return List([&](const ContainerRecord& r) { return r.sandbox_id == sandbox_id; });
 }

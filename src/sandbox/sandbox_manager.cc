@@ -560,4 +560,9 @@ std::vector<SandboxRecord> SandboxManager::List() const {
   return out;
 }
 
+void SandboxManager::Visit(const std::function<void(const SandboxRecord&)>& visit) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [k, r] : sandboxes_) visit(r);
+}
+
 }  // namespace berth::sandbox

@@ -114,6 +114,9 @@ class SandboxManager {
   // ready, UNAVAILABLE when nothing listens on the port.
   StatusOr<UniqueFd> ConnectToPort(const std::string& id, uint16_t port);
   std::vector<SandboxRecord> List() const;
+  // Each record, without copying, with the manager's lock held: `visit` must
+  // be quick and must not call back into the manager (ListPodSandbox).
+  void Visit(const std::function<void(const SandboxRecord&)>& visit) const;
   // In-place pod resize (pod_resize.cc): records the pod's new resources
   // and overhead (nullopt: unchanged) and writes their sums into the pod's
   // cgroup (its cgroup parent). Returns that cgroup, "" for a pod without

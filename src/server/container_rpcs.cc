@@ -65,16 +65,17 @@ grpc::Status RuntimeServiceImpl::ListContainers(grpc::ServerContext*,
 void RuntimeServiceImpl::FillContainers(
     const runtime::v1::ContainerFilter& f,
     google::protobuf::RepeatedPtrField<runtime::v1::Container>* out) {
-  // Filtered by the manager, so that only the records answered are copied.
+  // Filtered by the manager, and each answer built straight from its record
+  // (no copy of the records: with a thousand containers those copies were
+  // most of the call).
   auto keep = [&f](const container::ContainerRecord& r) {
     if (!f.id().empty() && !r.id.starts_with(f.id())) return false;
     if (!f.pod_sandbox_id().empty() && !r.sandbox_id.starts_with(f.pod_sandbox_id())) return false;
     if (f.has_state() && f.state().state() != ToCriState(r.state)) return false;
     return LabelsMatch(f.label_selector(), r.labels);
   };
-  const std::vector<container::ContainerRecord> records = domain_.containers->List(keep);
-  out->Reserve(static_cast<int>(records.size()));
-  for (const auto& r : records) ToCriContainer(r, out->Add());
+  domain_.containers->Visit(
+      keep, [out](const container::ContainerRecord& r) { ToCriContainer(r, out->Add()); });
 }
 
 grpc::Status RuntimeServiceImpl::ContainerStatus(grpc::ServerContext*,

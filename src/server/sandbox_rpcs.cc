@@ -96,15 +96,16 @@ grpc::Status RuntimeServiceImpl::ListPodSandbox(grpc::ServerContext*,
 void RuntimeServiceImpl::FillPodSandboxes(
     const runtime::v1::PodSandboxFilter& f,
     google::protobuf::RepeatedPtrField<runtime::v1::PodSandbox>* out) {
-  for (const auto& r : domain_.sandboxes->List()) {
-    if (!f.id().empty() && !r.id.starts_with(f.id())) continue;
+  // Built straight from the records, without copying them.
+  domain_.sandboxes->Visit([&f, out](const sandbox::SandboxRecord& r) {
+    if (!f.id().empty() && !r.id.starts_with(f.id())) return;
     if (f.has_state()) {
       bool ready = r.state == sandbox::SandboxState::kReady;
-      if ((f.state().state() == runtime::v1::SANDBOX_READY) != ready) continue;
+      if ((f.state().state() == runtime::v1::SANDBOX_READY) != ready) return;
     }
-    if (!LabelsMatch(f.label_selector(), r.config.labels)) continue;
+    if (!LabelsMatch(f.label_selector(), r.config.labels)) return;
     ToCriSandbox(r, out->Add());
-  }
+  });
 }
 
 }  // namespace berth::server
