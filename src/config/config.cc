@@ -381,11 +381,14 @@ std::string Config::ToToml() const {
   doc.insert("events", toml::table{{"queue_length", events_queue_length}});
   doc.insert("images", toml::table{{"pinned_images", list(pinned_images)}});
   doc.insert("cdi", toml::table{{"spec_dirs", list(cdi_spec_dirs)}});
-  // No multi-line strings: toml++ 3.3 prints a value that starts with a newline
-  // as a multi-line literal ('''<newline>...'''), and TOML drops a newline right after the opening
-  // quotes, so the value would not load back (found by the daemon_config fuzzer).
-  constexpr auto kFlags =
-      toml::toml_formatter::default_flags & ~toml::format_flags::allow_multi_line_strings;
+  // Basic strings only ("...", with escapes): toml++ 3.3 prints a value that
+  // starts with a newline as a multi-line literal, where TOML drops the first
+  // newline, and without multi-line strings as a literal with a raw newline,
+  // which does not parse; either way the value would not load back (found by
+  // the daemon_config fuzzer).
+  constexpr auto kFlags = toml::toml_formatter::default_flags &
+                          ~toml::format_flags::allow_multi_line_strings &
+                          ~toml::format_flags::allow_literal_strings;
   std::ostringstream out;
   out << toml::toml_formatter(doc, kFlags) << "\n";
   return out.str();
