@@ -11,6 +11,7 @@
 
 #include "bench/calls_bench.h"
 #include "bench/cri_call.h"
+#include "bench/proc_cpu.h"
 #include "common/fs.h"
 
 namespace berth::bench {
@@ -26,26 +27,6 @@ constexpr int kReadyPods = 10;
 
 double ElapsedMs(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-// utime + stime of a process in milliseconds (0 when it is unknown).
-double CpuMs(int pid) {
-  if (pid <= 0) return 0;
-  StatusOr<std::string> stat = ReadFile(StrCat("/proc/", pid, "/stat"));
-  if (!stat.ok()) return 0;
-  size_t pos = stat->rfind(')');
-  if (pos == std::string::npos) return 0;
-  pos += 2;
-  // Field 3 (state) starts here; utime and stime are fields 14 and 15.
-  for (int field = 3; field < 14 && pos != std::string::npos; ++field) {
-    pos = stat->find(' ', pos);
-    if (pos != std::string::npos) ++pos;
-  }
-  if (pos == std::string::npos) return 0;
-  char* end = nullptr;
-  const double utime = std::strtod(stat->c_str() + pos, &end);
-  const double stime = std::strtod(end, nullptr);
-  return (utime + stime) * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 cri::PodSandboxConfig PodConfig(const std::string& name) {

@@ -9,6 +9,7 @@
 
 #include "bench/cri_call.h"
 #include "bench/lifecycle_bench.h"
+#include "bench/proc_cpu.h"
 #include "common/fs.h"
 #include "runtime/v1/api.grpc.pb.h"
 
@@ -19,49 +20,6 @@ namespace {
 namespace cri = ::runtime::v1;
 namespace fs = std::filesystem;
 using Stub = cri::RuntimeService::Stub;
-
-// utime + stime + cutime + cstime of a process in milliseconds: its own CPU
-// and that of the children it reaped (0 when it is gone).
-double CpuWithChildrenMs(int pid) {
-  StatusOr<std::string> stat = ReadFile(StrCat("/proc/", pid, "/stat"));
-  if (!stat.ok()) return 0;
-  size_t paren = stat->rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::vector<std::string> f;
-  size_t pos = paren + 2;
-  while (pos < stat->size() && f.size() < 15) {
-    size_t sp = stat->find(' ', pos);
-    if (sp == std::string::npos) sp = stat->size();
-    f.push_back(stat->substr(pos, sp - pos));
-    pos = sp + 1;
-  }
-  if (f.size() < 15) return 0;
-  // f[0] is field 3 (state); utime, stime, cutime, cstime are fields 14 to 17.
-  double ticks = 0;
-  for (int i = 11; i <= 14; ++i) ticks += std::stod(f[i]);
-  return ticks * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-// Helpers (by program name) whose command line names the pod or container.
-std::vector<int> FindHelpers(const std::string& name, const std::string& pod_id,
-                             const std::string& container_id) {
-  std::vector<int> out;
-  if (name.empty()) return out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string pid = e.path().filename().string();
-    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
-    StatusOr<std::string> comm = ReadFile(e.path() / "comm");
-    if (!comm.ok() || comm->substr(0, comm->find('\n')) != name.substr(0, 15)) continue;
-    StatusOr<std::string> cmdline = ReadFile(e.path() / "cmdline");
-    if (!cmdline.ok()) continue;
-    if (cmdline->find(pod_id) != std::string::npos ||
-        cmdline->find(container_id) != std::string::npos) {
-      out.push_back(std::stoi(pid));
-    }
-  }
-  return out;
-}
 
 Status ExecEcho(Stub& stub, const std::string& container_id) {
   cri::ExecSyncRequest req;
@@ -98,7 +56,7 @@ StatusOr<ExecBenchResult> RunExecBench(const ExecBenchOptions& o) {
     if (containers.containers_size() != 1) return InternalError("the bench pod has no container");
     const std::string id = containers.containers(0).id();
     for (int i = 0; i < 3; ++i) RETURN_IF_ERROR(ExecEcho(*stub, id));
-    const std::vector<int> helpers = FindHelpers(o.helper_name, pods[0], id);
+    const std::vector<int> helpers = FindHelpers(o.helper_name, {pods[0], id});
     auto helpers_cpu = [&] {
       double sum = 0;
       for (int p : helpers) sum += CpuWithChildrenMs(p);

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "bench/cri_call.h"
+#include "bench/proc_cpu.h"
 #include "bench/stats_bench.h"
 #include "common/fs.h"
 
@@ -27,50 +28,6 @@ using Clock = std::chrono::steady_clock;
 struct Pod {
   std::string pod_id, container_id;
 };
-
-// utime + stime of a process in milliseconds (0 when it is gone).
-double CpuMs(int pid) {
-  StatusOr<std::string> stat = ReadFile(StrCat("/proc/", pid, "/stat"));
-  if (!stat.ok()) return 0;
-  size_t paren = stat->rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::vector<std::string> f;
-  size_t pos = paren + 2;
-  while (pos < stat->size() && f.size() < 13) {
-    size_t sp = stat->find(' ', pos);
-    if (sp == std::string::npos) sp = stat->size();
-    f.push_back(stat->substr(pos, sp - pos));
-    pos = sp + 1;
-  }
-  if (f.size() < 13) return 0;
-  // f[0] is field 3 (state); utime and stime are fields 14 and 15.
-  const double ticks = std::stod(f[11]) + std::stod(f[12]);
-  return ticks * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-// Helpers (by program name) whose command line names one of this run's pods
-// or containers.
-std::vector<int> FindHelpers(const std::string& name, const std::vector<Pod>& pods) {
-  std::vector<int> out;
-  if (name.empty()) return out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string pid = e.path().filename().string();
-    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
-    StatusOr<std::string> comm = ReadFile(e.path() / "comm");
-    if (!comm.ok() || comm->substr(0, comm->find('\n')) != name.substr(0, 15)) continue;
-    StatusOr<std::string> cmdline = ReadFile(e.path() / "cmdline");
-    if (!cmdline.ok()) continue;
-    for (const Pod& p : pods) {
-      if (cmdline->find(p.pod_id) != std::string::npos ||
-          cmdline->find(p.container_id) != std::string::npos) {
-        out.push_back(std::stoi(pid));
-        break;
-      }
-    }
-  }
-  return out;
-}
 
 double HelpersCpuMs(const std::vector<int>& pids) {
   double sum = 0;
@@ -241,7 +198,9 @@ StatusOr<StatsBenchResult> RunStatsBench(const StatsBenchOptions& o) {
     result.containers = static_cast<int>(pods.size());
     // Let the runtimes settle (containerd's first stats of a task, Berth's first sweep).
     std::this_thread::sleep_for(std::chrono::seconds(2));
-    const std::vector<int> helpers = FindHelpers(o.helper_name, pods);
+    std::vector<std::string> ids;
+    for (const Pod& p : pods) ids.insert(ids.end(), {p.pod_id, p.container_id});
+    const std::vector<int> helpers = FindHelpers(o.helper_name, ids);
     StatusOr<RpcCost> c = Measure(*stub, &Stub::ListContainerStats, "ListContainerStats", o,
                                   helpers, CountContainers);
     StatusOr<RpcCost> p = c.ok() ? Measure(*stub, &Stub::ListPodSandboxStats, "ListPodSandboxStats",

@@ -25,22 +25,28 @@ std::vector<ProcessInfo> ListProcesses() {
 std::optional<ProcessStat> ParseProcessStat(std::string_view stat) {
   const size_t paren = stat.rfind(')');
   if (paren == std::string_view::npos) return std::nullopt;
-  // ") S ppid pgrp ..."
+  // Fields 3 (state) to 17 (cstime), after the command name.
+  constexpr size_t kFields = 15;
+  std::string_view fields[kFields];
   std::string_view rest = stat.substr(paren + 1);
-  auto next_field = [&rest]() -> std::string_view {
+  for (auto& field : fields) {
     const size_t start = rest.find_first_not_of(' ');
-    if (start == std::string_view::npos) return {};
+    if (start == std::string_view::npos) return std::nullopt;
     rest.remove_prefix(start);
     const size_t end = std::min(rest.find(' '), rest.size());
-    std::string_view field = rest.substr(0, end);
+    field = rest.substr(0, end);
     rest.remove_prefix(end);
-    return field;
-  };
-  const std::string_view state = next_field();
-  auto ppid = ParseDecimal<pid_t>(next_field());
-  auto pgrp = ParseDecimal<pid_t>(next_field());
-  if (state.size() != 1 || !ppid || !pgrp) return std::nullopt;
-  return ProcessStat{state[0], *ppid, *pgrp};
+  }
+  auto ppid = ParseDecimal<pid_t>(fields[1]);
+  auto pgrp = ParseDecimal<pid_t>(fields[2]);
+  auto utime = ParseDecimal<int64_t>(fields[11]);
+  auto stime = ParseDecimal<int64_t>(fields[12]);
+  auto cutime = ParseDecimal<int64_t>(fields[13]);
+  auto cstime = ParseDecimal<int64_t>(fields[14]);
+  if (fields[0].size() != 1 || !ppid || !pgrp || !utime || !stime || !cutime || !cstime) {
+    return std::nullopt;
+  }
+  return ProcessStat{fields[0][0], *ppid, *pgrp, *utime, *stime, *cutime, *cstime};
 }
 
 std::optional<ProcessStat> ReadProcessStat(pid_t pid) {

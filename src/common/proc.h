@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,9 @@ struct ProcessStat {
   char state = 0;
   pid_t ppid = 0;
   pid_t pgrp = 0;
+  // CPU time in clock ticks (sysconf(_SC_CLK_TCK)): the process's own, and
+  // that of the children it has waited for.
+  int64_t utime = 0, stime = 0, cutime = 0, cstime = 0;
 };
 
 // Parses the text of a /proc/<pid>/stat file. The command name in parentheses

@@ -572,15 +572,24 @@ TEST(ParseDecimalTest, ReadsTheWholeTextOrNothing) {
 }
 
 TEST(ProcessStatTest, ParsesFieldsAfterTheLastParenthesis) {
-  auto s = ParseProcessStat("1234 (a) b (c)) S 17 1234 1234 0 -1 4194560 ...");
+  // Fields 6 to 13, then utime, stime, cutime, cstime, then the rest.
+  const std::string kMiddle = " 1234 0 -1 4194560 100 0 0 0 ";
+  auto s = ParseProcessStat("1234 (a) b (c)) S 17 1234" + kMiddle + "25 7 3 2 20 0 1 0 99\n");
   ASSERT_TRUE(s.has_value());
   EXPECT_EQ(s->state, 'S');
   EXPECT_EQ(s->ppid, 17);
   EXPECT_EQ(s->pgrp, 1234);
-  EXPECT_EQ(ParseProcessStat("1234 sh S 1 2"), std::nullopt);  // no parenthesis
-  EXPECT_EQ(ParseProcessStat("1 (sh) S 1"), std::nullopt);     // cut short
-  EXPECT_EQ(ParseProcessStat("1 (sh) S x 2"), std::nullopt);
-  EXPECT_EQ(ParseProcessStat("1 (sh) SS 1 2"), std::nullopt);
+  EXPECT_EQ(s->utime, 25);
+  EXPECT_EQ(s->stime, 7);
+  EXPECT_EQ(s->cutime, 3);
+  EXPECT_EQ(s->cstime, 2);
+  const std::string kCpu = "25 7 3 2";
+  EXPECT_EQ(ParseProcessStat("1234 sh S 1 2" + kMiddle + kCpu), std::nullopt);     // no parenthesis
+  EXPECT_EQ(ParseProcessStat("1 (sh) S 1"), std::nullopt);                         // cut short
+  EXPECT_EQ(ParseProcessStat("1 (sh) S 1 2" + kMiddle + "25 7 3"), std::nullopt);  // no cstime
+  EXPECT_EQ(ParseProcessStat("1 (sh) S x 2" + kMiddle + kCpu), std::nullopt);
+  EXPECT_EQ(ParseProcessStat("1 (sh) SS 1 2" + kMiddle + kCpu), std::nullopt);
+  EXPECT_EQ(ParseProcessStat("1 (sh) S 1 2" + kMiddle + "25 x 3 2"), std::nullopt);
 }
 
 TEST(ProcessStatTest, ReadsThisProcess) {
