@@ -19,10 +19,12 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "common/fs.h"
+#include "common/numbers.h"
 #include "monitor/client.h"
 #include "monitor/cri_log.h"
 #include "monitor/oom.h"
@@ -763,7 +765,13 @@ TEST_F(MonitorRuncTest, SurvivesItsSpawnerBeingKilled) {
   char buf[64] = {};
   ASSERT_GT(read(p[0], buf, sizeof(buf) - 1), 0);
   close(p[0]);
-  ASSERT_EQ(sscanf(buf, "%d %d", &c.handle.monitor_pid, &c.handle.container_pid), 2) << buf;
+  const std::string_view pids(buf);
+  const size_t space = pids.find(' ');
+  ASSERT_NE(space, std::string_view::npos) << buf;
+  c.handle.monitor_pid = ParseDecimal<pid_t>(pids.substr(0, space)).value_or(0);
+  c.handle.container_pid = ParseDecimal<pid_t>(pids.substr(space + 1)).value_or(0);
+  ASSERT_GT(c.handle.monitor_pid, 0) << buf;
+  ASSERT_GT(c.handle.container_pid, 0) << buf;
   ASSERT_EQ(kill(spawner, SIGKILL), 0);
   ASSERT_EQ(waitpid(spawner, nullptr, 0), spawner);
 
