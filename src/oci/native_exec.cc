@@ -338,6 +338,28 @@ bool SendFd(int sock, int fd) {
   ::_exit(0);
 }
 
+// Starts the helper process (RunHelper). A raw clone: no atfork handlers of
+// the libraries berthd links (gRPC's take locks), and the child only makes
+// system calls. Under ThreadSanitizer those calls go through its
+// interceptors, which take the runtime's internal locks: a raw clone can copy
+// one that another thread holds, and the helper then waits for it forever
+// (ExecSync hung in the TSan build, docs/testing.md "TSan record"). TSan's
+// fork() takes all of them around the fork, so TSan builds use it.
+#if defined(__SANITIZE_THREAD__)
+#define BERTH_EXEC_HELPER_FORKS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BERTH_EXEC_HELPER_FORKS 1
+#endif
+#endif
+long CloneHelper() {
+#ifdef BERTH_EXEC_HELPER_FORKS
+  return ::fork();
+#else
+  return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, 0);
+#endif
+}
+
 Status MakePipe(UniqueFd& r, UniqueFd& w) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
@@ -797,9 +819,7 @@ StatusOr<std::unique_ptr<ExecProcess>> NativeExecutor::Exec(const NativeExecTarg
   std::sort(p.keep_fds.begin(), p.keep_fds.end());
   p.keep_fds.erase(std::unique(p.keep_fds.begin(), p.keep_fds.end()), p.keep_fds.end());
 
-  // A raw clone: no atfork handlers of the libraries berthd links (gRPC's
-  // take locks), and the child only makes system calls.
-  long helper = ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, 0);
+  long helper = CloneHelper();
   if (helper == 0) RunHelper(p);
   if (helper < 0) return ErrnoStatus(errno, StrCat(what, ": fork"));
   // Ours: only the children hold these now.
