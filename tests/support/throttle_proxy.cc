@@ -200,16 +200,18 @@ void ThrottleProxy::Relay(int raw_client_fd) {
 
   std::string response_head, body_start;
   if (!ReadHead(upstream.get(), wake_read_.get(), &response_head, &body_start)) return;
-  bool throttled = throttled_.load() && method == "GET" &&
-                   path.find("/blobs/") != std::string::npos &&
-                   response_head.rfind("HTTP/1.1 2", 0) == 0;
+  // Every blob download is recorded, trickled or not.
+  const bool blob = method == "GET" && path.find("/blobs/") != std::string::npos &&
+                    response_head.rfind("HTTP/1.1 2", 0) == 0;
+  const bool throttled = blob && throttled_.load();
   if (!WriteAll(client.get(), response_head.data(), response_head.size())) return;
 
   size_t index = 0;
-  if (throttled) {
+  if (blob) {
     std::lock_guard lock(mu_);
     ThrottledTransfer t;
     t.path = path;
+    t.throttled = throttled;
     std::string len = HeaderValue(response_head, "content-length");
     t.body_bytes = len.empty() ? 0 : std::stoull(len);
     t.started = std::chrono::steady_clock::now();
@@ -242,7 +244,7 @@ void ThrottleProxy::Relay(int raw_client_fd) {
     relayed += n;
     pending.erase(0, n);
     if (!throttled) continue;
-    if (throttled) {
+    {
       std::lock_guard lock(mu_);
       transfers_[index].relayed_bytes = relayed;
     }
@@ -258,7 +260,7 @@ void ThrottleProxy::Relay(int raw_client_fd) {
       }
     }
   }
-  if (throttled) {
+  if (blob) {
     std::lock_guard lock(mu_);
     ThrottledTransfer& t = transfers_[index];
     t.relayed_bytes = relayed;

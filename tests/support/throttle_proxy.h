@@ -1,8 +1,9 @@
 // A loopback HTTP/1.1 relay for tests of slow downloads: it forwards every request to a
 // real upstream server (the test registry) and relays the answers, but trickles the bodies
-// of blob downloads ("/blobs/" in the path) at a fixed rate. It records, per blob
-// download, how much it relayed and whether the client (berthd) closed the connection
-// before the body was complete, so that a test can prove a download was aborted early.
+// of blob downloads ("/blobs/" in the path) at a fixed rate. It records, per blob download
+// (trickled or not, see set_throttled), how much it relayed and whether the client (berthd)
+// closed the connection before the body was complete, so that a test can prove a download
+// was aborted early, and count how often each blob was downloaded.
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,7 @@ namespace berth::testing {
 
 struct ThrottledTransfer {
   std::string path;
+  bool throttled = false;      // trickled (else relayed at full speed)
   uint64_t body_bytes = 0;     // announced by the upstream's Content-Length
   uint64_t relayed_bytes = 0;  // body bytes written to the client
   bool client_closed = false;  // the client closed before the whole body was relayed
