@@ -254,7 +254,7 @@ void ThrottleProxy::Relay(int raw_client_fd) {
     if (r > 0 && (p[1].revents & POLLIN) != 0) break;
     if (r > 0 && (p[0].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) != 0) {
       ssize_t got = ::recv(client.get(), tmp, sizeof(tmp), MSG_DONTWAIT);
-      if (got == 0 || (got < 0 && errno != EAGAIN)) {
+      if (got == 0 || (got < 0 && errno != EAGAIN)) {  // hung up, or an error
         client_closed = true;
         break;
       }
