@@ -51,26 +51,6 @@ void AppendInt(char* buf, size_t* len, long v) {
   *len = static_cast<size_t>(r.ptr - buf);
 }
 
-// The child side of SpawnProcess, from fork (or vfork) to exec. Only
-// async-signal-safe calls: the parent may have other threads.
-[[noreturn]] void ExecChild(char* const* args, char* const* envp, bool inherit_env, const char* cwd,
-                            int errno_fd) {
-  ::setpgid(0, 0);
-  if (cwd != nullptr && ::chdir(cwd) != 0) {
-    int err = errno;
-    (void)!::write(errno_fd, &err, sizeof err);
-    ::_exit(127);
-  }
-  if (inherit_env) {
-    ::execvp(args[0], args);
-  } else {
-    ::execvpe(args[0], args, envp);
-  }
-  int err = errno;
-  (void)!::write(errno_fd, &err, sizeof err);
-  ::_exit(127);
-}
-
 // Makes `fd` the descriptor `target` of this (child) process; -1 is /dev/null.
 void SetStdio(int fd, int target) {
   if (fd < 0) {
@@ -88,20 +68,22 @@ void SetStdio(int fd, int target) {
   }
 }
 
-// The subreaper of an adopt_orphans spawn: runs the program (vfork + exec)
-// and then reaps every child it gets, reporting "<pid> <exit code>\n" on
-// fd 3. Never returns. Async-signal-safe calls only.
-[[noreturn]] void SubreaperMain(char* const* args, char* const* envp, bool inherit_env,
-                                const char* cwd, int errno_fd) {
+// The subreaper of an adopt_orphans spawn: starts the program with
+// posix_spawnp (attributes prepared by the parent: no allocation here) and
+// then reaps every child it gets, reporting "<pid> <exit code>\n" on fd 3.
+// A spawn failure is written as an int to errno_fd. Never returns.
+// Async-signal-safe calls only (glibc's posix_spawn is a clone(CLONE_VFORK)
+// and an exec, with no lock or allocation).
+[[noreturn]] void SubreaperMain(const posix_spawn_file_actions_t* actions,
+                                const posix_spawnattr_t* attr, char* const* args, char* const* envp,
+                                int errno_fd) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  pid_t program = ::vfork();
-  if (program < 0) {
-    int err = errno;
-    (void)!::write(errno_fd, &err, sizeof err);
+  pid_t program = -1;
+  int rc = ::posix_spawnp(&program, args[0], actions, attr, args, envp);
+  if (rc != 0) {
+    (void)!::write(errno_fd, &rc, sizeof rc);
     ::_exit(127);
   }
-  if (program == 0) ExecChild(args, envp, inherit_env, cwd, errno_fd);
-  ::setpgid(program, program);
   // Hold nothing of the program's: its stdio must reach EOF when it and
   // what it left behind close them, and the errno pipe when it exec'd.
   ::syscall(SYS_close_range, 4u, ~0u, 0u);
@@ -250,7 +232,13 @@ StatusOr<Subprocess> SpawnProcess(const std::vector<std::string>& argv,
   std::vector<char*> envp;
   for (const auto& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
-  const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
+  // The program's own process group and directory, applied by posix_spawnp
+  // in the subreaper; prepared here, where allocating is allowed.
+  SpawnAttributes sa;
+  if (!options.cwd.empty()) posix_spawn_file_actions_addchdir_np(&sa.actions, options.cwd.c_str());
+  posix_spawnattr_setpgroup(&sa.attr, 0);
+  posix_spawnattr_setflags(&sa.attr, POSIX_SPAWN_SETPGROUP);
+  char* const* program_env = options.env.empty() ? environ : envp.data();
 
   pid_t child = ::fork();
   if (child < 0) return ErrnoStatus(errno, StrCat("fork for ", argv[0]));
@@ -272,10 +260,7 @@ StatusOr<Subprocess> SpawnProcess(const std::vector<std::string>& argv,
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (options.adopt_orphans) {
-      SubreaperMain(args.data(), envp.data(), options.env.empty(), cwd, err_fd);
-    }
-    ExecChild(args.data(), envp.data(), options.env.empty(), cwd, err_fd);
+    SubreaperMain(&sa.actions, &sa.attr, args.data(), program_env, err_fd);
   }
   Subprocess p;
   p.name_ = argv[0];
@@ -499,7 +484,7 @@ StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
     ::kill(-pid, SIGKILL);
     ::kill(pid, SIGKILL);
   };
-  while (!(exited && !out_r.valid() && !err_r.valid())) {
+  while (!exited || out_r.valid() || err_r.valid()) {
     auto now = Clock::now();
     if (deadline && now >= *deadline && !exited) {
       if (options.on_timeout && !result.timed_out) {

@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <limits>
 #include <sstream>
 
 #include "common/fs.h"
@@ -20,9 +21,15 @@ Status SetString(const toml::node& node, std::string_view key, std::string& out)
   return OkStatus();
 }
 
+// value_exact, not value: toml++'s value<int64_t>() converts a float such as
+// 5e30 with a cast that is undefined behaviour when out of range (found by the
+// daemon_config fuzzer), and a 64-bit value would be truncated to int silently.
 Status SetInt(const toml::node& node, std::string_view key, int& out) {
-  auto v = node.value<int64_t>();
+  auto v = node.value_exact<int64_t>();
   if (!v) return InvalidArgumentError(StrCat("setting ", key, " must be an integer"));
+  if (*v < std::numeric_limits<int>::min() || *v > std::numeric_limits<int>::max()) {
+    return InvalidArgumentError(StrCat("setting ", key, " = ", *v, " is out of range"));
+  }
   out = static_cast<int>(*v);
   return OkStatus();
 }

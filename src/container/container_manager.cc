@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <nlohmann/json.hpp>
+#include <ranges>
 #include <set>
 #include <thread>
 
@@ -491,8 +492,8 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   in.now_ns = NowNs();
   in.state_dir = options_.state_dir;
   in.root_dir = options_.root_dir;
-  for (auto it = img.diff_ids.rbegin(); it != img.diff_ids.rend(); ++it) {
-    in.layer_dirs_top_first.push_back(images_->layers().LayerDir(*it));
+  for (const auto& diff_id : std::views::reverse(img.diff_ids)) {
+    in.layer_dirs_top_first.push_back(images_->layers().LayerDir(diff_id));
   }
   in.resolve_host_path = [](const std::string& path) -> StatusOr<std::string> {
     std::error_code ec;

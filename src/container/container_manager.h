@@ -191,11 +191,11 @@ class ContainerManager {
              const std::function<void(const ContainerRecord&)>& visit);
   // The container, FAILED_PRECONDITION unless it is running.
   StatusOr<ContainerRecord> GetRunning(const std::string& id_or_prefix);
-  // Starts spec.cmd in the running container, with the container's user,
+  // Starts exec.cmd in the running container, with the container's user,
   // environment (plus TERM=xterm with a terminal, as containerd does),
   // working directory and security settings. The caller owns the process:
   // dropping it kills the process.
-  StatusOr<std::unique_ptr<oci::ExecProcess>> Exec(const std::string& id, const ExecSpec& spec);
+  StatusOr<std::unique_ptr<oci::ExecProcess>> Exec(const std::string& id, const ExecSpec& exec);
   // Exec without stdin or terminal, output collected (each stream capped at
   // 16 MiB); at `timeout` (0: none) the process is SIGKILLed and the result
   // says timed_out.

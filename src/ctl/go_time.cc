@@ -348,8 +348,7 @@ StatusOr<int64_t> ParseSinceTime(std::string_view value,
   for (size_t i = frac_text.size(); i < 9; ++i) scaled *= 10;
   for (size_t i = 9; i < frac_text.size(); ++i) scaled /= 10;
   int64_t nanos = 0;
-  if (!(scaled > -9e18 && scaled < 9e18) ||
-      __builtin_mul_overflow(*secs, kNanosPerSecond, &nanos) ||
+  if (scaled <= -9e18 || scaled >= 9e18 || __builtin_mul_overflow(*secs, kNanosPerSecond, &nanos) ||
       __builtin_add_overflow(nanos, static_cast<int64_t>(scaled), &nanos)) {
     return InvalidArgumentError(StrCat("time out of range (years 1678 to 2262): ", GoQuote(value)));
   }

@@ -229,8 +229,8 @@ bool IsPrintableAt(std::string_view v, size_t i) {
   uint8_t c = b(i);
   return c == 0x0A || (c >= 0x20 && c <= 0x7E) || (c == 0xC2 && b(i + 1) >= 0xA0) ||
          (c > 0xC2 && c < 0xED) || (c == 0xED && b(i + 1) < 0xA0) || c == 0xEE ||
-         (c == 0xEF && !(b(i + 1) == 0xBB && b(i + 2) == 0xBF) &&
-          !(b(i + 1) == 0xBF && (b(i + 2) == 0xBE || b(i + 2) == 0xBF)));
+         (c == 0xEF && (b(i + 1) != 0xBB || b(i + 2) != 0xBF) &&
+          (b(i + 1) != 0xBF || (b(i + 2) != 0xBE && b(i + 2) != 0xBF)));
 }
 
 size_t CharWidth(uint8_t c) {
@@ -772,8 +772,8 @@ bool YamlKeyLess(std::string_view a_text, std::string_view b_text) {
     if (al || bl) return bl;
     int64_t an = 0, bn = 0;
     if (ar[i] == '0' || br[i] == '0') {
-      for (size_t j = i; j-- > 0 && IsDigit(ar[j]);) {
-        if (ar[j] != '0') {
+      for (size_t j = i; j > 0 && IsDigit(ar[j - 1]); --j) {
+        if (ar[j - 1] != '0') {
           an = 1;
           bn = 1;
           break;

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/numbers.h"
 #include "common/process.h"
 #include "network/cni_config.h"
 #include "network/pod_network.h"
@@ -716,7 +717,7 @@ Check CheckOomScoreAdj(const fs::path& proc_self_status, const fs::path& oom_sco
   std::optional<std::string> cap_eff =
       status.ok() ? StatusField(*status, "CapEff") : std::optional<std::string>();
   StatusOr<std::string> adj_text = ReadFile(oom_score_adj);
-  const int adj = adj_text.ok() ? std::atoi(adj_text->c_str()) : 0;
+  const int adj = adj_text.ok() ? ParseDecimal<int>(*adj_text).value_or(0) : 0;
   c.details = {{"capEff", cap_eff.value_or("")}, {"oomScoreAdj", adj}};
   if (!cap_eff) {
     c.outcome = Outcome::kWarn;

@@ -63,7 +63,7 @@ class EventBus {
   }
 
   // Hands `event` to every subscriber. Never blocks on a consumer.
-  void Publish(EventPtr event) {
+  void Publish(const EventPtr& event) {
     std::lock_guard lock(state_->mu);
     ++state_->published;
     for (const auto& q : state_->queues) {

@@ -64,7 +64,7 @@ Status ValidateDomain(std::string_view input, std::string_view domain) {
       return Invalid(input, StrCat("registry host \"", domain, "\" is not an IPv6 address"));
     }
     for (char c : inner) {
-      if (!IsLowerHex(c) && !(c >= 'A' && c <= 'F') && c != ':' && c != '.') {
+      if (!IsLowerHex(c) && (c < 'A' || c > 'F') && c != ':' && c != '.') {
         return Invalid(input, StrCat("registry host \"", domain, "\" is not an IPv6 address"));
       }
     }

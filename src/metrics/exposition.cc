@@ -74,9 +74,9 @@ std::string FormatValue(double v) {
 }
 
 bool IsValidMetricName(std::string_view name) {
-  if (name.empty() || !(IsNameStart(name[0]) || name[0] == ':')) return false;
+  if (name.empty() || (!IsNameStart(name[0]) && name[0] != ':')) return false;
   for (char c : name) {
-    if (!(IsNameStart(c) || IsDigit(c) || c == ':')) return false;
+    if (!IsNameStart(c) && !IsDigit(c) && c != ':') return false;
   }
   return true;
 }

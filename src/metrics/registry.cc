@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/status.h"
+
 namespace berth::metrics {
 
 namespace {
@@ -93,7 +95,7 @@ void Registry::CheckNew(const std::string& name, const std::vector<std::string>&
     Die("metric " + name + " registered twice");
   }
   for (const auto& l : label_names) {
-    if (!IsValidLabelName(l) || l == "le") Die("invalid label name " + l + " of " + name);
+    if (!IsValidLabelName(l) || l == "le") Die(StrCat("invalid label name ", l, " of ", name));
   }
   names_.push_back(name);
 }

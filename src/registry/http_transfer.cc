@@ -236,8 +236,8 @@ TransferResult Perform(CurlHandlePool& pool, const HttpRequest& request) {
       result.abort_status = ResourceExhaustedError("out of memory building request headers");
       return result;
     }
-    (void)headers.release();
-    headers.reset(next);
+    // libcurl appends at the tail: the head, once there is one, stays.
+    if (!headers) headers.reset(next);
   }
 
   TransferState state;

@@ -13,6 +13,7 @@
 
 #include "common/fs.h"
 #include "common/memory.h"
+#include "common/numbers.h"
 #include "common/userns.h"
 #include "image/image_service.h"
 #include "metrics/http_endpoint.h"
@@ -140,7 +141,7 @@ oci::HostCaps DetectHostCaps() {
   oci::HostCaps caps;
   caps.cgroup_v2 = fs::exists("/sys/fs/cgroup/cgroup.controllers");
   auto last_cap = ReadFile("/proc/sys/kernel/cap_last_cap");
-  if (last_cap.ok()) caps.last_cap = std::atoi(last_cap->c_str());
+  if (auto n = last_cap.ok() ? ParseDecimal<int>(*last_cap) : std::nullopt) caps.last_cap = *n;
   auto status = ReadFile("/proc/self/status");
   if (status.ok()) {
     auto pos = status->find("CapEff:\t");
@@ -149,7 +150,7 @@ oci::HostCaps DetectHostCaps() {
     }
   }
   auto adj = ReadFile("/proc/self/oom_score_adj");
-  if (adj.ok()) caps.current_oom_score_adj = std::atoi(adj->c_str());
+  if (auto n = adj.ok() ? ParseDecimal<int>(*adj) : std::nullopt) caps.current_oom_score_adj = *n;
   // Lowering oom_score_adj needs CAP_SYS_RESOURCE (bit 24).
   caps.can_lower_oom_score_adj = caps.current_caps && ((*caps.current_caps >> 24) & 1);
   if (!caps.can_lower_oom_score_adj) {

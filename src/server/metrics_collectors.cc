@@ -36,7 +36,7 @@ DaemonMetrics::DaemonMetrics(const Domain& domain, std::function<bool()> ready) 
       {}, {1 << 20, 4 << 20, 16 << 20, 64 << 20, 128 << 20, 256 << 20, 512 << 20, 1 << 30});
 
   const Domain* d = &domain;
-  registry_.AddCollector([d, ready](std::vector<metrics::Family>& out) {
+  registry_.AddCollector([d, ready = std::move(ready)](std::vector<metrics::Family>& out) {
     // The event bus exists before recovery.
     if (d->events) {
       auto published = Counter("berth_events_published_total",

@@ -143,7 +143,7 @@ class V2Reader final : public CgroupReader {
         });
       }
       if (std::optional<uint64_t> swap = ReadValue(files, dir + "/memory.swap.current", buf)) {
-        m.swap_usage = *swap;
+        m.swap_usage = swap;
         m.swap_limit = Limit(ReadValue(files, dir + "/memory.swap.max", buf));
       }
       if (ReadInto(files, dir + "/memory.pressure", buf)) m.psi = ParsePressure(buf);

@@ -24,7 +24,7 @@ std::vector<std::string> KeysWith(std::initializer_list<const char*> extra) {
 std::vector<MetricDescriptor> BuildDescriptors() {
   const auto counter = MetricKind::kCounter;
   const auto gauge = MetricKind::kGauge;
-  const std::vector<std::string> base = BaseKeys();
+  const std::vector<std::string>& base = BaseKeys();
   const std::vector<std::string> device = KeysWith({"device"});
   const std::vector<std::string> iface = KeysWith({"interface"});
   return {

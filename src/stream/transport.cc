@@ -387,6 +387,9 @@ StatusOr<std::unique_ptr<Transport>> WrapTls(SSL_CTX* ctx, UniqueFd fd, std::str
     SSL_free(ssl);
     return InternalError(StrCat("BIO_new: ", OpenSslErrors()));
   }
+  // The BIO's user-data slot carries the descriptor's number for BioRead and
+  // BioWrite; it is never dereferenced as a pointer.
+  // NOLINTNEXTLINE(performance-no-int-to-ptr): a number, not an address
   BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(fd.get())));
   SSL_set_bio(ssl, bio, bio);
   if (!server) {

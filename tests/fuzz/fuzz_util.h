@@ -7,14 +7,13 @@
 #include <cstdlib>
 #include <string_view>
 
-#define FUZZ_CHECK(cond, ...)                                                            \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                                                 \
-      std::fprintf(stderr, "\n");                                                        \
-      std::abort();                                                                      \
-    }                                                                                    \
+#define FUZZ_CHECK(cond, ...)                                                          \
+  do {                                                                                 \
+    if (cond) break;                                                                   \
+    std::fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #cond); \
+    std::fprintf(stderr, __VA_ARGS__);                                                 \
+    std::fprintf(stderr, "\n");                                                        \
+    std::abort();                                                                      \
   } while (0)
 
 namespace berth::fuzz {

@@ -16,17 +16,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)berth::image::ParsePlatform(text);
   auto ref = berth::image::ParseReference(text);
   if (!ref.ok()) return 0;
-  FUZZ_CHECK(!ref->domain.empty() && !ref->repository.empty(), "input \"%.*s\"",
-             static_cast<int>(size), text.data());
-  FUZZ_CHECK(!ref->tag.empty() || ref->digest.has_value(), "input \"%.*s\"", static_cast<int>(size),
-             text.data());
+  FUZZ_CHECK(!ref->domain.empty() && !ref->repository.empty(), "input \"%s\"",
+             std::string(text).c_str());
+  FUZZ_CHECK(!ref->tag.empty() || ref->digest.has_value(), "input \"%s\"",
+             std::string(text).c_str());
   std::string printed = ref->String();
   auto again = berth::image::ParseReference(printed);
-  FUZZ_CHECK(again.ok(), "input \"%.*s\" printed as \"%s\", which does not parse: %s",
-             static_cast<int>(size), text.data(), printed.c_str(),
-             again.status().ToString().c_str());
-  FUZZ_CHECK(*again == *ref, "input \"%.*s\" printed as \"%s\" parses differently",
-             static_cast<int>(size), text.data(), printed.c_str());
+  FUZZ_CHECK(again.ok(), "input \"%s\" printed as \"%s\", which does not parse: %s",
+             std::string(text).c_str(), printed.c_str(), again.status().ToString().c_str());
+  FUZZ_CHECK(*again == *ref, "input \"%s\" printed as \"%s\" parses differently",
+             std::string(text).c_str(), printed.c_str());
   FUZZ_CHECK(again->String() == printed, "\"%s\" prints as \"%s\"", printed.c_str(),
              again->String().c_str());
   if (!ref->tag.empty()) (void)ref->TagRef();

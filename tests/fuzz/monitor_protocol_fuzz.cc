@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)monitor::ParseSyncReport(text, "fuzz");
   (void)monitor::ParseRfc3339Nano(text);
 
-  monitor::DecodedFrame f = monitor::DecodeFrame(text.data(), size, size);
+  monitor::DecodedFrame f = monitor::DecodeFrame(reinterpret_cast<const char*>(data), size, size);
   if (f.ok) {
     uint8_t flags = 0;
     uint16_t rows = 0, cols = 0;

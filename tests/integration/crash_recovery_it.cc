@@ -49,7 +49,7 @@ class CrashRecoveryIT : public RuntimeServiceIT {
       std::lock_guard lock(mu_);
       seen_ctrs_.insert(ctr_id);
     }
-    auto call = [&](auto method, auto req, auto resp) {
+    auto call = [&](auto method, const auto& req, auto resp) {
       grpc::ClientContext ctx;
       deadline(ctx);
       return (stub.*method)(&ctx, req, &resp).ok();

@@ -4,7 +4,8 @@
 // environment), checked through a real berthd under both modes. And the CVE-2019-5736 class:
 // a process in the container cannot reach the exec helper's or the exec'd process's
 // /proc/<pid>/exe or descriptors while they still run berthd's code.
-#include "runtime_fixture.h"
+#include "common/proc.h"
+#include "runtime_fixture.h"  // first: see support/berthd_process.h
 
 namespace berth::testing {
 namespace {
@@ -186,14 +187,9 @@ class NativeExecAttackIT : public RuntimeServiceIT {
   pid_t StoppedChildOfBerthd() {
     for (int i = 0; i < 500; ++i) {
       for (const std::string& name : DirEntries("/proc")) {
-        if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-        std::string stat = ReadOr(StrCat("/proc/", name, "/stat"));
-        size_t paren = stat.rfind(')');
-        if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
-        char state = 0;
-        int ppid = 0;
-        if (std::sscanf(stat.c_str() + paren + 1, " %c %d", &state, &ppid) != 2) continue;
-        if (state == 'T' && ppid == berthd_->pid()) return std::stoi(name);
+        std::optional<pid_t> pid = ParseDecimal<pid_t>(name);
+        std::optional<ProcessStat> stat = pid ? ReadProcessStat(*pid) : std::nullopt;
+        if (stat && stat->state == 'T' && stat->ppid == berthd_->pid()) return *pid;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

@@ -93,7 +93,7 @@ std::vector<int> ChildrenOf(int pid) {
     while (pos < text.size()) {
       size_t end = text.find(' ', pos);
       if (end == std::string::npos) end = text.size();
-      if (end > pos) out.push_back(std::atoi(text.substr(pos, end - pos).c_str()));
+      if (end > pos) out.push_back(ParseDecimal<int>(text.substr(pos, end - pos)).value_or(0));
       pos = end + 1;
     }
   }
@@ -219,7 +219,7 @@ class StreamIT : public RuntimeServiceIT {
     return url;
   }
 
-  grpc::Status PortForwardRpc(const std::string& pod_id, std::vector<int32_t> ports,
+  grpc::Status PortForwardRpc(const std::string& pod_id, const std::vector<int32_t>& ports,
                               std::string* url) {
     grpc::ClientContext ctx;
     SetDeadline(ctx);
@@ -606,7 +606,7 @@ TEST_F(StreamIT, PortForwardToAHostNetworkPod) {
 TEST_F(StreamIT, BadRequestsAndTokensAreRefused) {
   const std::string id = RunContainer("tokens", {"sleep", "3600"});
   const std::string pod_id = *pod_ids_.begin();
-  auto exec_code = [&](std::function<void(cri::ExecRequest&)> edit) {
+  auto exec_code = [&](const std::function<void(cri::ExecRequest&)>& edit) {
     cri::ExecRequest req;
     req.set_container_id(id);
     req.add_cmd("true");

@@ -12,7 +12,7 @@ bool NameStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
 bool NameChar(char c) { return NameStart(c) || (c >= '0' && c <= '9'); }
 
 bool ValidMetricName(std::string_view n) {
-  if (n.empty() || !(NameStart(n[0]) || n[0] == ':')) return false;
+  if (n.empty() || (!NameStart(n[0]) && n[0] != ':')) return false;
   for (char c : n) {
     if (!NameChar(c) && c != ':') return false;
   }

@@ -50,9 +50,10 @@ StatusOr<Response> Send(const PushTarget& target, const std::string& method, con
   if (!h) return ResourceExhaustedError("curl_easy_init failed");
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   auto add = [&](const std::string& hdr) {
+    // libcurl appends at the tail: the head, once there is one, stays; on
+    // failure (nullptr) the list is unchanged and the request goes without.
     curl_slist* next = curl_slist_append(headers.get(), hdr.c_str());
-    (void)headers.release();
-    headers.reset(next);
+    if (!headers) headers.reset(next);
   };
   add("Expect:");
   if (!content_type.empty()) add("Content-Type: " + content_type);
@@ -66,6 +67,8 @@ StatusOr<Response> Send(const PushTarget& target, const std::string& method, con
   curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  // libcurl reads CURLOPT_POSTFIELDSIZE_LARGE bytes (set above), not up to a NUL.
+  // NOLINTNEXTLINE(bugprone-suspicious-stringview-data-usage): the size is passed
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &CollectBody);

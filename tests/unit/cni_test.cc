@@ -34,6 +34,7 @@
 
 #include "common/fs.h"
 #include "common/numbers.h"
+#include "common/process.h"
 #include "network/netns.h"
 
 namespace berth::network {
@@ -45,15 +46,10 @@ using json = nlohmann::json;
 constexpr const char* kPluginDir = "/usr/lib/cni";
 
 std::string Shell(const std::string& cmd) {
-  std::string out;
-  // Constant inspection commands (ip, iptables) written by the tests themselves.
-  FILE* f = ::popen(cmd.c_str(), "r");  // NOLINT(bugprone-command-processor)
-  if (f == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  ::pclose(f);
-  return out;
+  // Constant inspection commands (ip, iptables) written by the tests themselves;
+  // their stdout, empty when the shell cannot run.
+  auto r = RunProcess({"/bin/sh", "-c", cmd});
+  return r.ok() ? r->out : std::string();
 }
 
 std::string ReadOrEmpty(const fs::path& p) {

@@ -209,7 +209,7 @@ TEST(ProcessTest, DeadlineKillsTheWholeProcessGroup) {
   EXPECT_TRUE(r->timed_out);
   EXPECT_EQ(r->signal, SIGKILL);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
-  pid_t sleeper = std::atoi(r->out.c_str());
+  pid_t sleeper = ParseDecimal<pid_t>(r->out).value_or(0);
   ASSERT_GT(sleeper, 0) << r->out;
   for (int i = 0; i < 100 && ::kill(sleeper, 0) == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -369,7 +369,7 @@ TEST(SpawnProcessTest, WaitWithDeadlineAndDestructionKillsTheGroup) {
     out.w.Reset();
     char buf[32] = {};
     ASSERT_GT(::read(out.r.get(), buf, sizeof buf - 1), 0);
-    child = std::atoi(buf);
+    child = ParseDecimal<pid_t>(buf).value_or(0);
     ASSERT_GT(child, 0);
     auto code = p->Wait(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
     EXPECT_EQ(code.status().code(), StatusCode::kDeadlineExceeded);
@@ -390,7 +390,7 @@ TEST(SpawnProcessTest, AdoptsWhatTheProgramLeavesBehind) {
   ASSERT_TRUE(p.ok()) << p.status();
   out.w.Reset();
   std::string printed = ReadAll(out.r.get());  // EOF when the subshell ends
-  pid_t orphan = std::atoi(printed.c_str());
+  pid_t orphan = ParseDecimal<pid_t>(printed).value_or(0);
   ASSERT_GT(orphan, 0) << printed;
   auto code = p->Wait();
   ASSERT_TRUE(code.ok()) << code.status();
@@ -412,7 +412,7 @@ TEST(SpawnProcessTest, DestructionLeavesStillRunningOrphansToInit) {
     auto p = SpawnProcess({"/bin/sh", "-c", "sleep 30 >/dev/null & echo $!"}, opts);
     ASSERT_TRUE(p.ok()) << p.status();
     out.w.Reset();
-    orphan = std::atoi(ReadAll(out.r.get()).c_str());
+    orphan = ParseDecimal<pid_t>(ReadAll(out.r.get())).value_or(0);
     ASSERT_GT(orphan, 0);
     EXPECT_EQ(*p->Wait(), 0);
   }
@@ -430,7 +430,7 @@ TEST(SpawnProcessTest, SubreaperHoldsNoneOfTheProgramsDescriptors) {
   ASSERT_TRUE(p.ok()) << p.status();
   out.w.Reset();
   // EOF comes with sh's exit, while the sleep it left still runs.
-  pid_t orphan = std::atoi(ReadAll(out.r.get()).c_str());
+  pid_t orphan = ParseDecimal<pid_t>(ReadAll(out.r.get())).value_or(0);
   ASSERT_GT(orphan, 0);
   EXPECT_TRUE(Alive(orphan));
   EXPECT_EQ(*p->Wait(), 0);

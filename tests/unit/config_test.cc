@@ -89,6 +89,22 @@ TEST(ConfigTest, UnknownKeyAndBadTypeRejected) {
   EXPECT_EQ(cfg.socket, Config().socket);  // nothing half-applied
 }
 
+// Found by the daemon_config fuzzer: a float for an integer setting reached a
+// float-to-integer conversion that is undefined when out of range.
+TEST(ConfigTest, IntegerSettingsRefuseFloatsAndOutOfRangeValues) {
+  Config cfg;
+  for (const char* value : {"5e30", "2.0", "4294967306", "-9223372036854775808"}) {
+    Status s = MergeToml(std::string("[registry]\npull_progress_timeout_seconds = ") + value + "\n",
+                         "f.toml", cfg);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << value;
+    EXPECT_NE(s.message().find("registry.pull_progress_timeout_seconds"), std::string::npos)
+        << s.message();
+  }
+  EXPECT_EQ(cfg.pull_progress_timeout_seconds, Config().pull_progress_timeout_seconds);
+  ASSERT_TRUE(MergeToml("[registry]\npull_progress_timeout_seconds = 90\n", "f.toml", cfg).ok());
+  EXPECT_EQ(cfg.pull_progress_timeout_seconds, 90);
+}
+
 TEST(ConfigTest, FileThenDropinsInOrder) {
   auto dir = std::filesystem::temp_directory_path() / ("berth-cfg-" + RandomHex(4));
   ASSERT_TRUE(MakeDirs(dir / "d").ok());

@@ -217,7 +217,7 @@ TEST(ImageBuilderTest, OciManifestReferencesConfigAndLayersWithSizes) {
   ASSERT_NE(config_blob, nullptr);
   EXPECT_EQ(config_desc["size"], config_blob->size());
   EXPECT_EQ(config_blob->digest, Sha256::Of(config_blob->data));
-  EXPECT_EQ(config_blob->media_type, config_desc["mediaType"]);
+  EXPECT_EQ(config_desc["mediaType"], config_blob->media_type);
 
   const Compression kinds[] = {Compression::kNone, Compression::kGzip, Compression::kZstd};
   const char* types[] = {"application/vnd.oci.image.layer.v1.tar",

@@ -19,10 +19,12 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "common/fs.h"
+#include "common/numbers.h"
 #include "monitor/client.h"
 #include "monitor/cri_log.h"
 #include "monitor/oom.h"
@@ -567,7 +569,19 @@ TEST_F(MonitorRuncTest, DeleteOnExitRemovesTheRuntimeStateBeforeTheExitFile) {
   c.spec.delete_on_exit = true;
   CreateAndStart(c);
   ASSERT_TRUE(fs::exists(runtime_root_ / c.id)) << "runc keeps no state of " << c.id;
-  Kill(c, "TERM");
+  // TERM until it exits: the shell is the container's PID 1, which drops a
+  // signal it has no handler for, so a TERM sent before `trap` ran is lost
+  // (seen on a loaded machine).
+  int polls = 0;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        if (ReadExitFile(c.spec.ExitFile()).ok()) return true;
+        if (polls++ % 15 == 0) {  // every 300 ms
+          (void)RunArgv({runc_, "--root", runtime_root_.string(), "kill", c.id, "TERM"});
+        }
+        return false;
+      },
+      milliseconds(10000)));
   ExitRecord rec = WaitExit(c);
   EXPECT_EQ(rec.exit_code, 4);
   EXPECT_TRUE(rec.runtime_deleted) << ReadOr(c.spec.monitor_log);
@@ -763,7 +777,13 @@ TEST_F(MonitorRuncTest, SurvivesItsSpawnerBeingKilled) {
   char buf[64] = {};
   ASSERT_GT(read(p[0], buf, sizeof(buf) - 1), 0);
   close(p[0]);
-  ASSERT_EQ(sscanf(buf, "%d %d", &c.handle.monitor_pid, &c.handle.container_pid), 2) << buf;
+  const std::string_view pids(buf);
+  const size_t space = pids.find(' ');
+  ASSERT_NE(space, std::string_view::npos) << buf;
+  c.handle.monitor_pid = ParseDecimal<pid_t>(pids.substr(0, space)).value_or(0);
+  c.handle.container_pid = ParseDecimal<pid_t>(pids.substr(space + 1)).value_or(0);
+  ASSERT_GT(c.handle.monitor_pid, 0) << buf;
+  ASSERT_GT(c.handle.container_pid, 0) << buf;
   ASSERT_EQ(kill(spawner, SIGKILL), 0);
   ASSERT_EQ(waitpid(spawner, nullptr, 0), spawner);
 

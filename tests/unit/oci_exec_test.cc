@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "common/numbers.h"
 #include "common/process.h"
 #include "oci/exec_process.h"
 #include "oci/native_exec.h"
@@ -248,7 +249,8 @@ TEST_P(OciExecTest, KillEndsTheProcessGroupOfAShell) {
   // $! is the pid in the container's PID namespace; find the host pid.
   auto children = ReadFile(StrCat("/proc/", (*p)->pid(), "/task/", (*p)->pid(), "/children"));
   ASSERT_TRUE(children.ok()) << children.status();
-  pid_t sleeper = std::atoi(children->c_str());
+  // "<pid> <pid> ...": the shell's only child is the sleep.
+  pid_t sleeper = ParseDecimal<pid_t>(children->substr(0, children->find(' '))).value_or(0);
   ASSERT_GT(sleeper, 0);
   (*p)->Kill(SIGKILL);
   EXPECT_EQ((*p)->Wait().value(), 128 + SIGKILL);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "common/process.h"
 #include "oci/handler_registry.h"
 #include "oci/spec_builder.h"
 
@@ -1315,7 +1316,7 @@ class RuncEndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
-    if (system("command -v runc >/dev/null 2>&1") != 0) GTEST_SKIP() << "runc not installed";
+    if (!RunProcess({"runc", "--version"}).ok()) GTEST_SKIP() << "runc not installed";
     if (access("/bin/busybox", X_OK) != 0) GTEST_SKIP() << "/bin/busybox missing";
     char tmpl[] = "/tmp/berth-oci-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
@@ -1325,9 +1326,7 @@ class RuncEndToEndTest : public ::testing::Test {
 
   void TearDown() override {
     for (const std::string& id : ids_) {
-      std::string cmd =
-          "runc --root " + (dir_ / "state").string() + " delete -f " + id + " >/dev/null 2>&1";
-      (void)system(cmd.c_str());
+      (void)RunProcess({"runc", "--root", (dir_ / "state").string(), "delete", "-f", id});
       std::error_code ec;
       for (const auto& ctrl : std::filesystem::directory_iterator("/sys/fs/cgroup", ec)) {
         std::filesystem::path leaf = ctrl.path() / "berth-test" / id;
@@ -1372,16 +1371,10 @@ class RuncEndToEndTest : public ::testing::Test {
     EXPECT_TRUE(json::parse(*spec)["linux"]["cgroupsPath"] == "/berth-test/" + id);
     EXPECT_TRUE(WriteFileAtomic(bundle / "config.json", *spec).ok());
 
-    std::string cmd = "runc --root " + (dir_ / "state").string() + " run --bundle " +
-                      bundle.string() + " " + id + " </dev/null 2>&1";
-    FILE* f = popen(cmd.c_str(), "r");
-    if (f == nullptr) return {-1, "popen failed"};
-    std::string out;
-    char buf[4096];
-    size_t got;
-    while ((got = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, got);
-    int status = pclose(f);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+    auto r = RunProcess(
+        {"runc", "--root", (dir_ / "state").string(), "run", "--bundle", bundle.string(), id});
+    if (!r.ok()) return {-1, r.status().ToString()};
+    return {r->signal == 0 ? r->exit_code : -1, r->out + r->err};
   }
 
   std::filesystem::path dir_;

@@ -234,7 +234,7 @@ TEST_F(StreamServerTest, TerminalResizeReachesTheProcess) {
     b.report_resize = true;
     return StatusOr<FakeBehavior>(b);
   };
-  for (ProtocolCase p :
+  for (const ProtocolCase& p :
        {ProtocolCase{StreamProtocol::kSpdy, "v4.channel.k8s.io", true},
         ProtocolCase{StreamProtocol::kSpdy, "v3.channel.k8s.io", false},
         ProtocolCase{StreamProtocol::kWebSocket, "v5.channel.k8s.io", true},
