@@ -322,12 +322,16 @@ TEST_F(ImagePullConcurrencyIT, EveryCallerLeavesAndTheDownloadIsAborted) {
   std::atomic<bool> gone{false};
   std::vector<PullOutcome> out(kCallers);
   {
+    // Every caller is in the pull before they all leave, however loaded the machine.
+    std::latch started(kCallers);
     std::vector<std::jthread> callers;
     for (int i = 0; i < kCallers; ++i) {
       callers.emplace_back([&, i] {
+        started.count_down();
         out[i].record = images_->Pull(ref, std::nullopt, &out[i].stats, GoneWhen(gone));
       });
     }
+    started.wait();
     std::this_thread::sleep_for(std::chrono::milliseconds(1000));
     gone = true;
   }
