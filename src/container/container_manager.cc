@@ -21,6 +21,7 @@
 #include "common/proc.h"
 #include "common/safe_path.h"
 #include "container/checkpoint.h"
+#include "container/container_create.h"
 #include "container/container_plan.h"
 #include "container/image_volume.h"
 #include "container/process_identity.h"
@@ -56,6 +57,23 @@ const char* StateName(ContainerState s) {
   }
   return "UNKNOWN";
 }
+
+// Where a call's time goes, logged at debug level: " phase_ms=1.23" for
+// each phase since the previous mark.
+class PhaseTiming {
+ public:
+  void Mark(const char* phase) {
+    auto now = std::chrono::steady_clock::now();
+    text_ += fmt::format(" {}_ms={:.2f}", phase,
+                         std::chrono::duration<double, std::milli>(now - last_).count());
+    last_ = now;
+  }
+  const std::string& text() const { return text_; }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  std::string text_;
+};
 
 std::string ReservedName(const oci::ContainerConfig& c, const sandbox::SandboxRecord& s) {
   return StrCat(c.name, "_", s.config.name, "_", s.config.namespace_, "_", s.config.uid, "_",
@@ -452,18 +470,10 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
                      options_.handlers->WaitFor(runtime->handler_name(), std::chrono::seconds(60)));
     features = handler.probe.features;
   }
-  // Where create time goes, logged at debug level.
-  auto last = std::chrono::steady_clock::now();
-  std::string timing;
-  auto mark = [&](const char* phase) {
-    auto now = std::chrono::steady_clock::now();
-    timing += fmt::format(" {}_ms={:.2f}", phase,
-                          std::chrono::duration<double, std::milli>(now - last).count());
-    last = now;
-  };
+  PhaseTiming timing;
   // Held until the record is saved (where ImageUser sees it), and declared
-  // before the rollback guards so that a failed create unmounts first: a
-  // concurrent RemoveImage never deletes layers this create mounts.
+  // before the rootfs so that a failed create unmounts first: a concurrent
+  // RemoveImage never deletes layers this create mounts.
   image::ImageHold rootfs_hold;
   std::vector<image::ImageHold> volume_holds;
   auto found = images_->Use(req.image, &rootfs_hold);
@@ -474,36 +484,10 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
   ASSIGN_OR_RETURN(image::ImageConfig img_config, images_->Config(img));
 
   // Plan (container/container_plan.h): every decision from plain values.
-  ContainerPlanInputs in;
-  in.request = req;
-  in.sandbox = sb;
-  in.image = img;
-  in.image_config = {.user = img_config.config.user,
-                     .env = img_config.config.env,
-                     .entrypoint = img_config.config.entrypoint,
-                     .cmd = img_config.config.cmd,
-                     .working_dir = img_config.config.working_dir,
-                     .stop_signal = img_config.config.stop_signal};
-  in.runtime_handler = runtime->handler_name();
-  in.features = features;
-  in.host = options_.host;
-  in.cgroup_driver = options_.cgroup_driver;
-  in.id = RandomHex(32);
-  in.now_ns = NowNs();
-  in.state_dir = options_.state_dir;
-  in.root_dir = options_.root_dir;
-  for (const auto& diff_id : std::views::reverse(img.diff_ids)) {
-    in.layer_dirs_top_first.push_back(images_->layers().LayerDir(diff_id));
-  }
-  in.resolve_host_path = [](const std::string& path) -> StatusOr<std::string> {
-    std::error_code ec;
-    fs::path real = fs::canonical(path, ec);
-    if (ec) return NotFoundError(ec.message());
-    return real.string();
-  };
+  ContainerPlanInputs in = PlanInputsFor(req, sb, img, img_config, images_->layers(),
+                                         runtime->handler_name(), features, options_);
   ASSIGN_OR_RETURN(ContainerPlan plan, PlanContainer(in));
   ContainerRecord& r = plan.record;
-
   // CDI devices are resolved before anything is made, so that an unknown
   // device costs nothing; their edits go onto the spec once it is built.
   ASSIGN_OR_RETURN(
@@ -511,108 +495,39 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
       cdi::Resolve(options_.cdi_spec_dirs,
                    cdi::RequestedDevices(plan.config.cdi_devices, plan.config.annotations)));
 
-  // Execute, with rollback in reverse order of acquisition; cancelled at the end.
-  ScopeGuard remove_dirs([&] {
-    (void)RemoveAll(r.bundle);
-    (void)RemoveAll(r.layer_dir);
-  });
-  RETURN_IF_ERROR(MakeDirs(fs::path(r.layer_dir) / "upper", 0755));
-  RETURN_IF_ERROR(MakeDirs(fs::path(r.layer_dir) / "work", 0700));
-  RETURN_IF_ERROR(MakeDirs(r.rootfs, 0755));
-  for (const auto& d : img.diff_ids) {
-    if (!images_->layers().Has(d)) {
-      return FailedPreconditionError(
-          StrCat("layer ", d.str(), " of image ", img.id, " is missing; pull the image again"));
-    }
-  }
-  mark("image");
-  if (plan.idmapped_rootfs) {
-    Status mounted =
-        MountIdmappedOverlay(plan.lowers_top_first, r.layer_dir, plan.rootfs_uid, plan.rootfs_gid,
-                             r.rootfs, 0, sb.userns_path, plan.idmap_rootfs_dir);
-    if (!mounted.ok()) return Annotate(mounted, StrCat("rootfs of container ", r.id));
-  } else if (::mount("overlay", r.rootfs.c_str(), "overlay", 0, plan.overlay_options.c_str()) !=
-             0) {
-    return ErrnoStatus(errno, StrCat("mount rootfs of container ", r.id));
-  }
-  ScopeGuard umount_rootfs([&] { ::umount2(r.rootfs.c_str(), MNT_DETACH); });
-  ScopeGuard umount_volumes([&] {
-    (void)UnmountEntriesAndRemove(plan.volumes_dir);
-    (void)UnmountEntriesAndRemove(plan.idmap_mounts_dir);
-  });
+  // Execute (container/container_create.h): each step undoes itself if a
+  // later one fails, in reverse order.
+  ContainerRootfs rootfs(r, plan);
+  RETURN_IF_ERROR(rootfs.Mount(img, images_->layers(), sb.userns_path));
+  timing.Mark("rootfs");
   ContainerRootfsFacts facts;
-  facts.mounts = plan.config.mounts;
-  ASSIGN_OR_RETURN(
-      facts.volume_image_ids,
-      MountImageVolumes(*images_, facts.mounts, plan.volumes_dir, sb.userns_path, &volume_holds));
-  if (plan.idmap_bind_mounts) {
-    RETURN_IF_ERROR(IdmapBindMounts(facts.mounts, sb.userns_path, plan.idmap_mounts_dir));
-  }
+  RETURN_IF_ERROR(rootfs.MountVolumes(*images_, sb.userns_path, facts, &volume_holds));
   if (plan.needs_target_pid_ns) {
     ASSIGN_OR_RETURN(facts.target_pid_ns_path,
                      TargetPidNamespace(plan.namespaces.target_id, sb.id));
   }
-  mark("rootfs");
-  auto passwd = ReadFileInRoot(r.rootfs, "etc/passwd");
-  if (passwd.ok()) facts.etc_passwd = *passwd;
-  auto group = ReadFileInRoot(r.rootfs, "etc/group");
-  if (group.ok()) facts.etc_group = *group;
-  if (auto path = oci::SeccompLocalhostPath(req.config.security_context)) {
-    auto content = ReadFile(*path);
-    if (!content.ok()) {
-      return Annotate(content.status(), StrCat("seccomp profile of container ", r.name));
-    }
-    facts.seccomp_localhost_content = *content;
-  }
+  RETURN_IF_ERROR(rootfs.ReadFacts(req.config, facts));
+  timing.Mark("volumes");
   ASSIGN_OR_RETURN(ContainerSpecPlan spec_plan, PlanContainerSpec(plan, in, facts));
-  nlohmann::json& spec = spec_plan.spec;
   if (const auto& clamp = spec_plan.notes.oom_score_adj_clamped) {
     spdlog::info("event=oom_score_adj_clamped container={} requested={} applied={}", r.id,
                  clamp->requested, clamp->applied);
   }
-  if (Status s = cdi::ApplyEdits(cdi_edits, spec); !s.ok()) {
+  if (Status s = cdi::ApplyEdits(cdi_edits, spec_plan.spec); !s.ok()) {
     return Annotate(s, StrCat("CDI devices of container ", r.name));
   }
-  RETURN_IF_ERROR(WriteFileAtomic(fs::path(r.bundle) / "config.json", spec.dump(), 0600));
+  RETURN_IF_ERROR(WriteFileAtomic(fs::path(r.bundle) / "config.json", spec_plan.spec.dump(), 0600));
   if (!r.log_path.empty()) RETURN_IF_ERROR(MakeDirs(fs::path(r.log_path).parent_path(), 0755));
+  timing.Mark("spec");
 
-  monitor::MonitorSpec ms;
-  ms.monitor_binary = options_.monitor_binary;
-  ms.container_id = r.id;
-  ms.bundle = r.bundle;
-  ms.runtime = runtime->binary();
-  ms.runtime_root = runtime->state_root();
-  ms.runtime_args = runtime->global_args();
-  ms.log_path = plan.monitor_log_path;
-  ms.terminal = r.tty;
-  ms.stdin_open = r.stdin_open;
-  ms.stdin_once = r.stdin_once;
-  ms.monitor_log = fs::path(r.bundle) / "monitor.log";
-  ms.delete_on_exit = true;  // RemoveContainer then runs no runtime
   ScopeGuard delete_runtime([&] { (void)runtime->Delete(r.id, true); });
-  mark("spec");
-  auto handle = monitor::SpawnMonitor(ms);
-  mark("monitor_and_runtime_create");
+  auto handle = monitor::SpawnMonitor(MonitorSpecFor(r, plan, *runtime, options_.monitor_binary));
+  timing.Mark("monitor_and_runtime_create");
   if (!handle.ok()) {
     delete_runtime.Cancel();
     Status undo = runtime->Delete(r.id, true);
     if (undo.ok()) return Annotate(handle.status(), StrCat("create container ", r.name));
-    // The runtime may still hold a process, a cgroup and state of this
-    // container. Keep everything and list it as UNKNOWN, so that a
-    // RemoveContainer (the kubelet's, or berthctl rm) finishes the cleanup
-    // instead of it leaking silently.
-    r.state = ContainerState::kUnknown;
-    r.reason = "CreateError";
-    r.message = StrCat(handle.status().message(), "; cleanup failed: ", undo.message());
-    r.finished_at_ns = NowNs();
-    if (Save(r).ok()) {
-      std::lock_guard lock(mu_);
-      names_[ReservedName(req.config, sb)] = r.id;
-      umount_volumes.Cancel();
-      umount_rootfs.Cancel();
-      remove_dirs.Cancel();
-    }
-    spdlog::error("event=container_create_rollback_failed id={} error=\"{}\"", r.id, r.message);
+    if (KeepAsUnknown(r, ReservedName(req.config, sb), handle.status(), undo)) rootfs.Keep();
     return Status(handle.status().code(),
                   StrCat("create container ", r.name, ": ", handle.status().message(),
                          "; cleaning up failed too (", undo.message(), "): container ", r.id,
@@ -627,15 +542,31 @@ StatusOr<ContainerRecord> ContainerManager::CreateLocked(const CreateRequest& re
     names_[ReservedName(req.config, sb)] = r.id;
   }
   WatchBundle(r);
-  mark("save");
-  spdlog::debug("event=container_create_timing id={}{}", r.id, timing);
+  timing.Mark("save");
+  spdlog::debug("event=container_create_timing id={}{}", r.id, timing.text());
   delete_runtime.Cancel();
-  umount_volumes.Cancel();
-  umount_rootfs.Cancel();
-  remove_dirs.Cancel();
+  rootfs.Keep();
   spdlog::info("event=container_created id={} name={} sandbox={} image={}", r.id, r.name, sb.id,
                img.id);
   return r;
+}
+
+// The runtime may still hold a process, a cgroup and state of a container
+// whose create failed and whose runtime delete failed too. Keeping
+// everything and listing it as UNKNOWN lets a RemoveContainer (the
+// kubelet's, or berthctl rm) finish the cleanup instead of it leaking
+// silently.
+bool ContainerManager::KeepAsUnknown(ContainerRecord& r, const std::string& reserved_name,
+                                     const Status& create_error, const Status& undo_error) {
+  r.state = ContainerState::kUnknown;
+  r.reason = "CreateError";
+  r.message = StrCat(create_error.message(), "; cleanup failed: ", undo_error.message());
+  r.finished_at_ns = NowNs();
+  spdlog::error("event=container_create_rollback_failed id={} error=\"{}\"", r.id, r.message);
+  if (!Save(r).ok()) return false;
+  std::lock_guard lock(mu_);
+  names_[reserved_name] = r.id;
+  return true;
 }
 
 void ContainerManager::RefreshLocked(ContainerRecord& r) {

@@ -236,6 +236,10 @@ class ContainerManager {
                    std::map<std::string, oci::OciRuntime*> runtimes);
   StatusOr<ContainerRecord> CreateLocked(const CreateRequest& req,
                                          const sandbox::SandboxRecord& sb);
+  // Records a container whose create failed and whose runtime state could
+  // not be deleted as UNKNOWN with both errors; false when saving failed.
+  bool KeepAsUnknown(ContainerRecord& r, const std::string& reserved_name,
+                     const Status& create_error, const Status& undo_error);
   // Reads the exit file of a CREATED/RUNNING container and records the exit.
   void RefreshLocked(ContainerRecord& r);
   // Get; with `read_exit_file` the exit file is read even when the bundle
