@@ -312,61 +312,38 @@ StatusOr<SandboxRecord> SandboxManager::Run(const SandboxConfig& config,
   return RunLocked(config, runtime_handler);
 }
 
-StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
-                                                  const std::string& runtime_handler) {
-  SandboxRecord r;
-  r.id = RandomHex(32);
-  r.config = config;
-  r.runtime_handler = runtime_handler;
-  r.created_at_ns = NowNs();
-  r.dir = (options_.state_dir / r.id).string();
-  const fs::path dir = r.dir;
-  RETURN_IF_ERROR(MakeDirs(dir, 0711));
-  ScopeGuard remove_dir([&] { (void)RemoveAll(dir); });
+namespace {
 
-  // Decide (sandbox_plan.h), then do it with a guard per resource.
-  SandboxHostFacts host;
-  host.node_hostname = NodeHostname();
-  if (auto h = ReadFile("/etc/hosts"); h.ok()) host.etc_hosts = std::move(*h);
-  if (auto rc = ReadFile(options_.resolv_conf_source); rc.ok()) host.resolv_conf = std::move(*rc);
-  const SandboxPlan plan = PlanSandbox(config, host);
-  const std::string& hostname = plan.hostname;
-  RETURN_IF_ERROR(WriteFileAtomic(dir / "hostname", hostname + "\n"));
-  RETURN_IF_ERROR(WriteFileAtomic(dir / "hosts", plan.hosts));
-  RETURN_IF_ERROR(WriteFileAtomic(dir / "resolv.conf", plan.resolv_conf));
+// The steps of RunPodSandbox's execute half, in order. Each fills in the
+// record as it goes; RunLocked's guards undo what the record says was made.
 
-  // The pod's /dev/shm: a tmpfs shared by its containers.
-  const fs::path shm = dir / "shm";
-  bool shm_mounted = false;
-  ScopeGuard umount_shm([&] {
-    if (shm_mounted) ::umount2(shm.c_str(), MNT_DETACH);
-  });
-  if (plan.shm_tmpfs) {
-    RETURN_IF_ERROR(MakeDirs(shm, 01777));
-    if (::mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                "mode=1777,size=65536k") != 0) {
-      return ErrnoStatus(errno, StrCat("mount /dev/shm tmpfs of sandbox ", r.id));
-    }
-    shm_mounted = true;
+// The pod's /dev/shm: a tmpfs shared by its containers.
+Status MountPodShm(const fs::path& shm, const std::string& id, bool& mounted) {
+  RETURN_IF_ERROR(MakeDirs(shm, 01777));
+  if (::mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=1777,size=65536k") != 0) {
+    return ErrnoStatus(errno, StrCat("mount /dev/shm tmpfs of sandbox ", id));
   }
+  mounted = true;
+  return OkStatus();
+}
 
-  ScopeGuard unpin([&] {
-    UnpinNamespace(r.ipc_ns_path);
-    UnpinNamespace(r.uts_ns_path);
-    UnpinNamespace(r.userns_path);
-  });
+// The pod's user, IPC and UTS namespaces, pinned in its directory.
+Status PinPodNamespaces(SandboxRecord& r, const SandboxPlan& plan) {
+  const fs::path dir = r.dir;
   if (plan.user_namespace) {
     // The pod's other namespaces are made inside it (see common/userns.h).
     r.userns_path = (dir / "userns").string();
-    Status pinned = PinNewUserNamespace(r.userns_path, config.userns->uids, config.userns->gids);
+    Status pinned =
+        PinNewUserNamespace(r.userns_path, r.config.userns->uids, r.config.userns->gids);
     if (!pinned.ok()) {
       r.userns_path.clear();
       return Annotate(pinned, StrCat("user namespace of sandbox ", r.id));
     }
     // The pod's /etc files belong to its root, as in CRI-O: owned by the
     // host ID that root maps to (they would show as "nobody" otherwise).
-    const int64_t root_uid = MapToHost(config.userns->uids, 0);
-    const int64_t root_gid = MapToHost(config.userns->gids, 0);
+    const int64_t root_uid = MapToHost(r.config.userns->uids, 0);
+    const int64_t root_gid = MapToHost(r.config.userns->gids, 0);
     if (root_uid >= 0 && root_gid >= 0) {
       for (const char* f : {"hostname", "hosts", "resolv.conf"}) {
         if (::chown((dir / f).c_str(), static_cast<uid_t>(root_uid),
@@ -380,9 +357,9 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
     // Both are made by one helper; the one the pod does not want goes again.
     r.ipc_ns_path = (dir / "ipcns").string();
     r.uts_ns_path = (dir / "utsns").string();
-    Status pinned = plan.user_namespace
-                        ? PinIpcUtsInUserns(r.userns_path, r.ipc_ns_path, r.uts_ns_path, hostname)
-                        : PinIpcUts(r.ipc_ns_path, r.uts_ns_path, hostname);
+    Status pinned = plan.user_namespace ? PinIpcUtsInUserns(r.userns_path, r.ipc_ns_path,
+                                                            r.uts_ns_path, plan.hostname)
+                                        : PinIpcUts(r.ipc_ns_path, r.uts_ns_path, plan.hostname);
     if (!pinned.ok()) return Annotate(pinned, StrCat("sandbox ", r.id));
     if (!plan.ipc_namespace) {
       UnpinNamespace(r.ipc_ns_path);
@@ -393,6 +370,87 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
       r.uts_ns_path.clear();
     }
   }
+  return OkStatus();
+}
+
+// The pod's network namespace and its CNI set-up; `req` is what a teardown
+// of it needs.
+Status SetUpPodNetwork(SandboxRecord& r, network::NetworkNamespaces& netns,
+                       network::CniManager& cni, network::PodNetworkRequest& req) {
+  ASSIGN_OR_RETURN(fs::path ns, netns.Create(r.id, r.userns_path));
+  r.netns_path = ns.string();
+  req.container_id = r.id;
+  req.netns_path = r.netns_path;
+  req.pod_name = r.config.name;
+  req.pod_namespace = r.config.namespace_;
+  req.pod_uid = r.config.uid;
+  req.port_mappings = r.config.port_mappings;
+  auto result = cni.SetUpPod(req);
+  if (!result.ok()) return Annotate(result.status(), StrCat("set up network of sandbox ", r.id));
+  r.network_ready = true;
+  r.ip = result->ip;
+  r.additional_ips = result->additional_ips;
+  return OkStatus();
+}
+
+// The pause process in the pod's namespaces, and its PID namespace pinned.
+Status StartPodPause(SandboxRecord& r, const std::string& pause_binary) {
+  std::vector<std::string> join;
+  // The user namespace first: the others belong to it.
+  for (const auto& p : {r.userns_path, r.ipc_ns_path, r.uts_ns_path, r.netns_path}) {
+    if (!p.empty()) join.push_back(p);
+  }
+  ASSIGN_OR_RETURN(r.pause_pid, SpawnPause(pause_binary, join, r.dir));
+  std::string pinned = (fs::path(r.dir) / "pidns").string();
+  UniqueFd f(::open(pinned.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
+  std::string live = StrCat("/proc/", r.pause_pid, "/ns/pid");
+  if (!f.valid() || ::mount(live.c_str(), pinned.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    int err = errno;
+    ::kill(r.pause_pid, SIGKILL);
+    return ErrnoStatus(err, StrCat("pin PID namespace of sandbox ", r.id));
+  }
+  r.pid_ns_path = pinned;
+  return OkStatus();
+}
+
+}  // namespace
+
+StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
+                                                  const std::string& runtime_handler) {
+  SandboxRecord r;
+  r.id = RandomHex(32);
+  r.config = config;
+  r.runtime_handler = runtime_handler;
+  r.created_at_ns = NowNs();
+  r.dir = (options_.state_dir / r.id).string();
+  const fs::path dir = r.dir;
+  RETURN_IF_ERROR(MakeDirs(dir, 0711));
+  ScopeGuard remove_dir([&] { (void)RemoveAll(dir); });
+
+  // Decide (sandbox_plan.h), then do it with a guard per resource, each
+  // undoing what the record says its step made.
+  SandboxHostFacts host;
+  host.node_hostname = NodeHostname();
+  if (auto h = ReadFile("/etc/hosts"); h.ok()) host.etc_hosts = std::move(*h);
+  if (auto rc = ReadFile(options_.resolv_conf_source); rc.ok()) host.resolv_conf = std::move(*rc);
+  const SandboxPlan plan = PlanSandbox(config, host);
+  RETURN_IF_ERROR(WriteFileAtomic(dir / "hostname", plan.hostname + "\n"));
+  RETURN_IF_ERROR(WriteFileAtomic(dir / "hosts", plan.hosts));
+  RETURN_IF_ERROR(WriteFileAtomic(dir / "resolv.conf", plan.resolv_conf));
+
+  const fs::path shm = dir / "shm";
+  bool shm_mounted = false;
+  ScopeGuard umount_shm([&] {
+    if (shm_mounted) ::umount2(shm.c_str(), MNT_DETACH);
+  });
+  if (plan.shm_tmpfs) RETURN_IF_ERROR(MountPodShm(shm, r.id, shm_mounted));
+
+  ScopeGuard unpin([&] {
+    UnpinNamespace(r.ipc_ns_path);
+    UnpinNamespace(r.uts_ns_path);
+    UnpinNamespace(r.userns_path);
+  });
+  RETURN_IF_ERROR(PinPodNamespaces(r, plan));
 
   ScopeGuard remove_netns([&] {
     if (!r.netns_path.empty()) (void)network::RemoveNetworkNamespace(r.netns_path);
@@ -401,43 +459,13 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
   ScopeGuard teardown([&] {
     if (r.network_ready) (void)cni_->TearDownPod(net_req);
   });
-  if (plan.network_namespace) {
-    ASSIGN_OR_RETURN(fs::path ns, netns_.Create(r.id, r.userns_path));
-    r.netns_path = ns.string();
-    net_req.container_id = r.id;
-    net_req.netns_path = r.netns_path;
-    net_req.pod_name = config.name;
-    net_req.pod_namespace = config.namespace_;
-    net_req.pod_uid = config.uid;
-    net_req.port_mappings = config.port_mappings;
-    auto result = cni_->SetUpPod(net_req);
-    if (!result.ok()) return Annotate(result.status(), StrCat("set up network of sandbox ", r.id));
-    r.network_ready = true;
-    r.ip = result->ip;
-    r.additional_ips = result->additional_ips;
-  }
+  if (plan.network_namespace) RETURN_IF_ERROR(SetUpPodNetwork(r, netns_, *cni_, net_req));
 
   ScopeGuard kill_pause([&] {
     KillPause(r.pause_pid, r.pid_ns_path);
     UnpinNamespace(r.pid_ns_path);
   });
-  if (plan.pause) {
-    std::vector<std::string> join;
-    // The user namespace first: the others belong to it.
-    for (const auto& p : {r.userns_path, r.ipc_ns_path, r.uts_ns_path, r.netns_path}) {
-      if (!p.empty()) join.push_back(p);
-    }
-    ASSIGN_OR_RETURN(r.pause_pid, SpawnPause(options_.pause_binary, join, r.dir));
-    std::string pinned = (dir / "pidns").string();
-    UniqueFd f(::open(pinned.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
-    std::string live = StrCat("/proc/", r.pause_pid, "/ns/pid");
-    if (!f.valid() || ::mount(live.c_str(), pinned.c_str(), nullptr, MS_BIND, nullptr) != 0) {
-      int err = errno;
-      ::kill(r.pause_pid, SIGKILL);
-      return ErrnoStatus(err, StrCat("pin PID namespace of sandbox ", r.id));
-    }
-    r.pid_ns_path = pinned;
-  }
+  if (plan.pause) RETURN_IF_ERROR(StartPodPause(r, options_.pause_binary));
 
   r.state = SandboxState::kReady;
   RETURN_IF_ERROR(Save(r));
