@@ -709,16 +709,6 @@ Status ContainerManager::Stop(const std::string& id, std::chrono::seconds timeou
 }
 
 Status ContainerManager::Remove(const std::string& id) {
-  auto got = Get(id);
-  if (!got.ok()) {
-    if (got.status().code() == StatusCode::kNotFound) return OkStatus();  // idempotent
-    return got.status();
-  }
-  ContainerRecord r = *got;
-  if (r.state == ContainerState::kRunning || r.state == ContainerState::kCreated) {
-    RETURN_IF_ERROR(Stop(r.id, std::chrono::seconds(0)));
-  }
-  auto held = locks_.Acquire(r.id);
   auto last = std::chrono::steady_clock::now();
   std::string timing;
   auto mark = [&](const char* phase) {
@@ -727,6 +717,19 @@ Status ContainerManager::Remove(const std::string& id) {
                           std::chrono::duration<double, std::milli>(t - last).count());
     last = t;
   };
+  auto got = Get(id);
+  if (!got.ok()) {
+    if (got.status().code() == StatusCode::kNotFound) return OkStatus();  // idempotent
+    return got.status();
+  }
+  ContainerRecord r = *got;
+  mark("lookup");
+  if (r.state == ContainerState::kRunning || r.state == ContainerState::kCreated) {
+    RETURN_IF_ERROR(Stop(r.id, std::chrono::seconds(0)));
+    mark("stop");
+  }
+  auto held = locks_.Acquire(r.id);
+  mark("lock");
   auto now = GetImpl(r.id, true);
   if (!now.ok()) {
     // Removed by a concurrent call while this one waited for the lock.
@@ -734,6 +737,7 @@ Status ContainerManager::Remove(const std::string& id) {
     return now.status();
   }
   r = std::move(*now);
+  mark("exit_file");
   // The monitor deleted the runtime's state when the container exited;
   // only containers it could not do that for (its delete failed, it was
   // killed, the create failed half way) need the runtime here.
@@ -742,18 +746,24 @@ Status ContainerManager::Remove(const std::string& id) {
     RETURN_IF_ERROR(runtime->Delete(r.id, true));
     mark("runtime_delete");
   }
-  if (::umount2(r.rootfs.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
-    return ErrnoStatus(errno, StrCat("unmount rootfs of container ", r.id));
+  // Out of the mount table now; the overlay's teardown (a sync of the host
+  // file system under its upper directory) runs on the trash worker.
+  if (Status s = trash_->DetachMount(r.rootfs); !s.ok()) {
+    return Annotate(s, StrCat("unmount rootfs of container ", r.id));
   }
+  mark("unmount");
   RETURN_IF_ERROR(UnmountEntriesAndRemove(fs::path(r.bundle) / "volumes"));
   RETURN_IF_ERROR(UnmountEntriesAndRemove(fs::path(r.bundle) / "idmap" / "mounts"));
-  mark("unmount");
+  mark("unmount_volumes");
   // Renamed away and deleted in the background: one rename each, whatever
   // the container wrote.
   RETURN_IF_ERROR(trash_->Discard(r.bundle));
   RETURN_IF_ERROR(trash_->Discard(r.layer_dir));
   mark("remove_dirs");
-  RETURN_IF_ERROR(db_->Delete(kBucket, r.id));
+  // Not waited onto the disk: a record that a power loss brings back names an
+  // exited container without a bundle, which Remove clears again at no harm
+  // (as the kubelet's next garbage collection would).
+  RETURN_IF_ERROR(db_->DeleteUnsynced(kBucket, r.id));
   mark("record");
   {
     std::lock_guard l(mu_);
@@ -762,6 +772,7 @@ Status ContainerManager::Remove(const std::string& id) {
       it = it->second == r.id ? names_.erase(it) : std::next(it);
     }
   }
+  mark("forget");
   spdlog::debug("event=container_remove_timing id={}{}", r.id, timing);
   spdlog::info("event=container_removed id={}", r.id);
   return OkStatus();

@@ -1,7 +1,9 @@
 #include "container/deferred_remover.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <stdio.h>
+#include <sys/mount.h>
 
 #include <cerrno>
 
@@ -18,7 +20,7 @@ DeferredRemover::DeferredRemover(std::vector<fs::path> trash_dirs)
     if (!s.ok())
       spdlog::warn("event=trash_dir_failed dir={} error=\"{}\"", dir.string(), s.message());
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec)) queue_.push_back(e.path());
+    for (const auto& e : fs::directory_iterator(dir, ec)) queue_.push_back({{}, e.path()});
   }
   worker_ = std::thread([this] { Run(); });
 }
@@ -39,16 +41,34 @@ Status DeferredRemover::Discard(const fs::path& path) {
   for (const fs::path& dir : trash_dirs_) {
     const fs::path to = dir / name;
     if (::rename(path.c_str(), to.c_str()) == 0) {
-      {
-        std::lock_guard lock(mu_);
-        queue_.push_back(to);
-      }
-      cv_.notify_all();
+      Enqueue({{}, to});
       return OkStatus();
     }
     if (errno != EXDEV && errno != ENOENT) break;  // ENOENT: that trash dir is gone
   }
   return RemoveAll(path);
+}
+
+Status DeferredRemover::DetachMount(const fs::path& target) {
+  // O_PATH: pins the mount on top of `target` without opening a file in it.
+  UniqueFd pin(::open(target.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!pin.valid() && errno != ENOENT && errno != ENOTDIR) {
+    return ErrnoStatus(errno, StrCat("open ", target.string()));
+  }
+  if (::umount2(target.c_str(), MNT_DETACH) != 0) {
+    if (errno == EINVAL || errno == ENOENT) return OkStatus();  // not a mount point
+    return ErrnoStatus(errno, StrCat("unmount ", target.string()));
+  }
+  if (pin.valid()) Enqueue({std::move(pin), {}});
+  return OkStatus();
+}
+
+void DeferredRemover::Enqueue(Job job) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(job));
+  }
+  cv_.notify_all();
 }
 
 void DeferredRemover::Flush() {
@@ -61,13 +81,18 @@ void DeferredRemover::Run() {
   for (;;) {
     cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stop_, and nothing left to delete
-    fs::path next = std::move(queue_.front());
+    Job next = std::move(queue_.front());
     queue_.pop_front();
     busy_ = true;
     lock.unlock();
-    Status s = RemoveAll(next);
-    if (!s.ok())
-      spdlog::warn("event=trash_remove_failed path={} error=\"{}\"", next.string(), s.message());
+    next.pinned_mount.Reset();  // the detached file system's last reference
+    if (!next.tree.empty()) {
+      Status s = RemoveAll(next.tree);
+      if (!s.ok()) {
+        spdlog::warn("event=trash_remove_failed path={} error=\"{}\"", next.tree.string(),
+                     s.message());
+      }
+    }
     lock.lock();
     busy_ = false;
     cv_.notify_all();

@@ -117,8 +117,23 @@ Status MetadataStore::Delete(std::string_view bucket, std::string_view key) {
   return Update(b);
 }
 
+Status MetadataStore::DeleteUnsynced(std::string_view bucket, std::string_view key) {
+  Batch b;
+  b.Delete(std::string(bucket), std::string(key));
+  std::lock_guard lock(mu_);
+  RETURN_IF_ERROR(Exec("PRAGMA synchronous=NORMAL"));
+  Status s = UpdateLocked(b);
+  Status restored = Exec("PRAGMA synchronous=FULL");
+  RETURN_IF_ERROR(s);
+  return restored;
+}
+
 Status MetadataStore::Update(const Batch& batch) {
   std::lock_guard lock(mu_);
+  return UpdateLocked(batch);
+}
+
+Status MetadataStore::UpdateLocked(const Batch& batch) {
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   ScopeGuard rollback([this] { sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr); });
   Stmt put, del;

@@ -45,12 +45,19 @@ class MetadataStore {
   StatusOr<std::vector<std::pair<std::string, std::string>>> List(std::string_view bucket);
   Status Put(std::string_view bucket, std::string_view key, std::string_view value);
   Status Delete(std::string_view bucket, std::string_view key);
+  // A delete committed without waiting for the disk (synchronous=NORMAL for
+  // this one transaction), for records whose return after a power loss is
+  // harmless (the caller must make sure of that). Against a crash of the
+  // process it is as safe as Delete (the WAL is in the page cache), and the
+  // next synced write makes it durable with everything before it.
+  Status DeleteUnsynced(std::string_view bucket, std::string_view key);
   // Applies every operation of `batch` in one transaction.
   Status Update(const Batch& batch);
 
  private:
   MetadataStore(sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
   Status Exec(const char* sql);
+  Status UpdateLocked(const Batch& batch);
   Status SqlError(std::string_view what);
 
   std::mutex mu_;

@@ -1,9 +1,11 @@
 // DeferredRemover on a real filesystem: a discarded tree leaves its place at
 // once and is deleted by the worker; leftovers of a crash are deleted by the
-// next instance.
+// next instance; a detached mount leaves the mount table at once and its
+// file system is released by the worker.
 #include "container/deferred_remover.h"
 
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 
 #include <filesystem>
 #include <fstream>
@@ -38,6 +40,14 @@ class DeferredRemoverTest : public ::testing::Test {
     for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); ++it)
       ++n;
     return n;
+  }
+
+  // Whether `path` is a mount point in this process's mount table.
+  static bool Mounted(const fs::path& path) {
+    auto text = ReadFile("/proc/self/mountinfo");
+    if (!text.ok()) return false;
+    const std::string needle = StrCat(" ", path.string(), " ");
+    return text->find(needle) != std::string::npos;
   }
 
   fs::path dir_;
@@ -75,6 +85,38 @@ TEST_F(DeferredRemoverTest, QueuedTreesAreDeletedBeforeTheDestructorReturns) {
     for (int i = 0; i < 5; ++i) ASSERT_TRUE(remover.Discard(MakeTree(StrCat("t", i), 50)).ok());
   }
   EXPECT_EQ(Entries(trash), 0u);
+}
+
+// What RemoveContainer does with a container's rootfs: the overlay is out of
+// the mount table when DetachMount returns, what was written through it is in
+// the upper directory, and the layer discarded after it is deleted by the
+// worker once the mount's last reference is gone.
+TEST_F(DeferredRemoverTest, DetachedOverlayLeavesTheMountTableAtOnce) {
+  const fs::path trash = dir_ / "trash";
+  const fs::path layer = dir_ / "layer";
+  const fs::path merged = dir_ / "rootfs";
+  for (const char* d : {"lower", "upper", "work"}) fs::create_directories(layer / d);
+  fs::create_directories(merged);
+  const std::string opts =
+      StrCat("lowerdir=", (layer / "lower").string(), ",upperdir=", (layer / "upper").string(),
+             ",workdir=", (layer / "work").string());
+  ASSERT_EQ(::mount("overlay", merged.c_str(), "overlay", 0, opts.c_str()), 0) << errno;
+  std::ofstream(merged / "written") << "by the container";
+  ASSERT_TRUE(Mounted(merged));
+
+  DeferredRemover remover({trash});
+  Status s = remover.DetachMount(merged);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_FALSE(Mounted(merged));
+  EXPECT_TRUE(fs::exists(layer / "upper" / "written"));
+  ASSERT_TRUE(remover.Discard(layer).ok());
+  remover.Flush();
+  EXPECT_FALSE(fs::exists(layer));
+  EXPECT_EQ(Entries(trash), 0u);
+  // Not (or no longer) a mount point, or missing: nothing to do.
+  EXPECT_TRUE(remover.DetachMount(merged).ok());
+  EXPECT_TRUE(remover.DetachMount(dir_ / "never-there").ok());
+  EXPECT_TRUE(fs::exists(merged));
 }
 
 }  // namespace

@@ -89,5 +89,44 @@ TEST_F(StoreTest, SurvivesSigkillMidWrite) {
   EXPECT_EQ(a->size(), b->size());
 }
 
+// DeleteUnsynced skips only the wait for the disk: a process killed right
+// after it returned leaves the record deleted, and writes after it are synced
+// and kept as before.
+TEST_F(StoreTest, UnsyncedDeleteSurvivesSigkill) {
+  ASSERT_TRUE(MakeDirs(dir_).ok());
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(ready[0]);
+    auto db = MetadataStore::Open(dir_ / "meta.db");
+    if (!db.ok()) _exit(1);
+    if (!(*db)->Put("containers", "gone", "v").ok()) _exit(2);
+    if (!(*db)->Put("containers", "kept", "v").ok()) _exit(2);
+    if (!(*db)->DeleteUnsynced("containers", "gone").ok()) _exit(3);
+    if (!(*db)->DeleteUnsynced("containers", "never-there").ok()) _exit(3);
+    if (!(*db)->Put("containers", "after", "v").ok()) _exit(4);
+    if (write(ready[1], "x", 1) != 1) _exit(5);
+    pause();
+    _exit(0);
+  }
+  close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  auto db = MetadataStore::Open(dir_ / "meta.db");
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto list = (*db)->List("containers");
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].first, "after");
+  EXPECT_EQ((*list)[1].first, "kept");
+}
+
 }  // namespace
 }  // namespace berth::store
