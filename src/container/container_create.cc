@@ -2,7 +2,7 @@
 
 #include <sys/mount.h>
 
-#include <ranges>
+#include <algorithm>
 
 #include "common/fs.h"
 #include "common/safe_path.h"
@@ -39,9 +39,10 @@ ContainerPlanInputs PlanInputsFor(const CreateRequest& req, const sandbox::Sandb
                   .count();
   in.state_dir = options.state_dir;
   in.root_dir = options.root_dir;
-  for (const auto& diff_id : std::views::reverse(img.diff_ids)) {
+  // Not std::views::reverse: clang 14 (the sanitizer build) rejects it on libstdc++ 12's ranges.
+  for (const auto& diff_id : img.diff_ids)
     in.layer_dirs_top_first.push_back(layers.LayerDir(diff_id));
-  }
+  std::reverse(in.layer_dirs_top_first.begin(), in.layer_dirs_top_first.end());
   in.resolve_host_path = [](const std::string& path) -> StatusOr<std::string> {
     std::error_code ec;
     fs::path real = fs::canonical(path, ec);
