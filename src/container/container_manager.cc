@@ -879,11 +879,34 @@ StatusOr<std::unique_ptr<oci::ExecProcess>> ContainerManager::Exec(const std::st
   if (options_.native_exec) {
     auto native =
         options_.native_exec->Exec({r.id, r.pid, r.monitor_pid}, spec_text, process, exec.io);
-    if (native.ok() || native.status().code() != StatusCode::kUnimplemented) return native;
+    if (native.ok()) return native;
+    if (native.status().code() != StatusCode::kUnimplemented) {
+      // A native exec into an init that just died fails wherever it notices
+      // (its /proc files gone: NOT_FOUND; setns: the init is gone).
+      if (!StillRunning(r)) return ExitedDuringExec(r.id);
+      return native;
+    }
     spdlog::info("event=exec_native_fallback id={} reason=\"{} needs runc exec\"", r.id,
                  native.status().message());
   }
-  return runtime->Exec(r.id, process.dump(), exec.io);
+  auto started = runtime->Exec(r.id, process.dump(), exec.io);
+  // The container exited (or was stopped) after GetRunning: the runtime's own
+  // error ("container does not exist") says nothing a caller can act on.
+  if (!started.ok() && !StillRunning(r)) return ExitedDuringExec(r.id);
+  return started;
+}
+
+Status ContainerManager::ExitedDuringExec(const std::string& id) {
+  return FailedPreconditionError(
+      StrCat("container ", id, " is not running: it exited during the exec"));
+}
+
+bool ContainerManager::StillRunning(const ContainerRecord& r) {
+  auto now = GetImpl(r.id, /*read_exit_file=*/true);
+  if (!now.ok() || now->state != ContainerState::kRunning) return false;
+  // The monitor may not have written the exit file yet: the init itself. A
+  // pid recycled meanwhile answers "running", which keeps the runtime's error.
+  return r.pid <= 0 || ::kill(r.pid, 0) == 0 || errno != ESRCH;
 }
 
 StatusOr<ProcessResult> ContainerManager::ExecSync(const std::string& id,

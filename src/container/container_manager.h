@@ -242,6 +242,11 @@ class ContainerManager {
                      const Status& create_error, const Status& undo_error);
   // Reads the exit file of a CREATED/RUNNING container and records the exit.
   void RefreshLocked(ContainerRecord& r);
+  // Whether `r` (RUNNING when it was read) still runs: its record after the
+  // exit file is read, and its init.
+  bool StillRunning(const ContainerRecord& r);
+  // FAILED_PRECONDITION for an exec whose container ended while it started.
+  static Status ExitedDuringExec(const std::string& id);
   // Get; with `read_exit_file` the exit file is read even when the bundle
   // is watched (the watcher's own callbacks).
   StatusOr<ContainerRecord> GetImpl(const std::string& id_or_prefix, bool read_exit_file);

@@ -159,6 +159,34 @@ TEST_P(NativeExecIT, ProcessSettingsAreTheContainers) {
   ExpectNoLeaks("after the execs");
 }
 
+// An exec that races the end of the container (its init killed from outside, as an OOM kill or
+// a StopContainer would) is FAILED_PRECONDITION whichever step notices, never the runtime's
+// UNKNOWN "container does not exist": before the monitor wrote the exit file, while the init is a
+// zombie, and after it was reaped.
+TEST_P(NativeExecIT, ExecIntoAContainerWhoseInitDiedIsFailedPrecondition) {
+  cri::PodSandboxConfig pod = PodConfig("nexecdead", cri::NODE, cri::CONTAINER);
+  std::string pod_id;
+  IT_ASSERT_GRPC_OK(RunPod(pod, &pod_id));
+  for (int round = 0; round < 4; ++round) {
+    std::string id;
+    IT_ASSERT_GRPC_OK(
+        CreateCtr(pod_id, pod, CtrConfig(StrCat("dead", round), {"sleep", "3600"}), &id));
+    IT_ASSERT_GRPC_OK(StartCtr(id));
+    const int init = CtrPid(id);
+    ASSERT_GT(init, 0);
+    // Later rounds give the monitor more time to notice, so each step gets its turn.
+    ASSERT_EQ(::kill(init, SIGKILL), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(round * round * 5));
+    cri::ExecSyncResponse r;
+    grpc::Status s = Exec(id, {"true"}, 10, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+        << "round " << round << ": " << Describe(s);
+    EXPECT_THAT(s.error_message(), HasSubstr(id)) << "round " << round;
+  }
+  IT_EXPECT_GRPC_OK(RemovePod(pod_id));
+  ExpectNoLeaks("after the execs into dead containers");
+}
+
 INSTANTIATE_TEST_SUITE_P(ExecModes, NativeExecIT, ::testing::Values("native", "runc"),
                          [](const auto& info) { return std::string(info.param); });
 
