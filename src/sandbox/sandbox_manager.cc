@@ -373,18 +373,25 @@ Status PinPodNamespaces(SandboxRecord& r, const SandboxPlan& plan) {
   return OkStatus();
 }
 
-// The pod's network namespace and its CNI set-up; `req` is what a teardown
-// of it needs.
-Status SetUpPodNetwork(SandboxRecord& r, network::NetworkNamespaces& netns,
-                       network::CniManager& cni, network::PodNetworkRequest& req) {
-  ASSIGN_OR_RETURN(fs::path ns, netns.Create(r.id, r.userns_path));
-  r.netns_path = ns.string();
+// What CNI is told of a pod, for its set-up and its teardown alike.
+network::PodNetworkRequest PodNetworkRequestFor(const SandboxRecord& r) {
+  network::PodNetworkRequest req;
   req.container_id = r.id;
   req.netns_path = r.netns_path;
   req.pod_name = r.config.name;
   req.pod_namespace = r.config.namespace_;
   req.pod_uid = r.config.uid;
   req.port_mappings = r.config.port_mappings;
+  return req;
+}
+
+// The pod's network namespace and its CNI set-up; `req` is what a teardown
+// of it needs.
+Status SetUpPodNetwork(SandboxRecord& r, network::NetworkNamespaces& netns,
+                       network::CniManager& cni, network::PodNetworkRequest& req) {
+  ASSIGN_OR_RETURN(fs::path ns, netns.Create(r.id, r.userns_path));
+  r.netns_path = ns.string();
+  req = PodNetworkRequestFor(r);
   auto result = cni.SetUpPod(req);
   if (!result.ok()) return Annotate(result.status(), StrCat("set up network of sandbox ", r.id));
   r.network_ready = true;
@@ -487,15 +494,8 @@ StatusOr<SandboxRecord> SandboxManager::RunLocked(const SandboxConfig& config,
 
 Status SandboxManager::StopLocked(SandboxRecord& r) {
   if (r.network_ready) {
-    network::PodNetworkRequest req;
-    req.container_id = r.id;
-    req.netns_path = r.netns_path;
-    req.pod_name = r.config.name;
-    req.pod_namespace = r.config.namespace_;
-    req.pod_uid = r.config.uid;
-    req.port_mappings = r.config.port_mappings;
-    RETURN_IF_ERROR(
-        Annotate(cni_->TearDownPod(req), StrCat("tear down network of sandbox ", r.id)));
+    RETURN_IF_ERROR(Annotate(cni_->TearDownPod(PodNetworkRequestFor(r)),
+                             StrCat("tear down network of sandbox ", r.id)));
     r.network_ready = false;
   }
   if (!r.netns_path.empty()) RETURN_IF_ERROR(network::RemoveNetworkNamespace(r.netns_path));
